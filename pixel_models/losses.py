@@ -1,0 +1,110 @@
+"""Discrete negative log-likelihood and its units.
+
+Every model here outputs logits of shape `(batch, H, W, C, levels)`: one
+`levels`-way softmax per sub-pixel. The NLL of an image is the sum of the
+cross-entropies of its `H * W * C` sub-pixels. It is reported in two units:
+
+- nats/image: the sum, in nats (binarized MNIST papers report this);
+- bits/dim: the mean over sub-pixels, in bits (CIFAR-10 papers report
+  this). Uniform guessing over 256 levels gives 8 bits/dim.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+LN2 = math.log(2.0)
+
+
+def discrete_nll(y_true, logits):
+    """Per-sub-pixel negative log-likelihood in nats.
+
+    Args:
+        y_true: pixel values in `[0, levels - 1]`, shape `(batch, H, W, C)`
+            (floats or integers).
+        logits: shape `(batch, H, W, C, levels)`.
+
+    Returns:
+        Tensor of shape `(batch, H, W, C)`: `-log p(x_sub-pixel | past)`.
+
+    Example:
+    >>> logits = np.zeros((1, 2, 2, 1, 256), "float32")
+    >>> x = np.zeros((1, 2, 2, 1), "float32")
+    >>> float(ops.mean(discrete_nll(x, logits))) / LN2  # uniform: 8 bits
+    8.0
+    """
+    labels = ops.cast(ops.round(ops.convert_to_tensor(y_true)), "int32")
+    logits = ops.cast(logits, "float32")
+    return keras.losses.sparse_categorical_crossentropy(
+        labels, logits, from_logits=True
+    )
+
+
+def nats_to_bits_per_dim(nats_per_dim):
+    """Converts a mean NLL per sub-pixel from nats to bits."""
+    return nats_per_dim / LN2
+
+
+def nats_per_image(nats_per_dim, image_shape):
+    """Converts a mean NLL per sub-pixel to the NLL of a whole image.
+
+    Args:
+        nats_per_dim: mean NLL per sub-pixel, in nats.
+        image_shape: `(H, W, C)`.
+    """
+    return nats_per_dim * math.prod(image_shape)
+
+
+def bits_per_dim_to_nats_per_image(bits_per_dim, image_shape):
+    """Converts bits/dim to nats/image for images of `image_shape`."""
+    return nats_per_image(bits_per_dim * LN2, image_shape)
+
+
+@keras.saving.register_keras_serializable(package="pixel_models")
+class DiscreteNLL(keras.losses.Loss):
+    """Mean NLL per sub-pixel, in nats: the training loss of every model.
+
+    Use `nats_to_bits_per_dim` on its value for bits/dim, or the
+    `BitsPerDim` metric to have `model.fit` log bits/dim directly.
+
+    Args:
+        name: loss name.
+        reduction: Keras loss reduction; the default averages over the
+            batch and every sub-pixel.
+
+    Example:
+    >>> model.compile(optimizer="adam", loss=DiscreteNLL(),
+    ...               metrics=[BitsPerDim()])  # doctest: +SKIP
+    """
+
+    def __init__(self, name="discrete_nll", reduction="sum_over_batch_size"):
+        super().__init__(name=name, reduction=reduction)
+
+    def call(self, y_true, y_pred):
+        return discrete_nll(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="pixel_models")
+class BitsPerDim(keras.metrics.Mean):
+    """Mean NLL per sub-pixel in bits, logged as `bits_per_dim`.
+
+    Args:
+        name: metric name (`val_` is prefixed for validation data).
+        dtype: metric dtype.
+
+    Example:
+    >>> m = BitsPerDim()
+    >>> m.update_state(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1, 256)))
+    >>> round(float(m.result()), 4)
+    8.0
+    """
+
+    def __init__(self, name="bits_per_dim", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        nll = discrete_nll(y_true, y_pred)
+        # One value per image, so every image weighs the same.
+        per_image = ops.mean(ops.reshape(nll, (ops.shape(nll)[0], -1)), -1)
+        return super().update_state(per_image / LN2, sample_weight)

@@ -1,0 +1,83 @@
+"""Pieces shared by every model builder: input checks, input, output head."""
+
+import keras
+
+from pixel_models.layers import MaskedConv2D
+from pixel_models.layers.masked_conv import check_divisible
+
+
+def _check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
+    """Validates the arguments every model builder shares.
+
+    Args:
+        input_shape: `(H, W, C)` with C in {1, 3}.
+        levels: number of pixel values, >= 2.
+        num_layers: number of hidden layers, >= 1.
+        widths: dict of feature-count arguments, e.g. `{"filters": 128}`;
+            each must be positive and, for colour, divisible by 3.
+        dropout: rate in [0, 1).
+
+    Returns:
+        `(H, W, C)` as a tuple of ints.
+    """
+    shape = tuple(input_shape) if hasattr(input_shape, "__len__") else None
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(isinstance(d, int) and d > 0 for d in shape)
+        or shape[2] not in (1, 3)
+    ):
+        raise ValueError(
+            "input_shape must be (height, width, channels) with positive "
+            "sizes and channels 1 (grayscale) or 3 (RGB). "
+            f"Received: input_shape={input_shape!r}"
+        )
+    _check_positive_int("levels", levels, minimum=2)
+    _check_positive_int("num_layers", num_layers)
+    for name, value in widths.items():
+        _check_positive_int(name, value)
+        check_divisible(name, value, shape[2])
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(
+            f"dropout must be in [0, 1). Received: dropout={dropout!r}"
+        )
+    return shape
+
+
+def image_input(input_shape, levels):
+    """The model input and its rescaled version in [-1, 1].
+
+    The input takes pixel values in `[0, levels - 1]` as floats, so the
+    model stays differentiable with respect to it.
+    """
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    scaled = keras.layers.Rescaling(
+        2.0 / (levels - 1), offset=-1.0, name="rescale"
+    )(inputs)
+    return inputs, scaled
+
+
+def output_head(x, input_shape, levels, output_filters):
+    """ReLU, two 1x1 mask B convs, and logits `(batch, H, W, C, levels)`.
+
+    PixelRNN paper, Table 1: "ReLU followed by 1x1 Conv, mask B (2
+    layers)", then a `levels`-way softmax per sub-pixel. Output channels
+    are grouped R, G, B, so channel c's logits come from group c.
+    """
+    height, width, channels = input_shape
+    x = keras.layers.ReLU(name="head_relu_1")(x)
+    x = MaskedConv2D(
+        output_filters, 1, "B", channels, activation="relu", name="head_conv_1"
+    )(x)
+    x = MaskedConv2D(channels * levels, 1, "B", channels, name="head_logits")(x)
+    return keras.layers.Reshape(
+        (height, width, channels, levels), name="logits"
+    )(x)

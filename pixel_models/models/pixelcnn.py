@@ -1,0 +1,98 @@
+"""PixelCNN as defined in *Pixel Recurrent Neural Networks* (Sec. 3.5)."""
+
+import keras
+
+from pixel_models.layers import MaskedConv2D
+from pixel_models.models.common import (
+    check_model_args,
+    image_input,
+    output_head,
+)
+
+
+def residual_block(x, filters, color_channels, dropout, residual, name):
+    """One PixelCNN residual block (PixelRNN paper, Fig. 5).
+
+    2h features -> ReLU -> 1x1 conv (h) -> ReLU -> 3x3 mask B conv (h)
+    -> ReLU -> 1x1 conv (2h) -> added to the block input.
+    """
+    c = color_channels
+    y = keras.layers.ReLU(name=f"{name}_relu_in")(x)
+    y = MaskedConv2D(
+        filters, 1, "B", c, activation="relu", name=f"{name}_1x1a"
+    )(y)
+    y = MaskedConv2D(filters, 3, "B", c, activation="relu", name=f"{name}_3x3")(
+        y
+    )
+    if dropout:
+        y = keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = MaskedConv2D(2 * filters, 1, "B", c, name=f"{name}_1x1b")(y)
+    if residual:
+        y = keras.layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+def build_pixelcnn(
+    input_shape,
+    levels=256,
+    num_layers=15,
+    filters=128,
+    kernel_size=7,
+    residual=True,
+    output_filters=None,
+    dropout=0.0,
+):
+    """Builds the PixelCNN of the PixelRNN paper.
+
+    A `kernel_size` x `kernel_size` mask A convolution with `2 * filters`
+    features, `num_layers` residual blocks of mask B convolutions
+    (1x1 -> 3x3 -> 1x1), then ReLU, two 1x1 mask B layers and a
+    `levels`-way softmax per sub-pixel. The paper's CIFAR-10 model has 15
+    layers of h = 128 features (3.14 bits/dim).
+
+    Its receptive field has a blind spot: stacked masked 3x3 kernels
+    never reach the region up and to the right of a pixel.
+
+    Args:
+        input_shape: `(H, W, C)`, C = 1 (grayscale) or 3 (RGB).
+        levels: number of pixel values: 256 for 8-bit images, 2 for
+            binarized ones.
+        num_layers: number of residual blocks.
+        filters: h, the width of a block; the residual stream has 2h
+            features. For RGB it must be divisible by 3.
+        kernel_size: size of the first, mask A, convolution (odd).
+        residual: add each block's input to its output.
+        output_filters: width of the first 1x1 output layer; defaults to
+            2h.
+        dropout: dropout rate inside each residual block.
+
+    Returns:
+        A functional `keras.Model` named `"pixelcnn"`, mapping pixel values
+        in `[0, levels - 1]` (floats, `(batch, H, W, C)`) to logits
+        `(batch, H, W, C, levels)`. Channel c's logits depend only on
+        pixels before in raster order and on channels before c at the
+        same pixel.
+
+    Example:
+    >>> model = build_pixelcnn((8, 8, 1), levels=2, num_layers=2, filters=4)
+    >>> model.output_shape
+    (None, 8, 8, 1, 2)
+    """
+    if output_filters is None:
+        output_filters = 2 * filters
+    shape = check_model_args(
+        input_shape,
+        levels,
+        num_layers,
+        {"filters": filters, "output_filters": output_filters},
+        dropout,
+    )
+    channels = shape[2]
+    inputs, x = image_input(shape, levels)
+    x = MaskedConv2D(
+        2 * filters, kernel_size, "A", channels, name="input_conv"
+    )(x)
+    for i in range(num_layers):
+        x = residual_block(x, filters, channels, dropout, residual, f"block{i}")
+    logits = output_head(x, shape, levels, output_filters)
+    return keras.Model(inputs, logits, name="pixelcnn")

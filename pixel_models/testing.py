@@ -1,0 +1,196 @@
+"""Shared test helpers: causality by Jacobian, save/load round trips.
+
+The autoregressive order is tested, not trusted: the Jacobian of every
+output with respect to every input sub-pixel must be exactly zero where the
+order forbids a dependence. These helpers compute that Jacobian with
+TensorFlow's automatic differentiation and compare its non-zero pattern
+with the pattern the order allows.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def jacobian(fn, x):
+    """Jacobian of `fn(x)[0]` with respect to `x[0]`, as a NumPy array.
+
+    Args:
+        fn: a layer, model or function mapping a batch to a batch.
+        x: input batch of size 1, shape `(1, H, W, C)`.
+
+    Returns:
+        Array of shape `fn(x).shape[1:] + x.shape[1:]`.
+    """
+    x = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(fn(x), "float32")
+    jac = tape.jacobian(y, x, experimental_use_pfor=True)
+    return jac.numpy()[0][..., 0, :, :, :]
+
+
+def dependency_map(fn, x, color_channels=1):
+    """Which output pixel/colour groups depend on which input ones.
+
+    The last axis of the output and of the input is split into
+    `color_channels` contiguous groups (the R, G, B groups of
+    `MaskedConv2D`, or the channel axis of a model's
+    `(H, W, C, levels)` logits).
+
+    Args:
+        fn: a layer, model or function mapping `(1, H, W, C)` batches to
+            `(1, H, W, ...)` batches.
+        x: input batch of size 1.
+        color_channels: number of colour groups, 1 or 3.
+
+    Returns:
+        Boolean array `deps` of shape `(H, W, G, H, W, G)`;
+        `deps[i, j, g, k, l, c]` is True when some output of group `g` at
+        pixel `(i, j)` has a non-zero gradient with respect to some input
+        of group `c` at pixel `(k, l)`.
+    """
+    jac = jacobian(fn, x)
+    height, width, in_channels = x.shape[1:]
+    g = color_channels
+    jac = jac.reshape(
+        height, width, g, -1, height, width, g, in_channels // g
+    )
+    return np.any(jac != 0.0, axis=(3, 7))
+
+
+def allowed_dependencies(height, width, color_channels=1, strict=True):
+    """The dependence pattern the raster R -> G -> B order allows.
+
+    Args:
+        height: image height.
+        width: image width.
+        color_channels: 1 or 3.
+        strict: True for outputs that predict the input (mask A, models):
+            a group never sees itself at the same pixel. False for mask B
+            features, which may.
+
+    Returns:
+        Boolean array of shape `(H, W, G, H, W, G)`, as `dependency_map`.
+    """
+    n = height * width
+    pixel = np.arange(n)
+    before = pixel[:, None] > pixel[None, :]
+    same = pixel[:, None] == pixel[None, :]
+    group = np.arange(color_channels)
+    group_ok = (
+        group[:, None] > group[None, :]
+        if strict
+        else group[:, None] >= group[None, :]
+    )
+    allowed = before[:, None, :, None] | (
+        same[:, None, :, None] & group_ok[None, :, None, :]
+    )
+    g = color_channels
+    return allowed.reshape(height, width, g, height, width, g)
+
+
+def assert_causal(fn, x, color_channels=1, strict=True):
+    """Asserts that `fn` respects the autoregressive order on input `x`.
+
+    Fails if any output has a non-zero gradient with respect to an input
+    sub-pixel that the order forbids, or if no allowed dependence is seen
+    at all (a function that sees nothing is not a useful model).
+
+    Args:
+        fn: a layer, model or function on `(1, H, W, C)` batches.
+        x: input batch of size 1 (use random values, not zeros).
+        color_channels: 1 or 3.
+        strict: see `allowed_dependencies`.
+
+    Returns:
+        The dependency map, for further checks.
+    """
+    deps = dependency_map(fn, x, color_channels)
+    allowed = allowed_dependencies(
+        x.shape[1], x.shape[2], color_channels, strict
+    )
+    violations = np.argwhere(deps & ~allowed)
+    if len(violations):
+        i, j, g, k, m, c = violations[0]
+        raise AssertionError(
+            f"{len(violations)} forbidden dependencies; e.g. output pixel "
+            f"({i}, {j}) group {g} depends on input pixel ({k}, {m}) "
+            f"group {c}."
+        )
+    if not np.any(deps & allowed):
+        raise AssertionError("The output depends on no input at all.")
+    return deps
+
+
+def receptive_field(deps, i, j, group=0):
+    """Input pixels that output pixel `(i, j)`, colour `group`, depends on.
+
+    Args:
+        deps: a dependency map from `dependency_map`.
+        i: output row.
+        j: output column.
+        group: output colour group.
+
+    Returns:
+        Boolean array `(H, W)`: True where any input channel is seen.
+    """
+    return np.any(deps[i, j, group], axis=-1)
+
+
+def assert_config_round_trip(layer):
+    """Asserts `from_config(get_config())` rebuilds an equal config."""
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config, (clone.get_config(), config)
+    return clone
+
+
+def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
+    """Saves `model` to `path` and reloads it in a new Python process.
+
+    The new process imports only `pixel_models` and `keras` and loads with
+    `safe_mode=True`, so the model must not rely on `Lambda` layers or on
+    classes registered by the test itself.
+
+    Args:
+        model: a built `keras.Model`.
+        inputs: a NumPy array, or a list of them for several inputs.
+        path: where to write the `.keras` file.
+        atol: tolerance on the outputs.
+    """
+    path = os.fspath(path)
+    model.save(path)
+    expected = np.asarray(model(inputs, training=False))
+    inputs_path = path + ".inputs.npz"
+    outputs_path = path + ".outputs.npy"
+    arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    np.savez(inputs_path, *arrays)
+    script = textwrap.dedent(
+        f"""
+        import keras
+        import numpy as np
+        import pixel_models  # noqa: F401  registers the layers
+
+        model = keras.models.load_model({path!r}, safe_mode=True)
+        data = np.load({inputs_path!r})
+        arrays = [data[f"arr_{{k}}"] for k in range(len(data.files))]
+        inputs = arrays if len(arrays) > 1 else arrays[0]
+        np.save({outputs_path!r}, np.asarray(model(inputs, training=False)))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    actual = np.load(outputs_path)
+    np.testing.assert_allclose(actual, expected, atol=atol, rtol=1e-5)
+    return keras.models.load_model(path, safe_mode=True)

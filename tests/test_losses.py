@@ -1,0 +1,49 @@
+import math
+
+import numpy as np
+
+from pixel_models.losses import (
+    BitsPerDim,
+    DiscreteNLL,
+    bits_per_dim_to_nats_per_image,
+    discrete_nll,
+    nats_per_image,
+    nats_to_bits_per_dim,
+)
+
+
+def test_uniform_logits_give_log_levels():
+    x = np.zeros((2, 3, 3, 3), "float32")
+    for levels in (2, 256):
+        logits = np.zeros((2, 3, 3, 3, levels), "float32")
+        nll = np.asarray(discrete_nll(x, logits))
+        np.testing.assert_allclose(nll, math.log(levels), rtol=1e-6)
+    assert abs(nats_to_bits_per_dim(math.log(256)) - 8.0) < 1e-12
+
+
+def test_nll_picks_the_true_pixel_value():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 2, 3, 1, 5)).astype("float32")
+    x = rng.integers(0, 5, size=(2, 2, 3, 1)).astype("float32")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -np.take_along_axis(log_p, x[..., None].astype(int), -1)[..., 0]
+    np.testing.assert_allclose(discrete_nll(x, logits), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        float(DiscreteNLL()(x, logits)), expected.mean(), rtol=1e-5
+    )
+
+
+def test_bits_per_dim_metric_weighs_images_equally():
+    m = BitsPerDim()
+    x = np.zeros((1, 2, 2, 1), "float32")
+    m.update_state(x, np.zeros((1, 2, 2, 1, 256), "float32"))  # 8 bits
+    m.update_state(x, np.zeros((1, 2, 2, 1, 2), "float32"))  # 1 bit
+    np.testing.assert_allclose(float(m.result()), 4.5, rtol=1e-6)
+    assert m.name == "bits_per_dim"
+
+
+def test_unit_conversions():
+    assert nats_per_image(0.1, (28, 28, 1)) == 0.1 * 784
+    np.testing.assert_allclose(
+        bits_per_dim_to_nats_per_image(1.0, (2, 2, 1)), 4 * math.log(2)
+    )
