@@ -58,9 +58,7 @@ def dependency_map(fn, x, color_channels=1):
     jac = jacobian(fn, x)
     height, width, in_channels = x.shape[1:]
     g = color_channels
-    jac = jac.reshape(
-        height, width, g, -1, height, width, g, in_channels // g
-    )
+    jac = jac.reshape(height, width, g, -1, height, width, g, in_channels // g)
     return np.any(jac != 0.0, axis=(3, 7))
 
 

@@ -2,4 +2,36 @@
 
 from pixel_models.models.pixelcnn import build_pixelcnn
 
-__all__ = ["build_pixelcnn"]
+# Family name -> (builder, name of its width argument).
+MODEL_FAMILIES = {
+    "pixelcnn": (build_pixelcnn, "filters"),
+}
+
+
+def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
+    """Builds a model of the named family.
+
+    Args:
+        family: one of `MODEL_FAMILIES` (e.g. `"pixelcnn"`).
+        input_shape: `(H, W, C)`.
+        levels: number of pixel values.
+        width: h, passed as the family's width argument (`filters` for
+            PixelCNN, `units` for the recurrent models); the builder's
+            default when None.
+        **kwargs: other builder arguments (`num_layers`, `dropout`, ...).
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    if family not in MODEL_FAMILIES:
+        raise ValueError(
+            f"model family must be one of {sorted(MODEL_FAMILIES)}. "
+            f"Received: family={family!r}"
+        )
+    builder, width_name = MODEL_FAMILIES[family]
+    if width is not None:
+        kwargs[width_name] = width
+    return builder(input_shape, levels=levels, **kwargs)
+
+
+__all__ = ["MODEL_FAMILIES", "build_model", "build_pixelcnn"]

@@ -1,0 +1,161 @@
+"""Training throughput and peak memory of each model family.
+
+Each configuration runs in its own subprocess, so its peak resident memory
+(RSS) is its own. A configuration is timed over `--steps` train steps
+after `--warmup` steps (graph tracing and compilation); the figure quoted
+is the median step time, as images/s.
+
+Example:
+    python benchmarks/train_throughput.py --steps 10 \
+        --out benchmarks/results/train_throughput.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+# (name, input shape, levels): the two image sizes the paper reports.
+DATASETS = {
+    "mnist": ((28, 28, 1), 2),
+    "cifar10": ((32, 32, 3), 256),
+}
+# (family, data set) -> widths to measure: the paper's, then smaller ones.
+DEFAULT_CONFIGS = [
+    ("pixelcnn", "mnist", 15, 16),
+    ("pixelcnn", "mnist", 15, 64),
+    ("pixelcnn", "cifar10", 15, 129),
+    ("pixelcnn", "cifar10", 5, 33),
+]
+
+
+def measure(family, dataset, num_layers, width, batch_size, steps, warmup):
+    """Times train steps of one configuration in this process."""
+    import keras
+    import numpy as np
+
+    from pixel_models.models import build_model
+    from pixel_models.training import compile_model
+
+    shape, levels = DATASETS[dataset]
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        family, shape, levels, num_layers=num_layers, width=width
+    )
+    compile_model(model)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, levels, size=(batch_size, *shape)).astype("float32")
+    times = []
+    for step in range(warmup + steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, x)
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {
+        "family": family,
+        "dataset": dataset,
+        "input_shape": list(shape),
+        "num_layers": num_layers,
+        "width": width,
+        "parameters": model.count_params(),
+        "batch_size": batch_size,
+        "steps": steps,
+        "median_step_s": median,
+        "images_per_s": batch_size / median,
+        # ru_maxrss is in KiB on Linux.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        / 1024,
+    }
+
+
+def run_in_subprocess(config, args):
+    family, dataset, num_layers, width = config
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--single",
+        f"{family},{dataset},{num_layers},{width}",
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parse_config(text):
+    family, dataset, num_layers, width = text.split(",")
+    return family, dataset, int(num_layers), int(width)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=parse_config,
+        help="family,dataset,num_layers,width (repeatable); "
+        "default: the paper's widths and smaller ones",
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--out", default="benchmarks/results/train_throughput.json"
+    )
+    parser.add_argument("--single", type=parse_config, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.single:
+        result = measure(*args.single, args.batch_size, args.steps, args.warmup)
+        print(json.dumps(result))
+        return result
+
+    configs = args.config or DEFAULT_CONFIGS
+    results = []
+    header = (
+        f"{'family':<16}{'data':<9}{'layers':>7}{'width':>7}{'params':>11}"
+        f"{'img/s':>10}{'step ms':>10}{'peak MiB':>10}"
+    )
+    print(header)
+    for config in configs:
+        r = run_in_subprocess(config, args)
+        results.append(r)
+        print(
+            f"{r['family']:<16}{r['dataset']:<9}{r['num_layers']:>7}"
+            f"{r['width']:>7}{r['parameters']:>11,}{r['images_per_s']:>10.1f}"
+            f"{1000 * r['median_step_s']:>10.1f}{r['peak_rss_mib']:>10.0f}",
+            flush=True,
+        )
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+        },
+        "batch_size": args.batch_size,
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"Wrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

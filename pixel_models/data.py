@@ -1,0 +1,717 @@
+"""tf.data input pipelines for autoregressive image models.
+
+Loaders return uint8 NumPy arrays `(N, H, W, C)`; `make_dataset` turns them
+into `tf.data.Dataset`s of `(x, x)` batches (the model predicts its own
+input, one sub-pixel at a time); `get_datasets` does both for the data sets
+the training scripts know by name.
+
+Pixels stay integers `0 .. levels - 1` (cast to float32): the models
+rescale internally and the discrete NLL needs the integer targets.
+
+Real data lives in a data directory: the `data_dir` argument, else the
+`PIXEL_MODELS_DATA_DIR` environment variable. It holds `mnist.npz` (or
+`mnist/mnist.npz`) and a `cifar-10-batches-py` folder (directly or one level
+down). Files are read as they are, never checksum-verified: local copies may
+legitimately differ from the official downloads. Only when no local file is
+found do the loaders fall back to the Keras downloaders.
+"""
+
+import dataclasses
+import numbers
+import os
+import pathlib
+import pickle
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DATA_DIR_ENV = "PIXEL_MODELS_DATA_DIR"
+
+# The formats `keras.utils.image_dataset_from_directory` accepts.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+DATASET_NAMES = ("mnist", "binarized_mnist", "cifar10", "tfds:NAME")
+
+_CIFAR_FOLDER = "cifar-10-batches-py"
+_CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST_BATCH = "test_batch"
+
+
+def resolve_data_dir(data_dir=None):
+    """Returns the data directory to read local data sets from.
+
+    Args:
+        data_dir: explicit directory, or `None`.
+
+    Returns:
+        `data_dir` if given, else the value of `$PIXEL_MODELS_DATA_DIR`,
+        else `None`.
+
+    Example:
+    >>> resolve_data_dir("/data")
+    '/data'
+    """
+    if data_dir is not None:
+        return data_dir
+    return os.environ.get(DATA_DIR_ENV) or None
+
+
+def _missing_data_error(dataset, searched, download_error):
+    if searched:
+        places = ", ".join(str(p) for p in searched)
+        where = f"No local copy found (searched: {places})"
+    else:
+        where = f"No data directory given and ${DATA_DIR_ENV} is not set"
+    return FileNotFoundError(
+        f"Could not load {dataset}. {where}, and the download failed "
+        f"({type(download_error).__name__}: {download_error}). Pass "
+        f"data_dir= (or --data-dir in the scripts) or set {DATA_DIR_ENV} "
+        "to a directory holding the data."
+    )
+
+
+def load_mnist(data_dir=None):
+    """Loads the MNIST digits as 8-bit images.
+
+    Reads `mnist.npz` (the file format of `keras.datasets.mnist`) from
+    `DATA_DIR/mnist.npz` or `DATA_DIR/mnist/mnist.npz`; only if neither
+    exists does it fall back to `keras.datasets.mnist.load_data()`, which
+    downloads.
+
+    Args:
+        data_dir: data directory; defaults to `$PIXEL_MODELS_DATA_DIR`.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`: `x` uint8 of shape
+        `(N, 28, 28, 1)`, `y` int64 of shape `(N,)`.
+
+    Example:
+    >>> (x_train, _), (x_test, _) = load_mnist("/data")  # doctest: +SKIP
+    >>> x_train.shape, x_test.shape  # doctest: +SKIP
+    ((60000, 28, 28, 1), (10000, 28, 28, 1))
+    """
+    root = resolve_data_dir(data_dir)
+    searched = []
+    if root is not None:
+        root = pathlib.Path(root).expanduser()
+        searched = [root / "mnist.npz", root / "mnist" / "mnist.npz"]
+    path = next((p for p in searched if p.is_file()), None)
+    if path is not None:
+        # Plain np.load, not keras' loader: local copies need not match the
+        # sha256 keras checks.
+        with np.load(path) as f:
+            splits = [(f[f"x_{s}"], f[f"y_{s}"]) for s in ("train", "test")]
+    else:
+        try:
+            splits = keras.datasets.mnist.load_data()
+        except Exception as err:
+            raise _missing_data_error("MNIST", searched, err) from err
+    return tuple(
+        (np.asarray(x, "uint8")[..., None], np.asarray(y, "int64"))
+        for x, y in splits
+    )
+
+
+def binarize(images, method="stochastic", seed=0):
+    """Binarizes 8-bit images to 0/1.
+
+    Args:
+        images: uint8 array of pixel values in `[0, 255]`, any shape.
+        method: `"stochastic"`: each pixel is 1 with probability
+            `pixel / 255`, drawn once from `np.random.default_rng(seed)`,
+            so the binarization is fixed, as in the binarized-MNIST
+            literature; `"threshold"`: 1 where `pixel >= 128`.
+        seed: seed (or `np.random.SeedSequence`) of the stochastic draw.
+
+    Returns:
+        uint8 array of the same shape, values 0 and 1.
+
+    Example:
+    >>> binarize(np.array([0, 127, 128, 255], "uint8"), "threshold")
+    array([0, 0, 1, 1], dtype=uint8)
+    """
+    images = np.asarray(images)
+    if method == "threshold":
+        return (images >= 128).astype("uint8")
+    if method != "stochastic":
+        raise ValueError(
+            "method must be 'stochastic' or 'threshold'. "
+            f"Received: method={method!r}"
+        )
+    rng = np.random.default_rng(seed)
+    # u uniform on {0, ..., 254}: P(u < pixel) = pixel / 255 exactly, and
+    # uint8 draws take an eighth of the memory of float64 ones.
+    u = rng.integers(0, 255, size=images.shape, dtype="uint8")
+    return (u < images).astype("uint8")
+
+
+def load_binarized_mnist(data_dir=None, method="stochastic", seed=0):
+    """Loads MNIST and binarizes it (see `binarize`).
+
+    Train and test images get different random streams, both derived from
+    `seed`, so a given `seed` always yields the same data set.
+
+    Args:
+        data_dir: data directory; defaults to `$PIXEL_MODELS_DATA_DIR`.
+        method: `"stochastic"` or `"threshold"`.
+        seed: seed of the stochastic binarization.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))` as `load_mnist`, with `x`
+        values 0 and 1.
+
+    Example:
+    >>> (x_train, _), _ = load_binarized_mnist("/data")  # doctest: +SKIP
+    >>> int(x_train.max())  # doctest: +SKIP
+    1
+    """
+    if method not in ("stochastic", "threshold"):
+        # Fail before reading 55 MB of pixels.
+        binarize(np.zeros((1,), "uint8"), method)
+    return _binarize_splits(load_mnist(data_dir), method, seed)
+
+
+def _binarize_splits(splits, method, seed):
+    (x_train, y_train), (x_test, y_test) = splits
+    train_seed, test_seed = np.random.SeedSequence(seed).spawn(2)
+    return (
+        (binarize(x_train, method, train_seed), y_train),
+        (binarize(x_test, method, test_seed), y_test),
+    )
+
+
+def _is_cifar_folder(path):
+    return all(
+        (path / name).is_file()
+        for name in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH)
+    )
+
+
+def _read_cifar_batch(path):
+    # The official "python version" pickles: bytes keys, so encoding="bytes".
+    # Only point data_dir at files you trust: unpickling runs code.
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    data = np.asarray(batch[b"data"], "uint8")
+    # Rows are channel-major (1024 R, 1024 G, 1024 B values); move to HWC.
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, np.asarray(batch[b"labels"], "int64")
+
+
+def load_cifar10(data_dir=None):
+    """Loads CIFAR-10 from the official "python version" pickles.
+
+    Looks for the `cifar-10-batches-py` folder (`data_batch_1` ..
+    `data_batch_5`, `test_batch`) at `DATA_DIR` itself, at
+    `DATA_DIR/cifar-10-batches-py`, then at `DATA_DIR/*/cifar-10-batches-py`.
+    Only if none exists does it fall back to
+    `keras.datasets.cifar10.load_data()`, which downloads.
+
+    Args:
+        data_dir: data directory; defaults to `$PIXEL_MODELS_DATA_DIR`.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`: `x` uint8 of shape
+        `(N, 32, 32, 3)` in RGB order, `y` int64 of shape `(N,)`.
+
+    Example:
+    >>> (x_train, _), (x_test, _) = load_cifar10("/data")  # doctest: +SKIP
+    >>> x_train.shape, x_test.shape  # doctest: +SKIP
+    ((50000, 32, 32, 3), (10000, 32, 32, 3))
+    """
+    root = resolve_data_dir(data_dir)
+    searched = []
+    if root is not None:
+        root = pathlib.Path(root).expanduser()
+        searched = [root, root / _CIFAR_FOLDER]
+        if root.is_dir():
+            searched += sorted(root.glob(f"*/{_CIFAR_FOLDER}"))
+    folder = next((p for p in searched if _is_cifar_folder(p)), None)
+    if folder is None:
+        try:
+            splits = keras.datasets.cifar10.load_data()
+        except Exception as err:
+            raise _missing_data_error("CIFAR-10", searched, err) from err
+        splits = [(_to_channels_last(x), np.reshape(y, -1)) for x, y in splits]
+    else:
+        train = [_read_cifar_batch(folder / n) for n in _CIFAR_TRAIN_BATCHES]
+        x_train = np.concatenate([x for x, _ in train])
+        y_train = np.concatenate([y for _, y in train])
+        splits = [
+            (x_train, y_train),
+            _read_cifar_batch(folder / _CIFAR_TEST_BATCH),
+        ]
+    return tuple(
+        (np.asarray(x, "uint8"), np.asarray(y, "int64")) for x, y in splits
+    )
+
+
+def _to_channels_last(x):
+    # keras.datasets.cifar10 follows keras.config.image_data_format().
+    return x.transpose(0, 2, 3, 1) if x.shape[1] == 3 else x
+
+
+def _check_image_size(image_size):
+    ok = (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool)
+            for s in image_size
+        )
+        and min(image_size) > 0
+    )
+    if not ok:
+        raise ValueError(
+            "image_size must be a tuple of two positive integers "
+            f"(height, width). Received: image_size={image_size!r}"
+        )
+    return tuple(int(s) for s in image_size)
+
+
+def _resize(images, image_size, crop_to_aspect_ratio=True):
+    """Resizes a uint8 `(H, W, C)` image or `(N, H, W, C)` batch."""
+    if images.shape[-3:-1] == image_size:
+        return images
+    resized = keras.ops.image.resize(
+        images.astype("float32"),
+        image_size,
+        crop_to_aspect_ratio=crop_to_aspect_ratio,
+        data_format="channels_last",
+    )
+    resized = np.round(keras.ops.convert_to_numpy(resized))
+    return np.clip(resized, 0, 255).astype("uint8")
+
+
+def _resize_all(images, image_size, chunk=2048):
+    if len(images) == 0:
+        return np.zeros((0, *image_size, images.shape[-1]), "uint8")
+    # Chunks bound the float32 copy (600 MB for all 50000 CIFAR images).
+    return np.concatenate(
+        [
+            _resize(images[i : i + chunk], image_size)
+            for i in range(0, len(images), chunk)
+        ]
+    )
+
+
+def load_image_folder(
+    directory, image_size, *, color_mode="rgb", crop_to_aspect_ratio=True
+):
+    """Loads every image file under a folder as one uint8 array.
+
+    Files are found recursively and read in sorted path order, so the
+    result is deterministic. Like `keras.utils.image_dataset_from_directory`
+    it reads `.bmp`, `.gif` (first frame), `.jpeg`, `.jpg` and `.png`
+    files and resizes bilinearly.
+
+    Args:
+        directory: folder to search.
+        image_size: `(height, width)` of the output images.
+        color_mode: `"rgb"` (3 channels) or `"grayscale"` (1 channel).
+        crop_to_aspect_ratio: if `True`, centre-crop each image to the
+            aspect ratio of `image_size` before resizing, so nothing is
+            distorted; if `False`, stretch it.
+
+    Returns:
+        uint8 array of shape `(N, height, width, C)`.
+
+    Example:
+    >>> x = load_image_folder("faces/", (32, 32))  # doctest: +SKIP
+    >>> x.shape  # doctest: +SKIP
+    (1000, 32, 32, 3)
+    """
+    image_size = _check_image_size(image_size)
+    pil_modes = {"rgb": "RGB", "grayscale": "L"}
+    if color_mode not in pil_modes:
+        raise ValueError(
+            "color_mode must be 'rgb' or 'grayscale'. "
+            f"Received: color_mode={color_mode!r}"
+        )
+    root = pathlib.Path(directory).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder not found: {directory}")
+    paths = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    if not paths:
+        raise ValueError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found under "
+            f"{directory}"
+        )
+    # Imported here: only this loader needs PIL.
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert(pil_modes[color_mode]))
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ValueError(
+                f"Could not read image file {path}: {err}"
+            ) from err
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        images.append(_resize(pixels, image_size, crop_to_aspect_ratio))
+    return np.stack(images)
+
+
+def _load_tfds_arrays(name, split, data_dir, with_labels=False):
+    # Imported here: tensorflow_datasets is slow to import and only this
+    # loader needs it.
+    import tensorflow_datasets as tfds
+
+    try:
+        # An explicit data_dir means "use what is prepared there": never
+        # download into it. Without one, tfds behaves as usual.
+        data = tfds.load(
+            name,
+            split=split,
+            data_dir=data_dir,
+            download=data_dir is None,
+            batch_size=-1,
+        )
+    except tfds.core.registered.DatasetNotFoundError as err:
+        # tfds' own message lists every known data set: hundreds of lines.
+        raise ValueError(
+            "Unknown tensorflow_datasets data set (see "
+            f"tfds.list_builders() for the known names). Received: "
+            f"name={name!r}"
+        ) from err
+    data = tfds.as_numpy(data)
+    key = "image" if "image" in data else None
+    if key is None:
+        key = next((k for k, v in data.items() if np.ndim(v) == 4), None)
+    if key is None:
+        raise ValueError(
+            f"The tfds data set {name!r} has no image feature. "
+            f"Features: {sorted(data)}"
+        )
+    images = np.asarray(data[key])
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"The images of the tfds data set {name!r} must be uint8. "
+            f"Received: dtype={images.dtype}"
+        )
+    if not with_labels:
+        return images, None
+    if "label" not in data:
+        raise ValueError(
+            f"The tfds data set {name!r} has no 'label' feature, so "
+            "with_labels=True is not possible. "
+            f"Features: {sorted(data)}"
+        )
+    return images, np.asarray(data["label"], "int64")
+
+
+def load_tfds(name, split="train", data_dir=None):
+    """Loads the images of a `tensorflow_datasets` data set.
+
+    Args:
+        name: tfds name, e.g. `"mnist"` or `"cifar10"` (a version or config
+            may be appended, as `tfds.load` allows).
+        split: tfds split, e.g. `"train"`, `"test"` or `"train[:10%]"`.
+        data_dir: a tfds data directory holding the prepared data set; it
+            is then read as it is, without downloading. If `None`, tfds uses
+            its default directory and may download and prepare the data.
+
+    Returns:
+        uint8 array of shape `(N, H, W, C)`; the images of the data set must
+        all have one shape (else use `load_image_folder`).
+
+    Example:
+    >>> x = load_tfds("mnist", "test")  # doctest: +SKIP
+    >>> x.shape  # doctest: +SKIP
+    (10000, 28, 28, 1)
+    """
+    images, _ = _load_tfds_arrays(name, split, data_dir)
+    return images
+
+
+def make_dataset(
+    images,
+    batch_size,
+    *,
+    labels=None,
+    shuffle=False,
+    seed=None,
+    repeat=False,
+    drop_remainder=False,
+):
+    """Builds a `tf.data.Dataset` of `(x, x)` batches for `model.fit`.
+
+    Args:
+        images: uint8 array `(N, H, W, C)` of pixel values.
+        batch_size: images per batch, a positive integer.
+        labels: optional integer array `(N,)`; if given, the dataset yields
+            `((x, label), x)` for class-conditional models.
+        shuffle: shuffle the images, anew each epoch.
+        seed: shuffle seed, for a reproducible order.
+        repeat: repeat indefinitely (then pass `steps_per_epoch` to `fit`).
+        drop_remainder: drop the last batch if smaller than `batch_size`.
+
+    Returns:
+        `tf.data.Dataset` yielding `(x, x)` or `((x, label), x)`, with `x`
+        float32 pixel values `0 .. levels - 1` (not rescaled: the models
+        rescale internally) and `label` int32.
+
+    Example:
+    >>> x = np.zeros((10, 8, 8, 1), "uint8")
+    >>> ds = make_dataset(x, batch_size=4)
+    >>> [tuple(b.shape) for b, _ in ds]
+    [(4, 8, 8, 1), (4, 8, 8, 1), (2, 8, 8, 1)]
+    """
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size <= 0
+    ):
+        raise ValueError(
+            "batch_size must be a positive integer. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            "images must have shape (N, H, W, C). "
+            f"Received: images.shape={images.shape}"
+        )
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != len(images):
+            raise ValueError(
+                "labels must have one entry per image "
+                f"({len(images)}). Received: labels of length {len(labels)}"
+            )
+    num = len(images)
+    # Keep the pixels in memory once, as uint8, and shuffle indices: the
+    # shuffle buffer then covers the whole data set at 8 bytes an image,
+    # and each batch is one gather plus one cast.
+    # On the CPU, where tf.data runs, not on an accelerator.
+    with tf.device("/cpu:0"):
+        images = tf.constant(images)
+        if labels is not None:
+            labels = tf.constant(labels.astype("int32"))
+
+    def to_batch(indices):
+        x = tf.cast(tf.gather(images, indices), "float32")
+        if labels is None:
+            return x, x
+        return (x, tf.gather(labels, indices)), x
+
+    ds = tf.data.Dataset.range(num)
+    if shuffle:
+        ds = ds.shuffle(max(num, 1), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass
+class DatasetSplits:
+    """The datasets and facts `get_datasets` returns.
+
+    Attributes:
+        train: shuffled training batches.
+        validation: validation batches, in a fixed order.
+        test: test batches, in a fixed order.
+        image_shape: `(H, W, C)`.
+        levels: number of pixel values: 256 for 8-bit, 2 for binarized.
+        num_train: number of training images.
+        num_validation: number of validation images.
+        num_test: number of test images.
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    image_shape: tuple
+    levels: int
+    num_train: int
+    num_validation: int
+    num_test: int
+
+
+def _check_count(name, value, minimum):
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < minimum
+    ):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def _find_folder(name, data_dir):
+    """The image folder `name` stands for, or `None`."""
+    candidates = [pathlib.Path(name).expanduser()]
+    root = resolve_data_dir(data_dir)
+    if root is not None and not os.path.isabs(name):
+        candidates.append(pathlib.Path(root).expanduser() / name)
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+def get_datasets(
+    name,
+    *,
+    data_dir=None,
+    batch_size=64,
+    validation_size=5000,
+    image_size=None,
+    binarization="stochastic",
+    seed=0,
+    with_labels=False,
+    max_train=None,
+    max_test=None,
+):
+    """Loads a data set by name and returns its train/validation/test splits.
+
+    The validation split is the last `validation_size` training images, in
+    their stored order, so it is the same for every seed. Only the training
+    split is shuffled.
+
+    Args:
+        name: `"mnist"` (8-bit), `"binarized_mnist"`, `"cifar10"`,
+            `"tfds:NAME"` (the train and test splits of any
+            `tensorflow_datasets` image data set), or the path of a folder
+            of images (absolute, or relative to the working directory or
+            to the data directory). A folder has no test split: `test` is
+            empty unless the folder holds `train/` and `test/` subfolders,
+            which are then used as the two splits.
+        data_dir: data directory; defaults to `$PIXEL_MODELS_DATA_DIR`. For
+            `"tfds:NAME"` it is the tfds data directory, and only the
+            argument is used (the environment variable names the directory
+            of raw files, which tfds cannot read).
+        batch_size: images per batch.
+        validation_size: number of training images held out for validation.
+        image_size: `(height, width)`; required for a folder, which is
+            centre-cropped and resized to it. For the other data sets the
+            images are resized to it if given.
+        binarization: `"stochastic"` or `"threshold"`, for
+            `"binarized_mnist"`.
+        seed: seed of the training-set shuffle and of the binarization.
+        with_labels: yield `((x, label), x)` for class-conditional models.
+        max_train: keep at most this many training images (quick runs).
+        max_test: keep at most this many validation and test images each.
+
+    Returns:
+        A `DatasetSplits`.
+
+    Example:
+    >>> splits = get_datasets("binarized_mnist", batch_size=32,
+    ...                       max_train=1000)  # doctest: +SKIP
+    >>> splits.image_shape, splits.levels, splits.num_train  # doctest: +SKIP
+    ((28, 28, 1), 2, 1000)
+    """
+    _check_count("batch_size", batch_size, 1)
+    _check_count("validation_size", validation_size, 0)
+    for arg, value in (("max_train", max_train), ("max_test", max_test)):
+        if value is not None:
+            _check_count(arg, value, 1)
+    if image_size is not None:
+        image_size = _check_image_size(image_size)
+
+    if name == "binarized_mnist" and binarization not in (
+        "stochastic",
+        "threshold",
+    ):
+        raise ValueError(
+            "binarization must be 'stochastic' or 'threshold'. "
+            f"Received: binarization={binarization!r}"
+        )
+
+    folder = None
+    if name in ("mnist", "binarized_mnist"):
+        (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
+    elif name == "cifar10":
+        (x_train, y_train), (x_test, y_test) = load_cifar10(data_dir)
+    elif isinstance(name, str) and name.startswith("tfds:"):
+        tfds_name = name[len("tfds:") :]
+        x_train, y_train = _load_tfds_arrays(
+            tfds_name, "train", data_dir, with_labels
+        )
+        x_test, y_test = _load_tfds_arrays(
+            tfds_name, "test", data_dir, with_labels
+        )
+    else:
+        folder = _find_folder(os.fspath(name), data_dir)
+        if folder is None:
+            raise ValueError(
+                f"Unknown data set. name must be one of {DATASET_NAMES} or "
+                f"an existing folder of images. Received: name={name!r}"
+            )
+        if image_size is None:
+            raise ValueError(
+                "image_size is required for a folder of images. "
+                f"Received: image_size=None for name={name!r}"
+            )
+        if with_labels:
+            raise ValueError(
+                "A folder of images has no labels, so with_labels must be "
+                f"False. Received: with_labels=True for name={name!r}"
+            )
+        if (folder / "train").is_dir() and (folder / "test").is_dir():
+            x_train = load_image_folder(folder / "train", image_size)
+            x_test = load_image_folder(folder / "test", image_size)
+        else:
+            x_train = load_image_folder(folder, image_size)
+            x_test = x_train[:0]
+        y_train = y_test = None
+
+    if image_size is not None and folder is None:
+        x_train = _resize_all(x_train, image_size)
+        x_test = _resize_all(x_test, image_size)
+    levels = 256
+    if name == "binarized_mnist":
+        # After resizing, which would blur 0/1 pixels into grey ones; with
+        # the seeds of load_binarized_mnist, so both give the same pixels.
+        levels = 2
+        (x_train, y_train), (x_test, y_test) = _binarize_splits(
+            ((x_train, y_train), (x_test, y_test)), binarization, seed
+        )
+
+    if validation_size >= len(x_train):
+        raise ValueError(
+            "validation_size must be smaller than the number of training "
+            f"images ({len(x_train)}). Received: "
+            f"validation_size={validation_size}"
+        )
+    split = len(x_train) - validation_size
+    x_val, x_train = x_train[split:], x_train[:split]
+    y_val = None
+    if with_labels:
+        y_val, y_train = y_train[split:], y_train[:split]
+    else:
+        y_train = y_test = None
+    # Cut after the validation split, so it does not depend on max_train.
+    x_train, y_train = _head(x_train, y_train, max_train)
+    x_val, y_val = _head(x_val, y_val, max_test)
+    x_test, y_test = _head(x_test, y_test, max_test)
+
+    def batches(x, y, shuffle):
+        return make_dataset(x, batch_size, labels=y, shuffle=shuffle, seed=seed)
+
+    return DatasetSplits(
+        train=batches(x_train, y_train, shuffle=True),
+        validation=batches(x_val, y_val, shuffle=False),
+        test=batches(x_test, y_test, shuffle=False),
+        image_shape=tuple(int(s) for s in x_train.shape[1:]),
+        levels=levels,
+        num_train=len(x_train),
+        num_validation=len(x_val),
+        num_test=len(x_test),
+    )
+
+
+def _head(x, y, limit):
+    if limit is None:
+        return x, y
+    return x[:limit], None if y is None else y[:limit]

@@ -1,0 +1,264 @@
+"""Training and evaluation shared by the example scripts and the tuner.
+
+Everything here is Keras's own machinery put together: `model.fit` with
+the stock callbacks (TensorBoard, ModelCheckpoint, ReduceLROnPlateau,
+EarlyStopping, TerminateOnNaN, BackupAndRestore), an optimizer with
+gradient clipping, and `model.evaluate` for the test NLL.
+"""
+
+import argparse
+import json
+import math
+import os
+import time
+
+import keras
+
+from pixel_models import data, models
+from pixel_models.losses import (
+    BitsPerDim,
+    DiscreteNLL,
+    bits_per_dim_to_nats_per_image,
+)
+
+
+def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
+    """Compiles `model` with the discrete NLL loss and `BitsPerDim`.
+
+    Args:
+        model: a model from `pixel_models.models`.
+        learning_rate: Adam(W) learning rate.
+        clipnorm: clip each gradient to this norm (None for no clipping).
+        weight_decay: decoupled weight decay (AdamW) when > 0.
+
+    Returns:
+        The same model, compiled.
+    """
+    if weight_decay:
+        optimizer = keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay, clipnorm=clipnorm
+        )
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    model.compile(
+        optimizer=optimizer, loss=DiscreteNLL(), metrics=[BitsPerDim()]
+    )
+    return model
+
+
+def make_callbacks(log_dir, *, patience=5, lr_patience=2, backup=True):
+    """The standard callbacks of a training run, all writing to `log_dir`.
+
+    - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate);
+    - ModelCheckpoint of the best model (by `val_loss`) to
+      `log_dir/checkpoints/best.keras`;
+    - ReduceLROnPlateau and EarlyStopping on `val_loss`;
+    - TerminateOnNaN;
+    - BackupAndRestore to `log_dir/backup`, so a killed run resumes.
+
+    Args:
+        log_dir: run directory.
+        patience: epochs without improvement before stopping.
+        lr_patience: epochs without improvement before halving the LR.
+        backup: include BackupAndRestore.
+
+    Returns:
+        A list of `keras.callbacks.Callback`.
+    """
+    os.makedirs(os.path.join(log_dir, "checkpoints"), exist_ok=True)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(log_dir, "checkpoints", "best.keras"),
+            monitor="val_loss",
+            save_best_only=True,
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=lr_patience, verbose=1
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True
+        ),
+        keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard")),
+    ]
+    if backup:
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup"))
+        )
+    return callbacks
+
+
+def evaluate_nll(model, dataset, image_shape, num_images=None, verbose=1):
+    """Test NLL of `model` on `dataset`, in bits/dim and nats/image.
+
+    Args:
+        model: a compiled model (`compile_model`).
+        dataset: `(x, x)` batches from `pixel_models.data`.
+        image_shape: `(H, W, C)`.
+        num_images: how many images the data set holds (reported as is).
+        verbose: Keras progress bar setting.
+
+    Returns:
+        Dict with `bits_per_dim`, `nats_per_image` and `num_images`.
+    """
+    results = model.evaluate(dataset, verbose=verbose, return_dict=True)
+    bpd = float(results["bits_per_dim"])
+    return {
+        "bits_per_dim": bpd,
+        "nats_per_image": bits_per_dim_to_nats_per_image(bpd, image_shape),
+        "num_images": num_images,
+    }
+
+
+def add_training_arguments(parser, *, datasets, default_dataset, sizes):
+    """Adds the flags shared by the training scripts to `parser`.
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        datasets: data set names offered by `--dataset`.
+        default_dataset: the default `--dataset`.
+        sizes: dict of defaults for `--num-layers`, `--width`,
+            `--batch-size`, `--epochs`.
+    """
+    parser.add_argument(
+        "--model", default="pixelcnn", choices=sorted(models.MODEL_FAMILIES)
+    )
+    parser.add_argument(
+        "--dataset",
+        default=default_dataset,
+        help=f"one of {', '.join(datasets)}, or a folder of images",
+    )
+    parser.add_argument("--num-layers", type=int, default=sizes["num_layers"])
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=sizes["width"],
+        help="h: filters of a PixelCNN block / units of a recurrent layer",
+    )
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--epochs", type=int, default=sizes["epochs"])
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="train steps per epoch (default: one pass over the data)",
+    )
+    parser.add_argument("--batch-size", type=int, default=sizes["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--clipnorm", type=float, default=1.0)
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=5000,
+        help="training images held out for validation",
+    )
+    parser.add_argument(
+        "--max-train", type=int, default=None, help="use at most N train images"
+    )
+    parser.add_argument(
+        "--max-test", type=int, default=None, help="score at most N test images"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of the square images made from a folder data set",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"local data folder (default: ${data.DATA_DIR_ENV})",
+    )
+    parser.add_argument("--log-dir", default="runs/latest")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patience", type=int, default=5)
+    return parser
+
+
+def run_training(args):
+    """Builds, trains and evaluates a model as the parsed `args` say.
+
+    Writes TensorBoard logs, checkpoints and the final model to
+    `args.log_dir`, prints the test NLL, and stores it in
+    `args.log_dir/results.json`.
+
+    Returns:
+        The results dict (test bits/dim, nats/image, images scored,
+        seconds of training).
+    """
+    keras.utils.set_random_seed(args.seed)
+    image_size = None
+    if args.image_size:
+        image_size = (args.image_size, args.image_size)
+    splits = data.get_datasets(
+        args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        validation_size=args.validation_size,
+        image_size=image_size,
+        seed=args.seed,
+        max_train=args.max_train,
+        max_test=args.max_test,
+    )
+    print(
+        f"Data: {args.dataset} {splits.image_shape}, levels={splits.levels}, "
+        f"train={splits.num_train}, validation={splits.num_validation}, "
+        f"test={splits.num_test}"
+    )
+    model = models.build_model(
+        args.model,
+        splits.image_shape,
+        levels=splits.levels,
+        num_layers=args.num_layers,
+        width=args.width,
+        dropout=args.dropout,
+    )
+    compile_model(model, args.learning_rate, args.clipnorm, args.weight_decay)
+    print(f"Model: {model.name}, {model.count_params():,} parameters")
+    train = splits.train
+    if args.steps_per_epoch:
+        train = train.repeat()
+    start = time.perf_counter()
+    model.fit(
+        train,
+        validation_data=splits.validation,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        callbacks=make_callbacks(args.log_dir, patience=args.patience),
+        shuffle=False,  # the train split is shuffled by tf.data
+    )
+    train_seconds = time.perf_counter() - start
+    final_path = os.path.join(args.log_dir, "model.keras")
+    model.save(final_path)
+    test, num_test, split_name = splits.test, splits.num_test, "test"
+    if not num_test:
+        # A folder of images has no test split unless it holds test/.
+        test, num_test = splits.validation, splits.num_validation
+        split_name = "validation"
+    results = evaluate_nll(model, test, splits.image_shape, num_test)
+    results.update(
+        split=split_name,
+        model=args.model,
+        dataset=args.dataset,
+        train_seconds=round(train_seconds, 1),
+        parameters=model.count_params(),
+        model_path=final_path,
+    )
+    line = (
+        f"NLL on {results['num_images']} {split_name} images: "
+        f"{results['bits_per_dim']:.4f} bits/dim"
+    )
+    if splits.levels == 2 or math.prod(splits.image_shape) <= 28 * 28:
+        line += f", {results['nats_per_image']:.2f} nats/image"
+    print(line)
+    with open(os.path.join(args.log_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+def parse_args(description, argv, **kwargs):
+    """Builds the parser of a training script and parses `argv`."""
+    parser = argparse.ArgumentParser(description=description)
+    add_training_arguments(parser, **kwargs)
+    return parser.parse_args(argv)

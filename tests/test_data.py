@@ -1,0 +1,599 @@
+"""Tests of the input pipelines, on small data files written in tmp_path."""
+
+import pickle
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from datafiles import write_cifar, write_mnist
+from PIL import Image
+
+from pixel_models import data
+
+RED = (255, 0, 0)
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Makes every Keras downloader fail and unsets the data directory."""
+
+    def fail(*args, **kwargs):
+        raise OSError("downloads are disabled in tests")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fail)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fail)
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+
+
+def write_image(path, pixels, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(pixels, "uint8"), mode).save(path)
+
+
+def solid(height, width, color):
+    return np.broadcast_to(np.array(color, "uint8"), (height, width, 3))
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Four PNGs of different sizes and modes, one in a nested folder."""
+    root = tmp_path / "images"
+    write_image(root / "a_red.png", solid(20, 40, RED))
+    # Black, white, black thirds: the centre square is white.
+    stripes = np.zeros((4, 12, 3), "uint8")
+    stripes[:, 4:8] = 255
+    write_image(root / "b_stripes.png", stripes)
+    gray = np.full((10, 10), 100, "uint8")
+    write_image(root / "nested" / "deeper" / "c_gray.png", gray)
+    rgba = np.zeros((16, 16, 4), "uint8")
+    rgba[..., 1] = 200
+    rgba[..., 3] = 255
+    write_image(root / "nested" / "d_rgba.png", rgba)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def collect(dataset):
+    """All batches of a `(x, target)` dataset, concatenated."""
+    batches = list(dataset)
+    return (
+        np.concatenate([x.numpy() for x, _ in batches]),
+        np.concatenate([t.numpy() for _, t in batches]),
+    )
+
+
+# Data directory ------------------------------------------------------------
+
+
+def test_resolve_data_dir(monkeypatch, tmp_path):
+    assert data.resolve_data_dir() is None
+    monkeypatch.setenv(data.DATA_DIR_ENV, "")
+    assert data.resolve_data_dir() is None
+    monkeypatch.setenv(data.DATA_DIR_ENV, "/from/env")
+    assert data.resolve_data_dir() == "/from/env"
+    assert data.resolve_data_dir(tmp_path) == tmp_path
+
+
+# MNIST ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["mnist.npz", "mnist/mnist.npz"])
+def test_load_mnist_reads_npz(tmp_path, where):
+    arrays = write_mnist(tmp_path / where)
+    (x_train, y_train), (x_test, y_test) = data.load_mnist(tmp_path)
+    assert x_train.shape == (20, 28, 28, 1) and x_train.dtype == np.uint8
+    assert x_test.shape == (6, 28, 28, 1) and x_test.dtype == np.uint8
+    assert y_train.shape == (20,) and y_train.dtype == np.int64
+    np.testing.assert_array_equal(x_train[..., 0], arrays["x_train"])
+    np.testing.assert_array_equal(x_test[..., 0], arrays["x_test"])
+    np.testing.assert_array_equal(y_train, arrays["y_train"])
+    np.testing.assert_array_equal(y_test, arrays["y_test"])
+
+
+def test_load_mnist_uses_env_var(monkeypatch, tmp_path):
+    arrays = write_mnist(tmp_path / "mnist" / "mnist.npz")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    (x_train, _), _ = data.load_mnist()
+    np.testing.assert_array_equal(x_train[..., 0], arrays["x_train"])
+
+
+def test_load_mnist_falls_back_to_keras_only_without_file(
+    monkeypatch, tmp_path
+):
+    x = np.full((3, 28, 28), 7, "uint8")
+    y = np.arange(3, dtype="uint8")
+    monkeypatch.setattr(
+        keras.datasets.mnist, "load_data", lambda: ((x, y), (x[:1], y[:1]))
+    )
+    (x_train, y_train), (x_test, _) = data.load_mnist(tmp_path)
+    assert x_train.shape == (3, 28, 28, 1) and x_test.shape == (1, 28, 28, 1)
+    assert y_train.dtype == np.int64
+    write_mnist(tmp_path / "mnist.npz")
+    (x_train, _), _ = data.load_mnist(tmp_path)
+    assert x_train.shape == (20, 28, 28, 1)
+
+
+def test_load_mnist_missing_names_places_and_remedy(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_mnist(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "mnist.npz") in message
+    assert str(tmp_path / "mnist" / "mnist.npz") in message
+    assert "data_dir=" in message and "--data-dir" in message
+    assert data.DATA_DIR_ENV in message
+    with pytest.raises(FileNotFoundError, match=data.DATA_DIR_ENV):
+        data.load_mnist()
+
+
+# Binarization --------------------------------------------------------------
+
+
+def test_binarize_threshold_exact():
+    x = np.array([[0, 1, 127], [128, 200, 255]], "uint8")
+    out = data.binarize(x, "threshold")
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, [[0, 0, 0], [1, 1, 1]])
+
+
+def test_binarize_stochastic_fixed_per_seed():
+    x = np.random.default_rng(1).integers(0, 256, (50, 28, 28), "uint8")
+    first = data.binarize(x, seed=3)
+    assert first.dtype == np.uint8 and first.shape == x.shape
+    assert set(np.unique(first)) <= {0, 1}
+    np.testing.assert_array_equal(first, data.binarize(x, seed=3))
+    assert not np.array_equal(first, data.binarize(x, seed=4))
+
+
+@pytest.mark.parametrize("value", [0, 64, 128, 200, 255])
+def test_binarize_stochastic_probability(value):
+    x = np.full((200, 200), value, "uint8")
+    mean = data.binarize(x, "stochastic", seed=0).mean()
+    # 40000 draws: the standard error is at most 0.0025.
+    assert abs(mean - value / 255) < 0.01
+    if value in (0, 255):
+        assert mean == value / 255
+
+
+def test_binarize_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method") as info:
+        data.binarize(np.zeros((2, 2), "uint8"), method="otsu")
+    assert "Received: method='otsu'" in str(info.value)
+
+
+def test_load_binarized_mnist(tmp_path):
+    write_mnist(tmp_path / "mnist.npz")
+    (x_train, y_train), (x_test, _) = data.load_binarized_mnist(tmp_path)
+    assert x_train.shape == (20, 28, 28, 1) and x_train.dtype == np.uint8
+    assert set(np.unique(x_train)) == {0, 1}
+    again = data.load_binarized_mnist(tmp_path, seed=0)
+    np.testing.assert_array_equal(again[0][0], x_train)
+    np.testing.assert_array_equal(again[1][0], x_test)
+    other = data.load_binarized_mnist(tmp_path, seed=1)
+    assert not np.array_equal(other[0][0], x_train)
+    (x_raw, _), _ = data.load_mnist(tmp_path)
+    (x_thr, _), _ = data.load_binarized_mnist(tmp_path, method="threshold")
+    np.testing.assert_array_equal(x_thr, x_raw >= 128)
+
+
+def test_load_binarized_mnist_train_and_test_streams_differ(tmp_path):
+    grey = np.full((4, 28, 28), 128, "uint8")
+    labels = np.zeros(4, "uint8")
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=grey,
+        y_train=labels,
+        x_test=grey,
+        y_test=labels,
+    )
+    (x_train, _), (x_test, _) = data.load_binarized_mnist(tmp_path)
+    assert not np.array_equal(x_train, x_test)
+
+
+# CIFAR-10 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "folder, data_dir",
+    [
+        ("cifar-10-batches-py", "cifar-10-batches-py"),
+        ("cifar-10-batches-py", "."),
+        ("cifar10-jpeg/cifar-10-batches-py", "."),
+    ],
+)
+def test_load_cifar10_layouts(tmp_path, folder, data_dir):
+    (x, y), (x_t, y_t) = write_cifar(tmp_path / folder)
+    (x_train, y_train), (x_test, y_test) = data.load_cifar10(
+        tmp_path / data_dir
+    )
+    assert x_train.shape == (30, 32, 32, 3) and x_train.dtype == np.uint8
+    assert x_test.shape == (6, 32, 32, 3)
+    assert y_train.shape == (30,) and y_train.dtype == np.int64
+    np.testing.assert_array_equal(x_train, x)
+    np.testing.assert_array_equal(x_test, x_t)
+    np.testing.assert_array_equal(y_train, y)
+    np.testing.assert_array_equal(y_test, y_t)
+
+
+def test_load_cifar10_channel_major_rows(tmp_path):
+    # Written by hand, independently of write_cifar's transpose.
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    row = np.zeros((1, 3072), "uint8")
+    row[0, 0 * 1024 + 0 * 32 + 1] = 11  # red at (y=0, x=1)
+    row[0, 1 * 1024 + 2 * 32 + 0] = 22  # green at (y=2, x=0)
+    row[0, 2 * 1024 + 31 * 32 + 31] = 33  # blue at (y=31, x=31)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for label, name in enumerate(names):
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": row, b"labels": [label]}, f)
+    (x_train, y_train), (x_test, y_test) = data.load_cifar10(tmp_path)
+    image = x_test[0]
+    assert image[0, 1, 0] == 11 and image[2, 0, 1] == 22
+    assert image[31, 31, 2] == 33 and image.sum() == 66
+    np.testing.assert_array_equal(y_train, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(y_test, [5])
+
+
+def test_load_cifar10_missing_names_places(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_cifar10(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message
+    assert data.DATA_DIR_ENV in message and "data_dir=" in message
+
+
+# Image folders -------------------------------------------------------------
+
+
+def test_load_image_folder_rgb(image_folder):
+    x = data.load_image_folder(image_folder, (8, 8))
+    assert x.shape == (4, 8, 8, 3) and x.dtype == np.uint8
+    # Sorted paths: a_red, b_stripes, nested/d_rgba, nested/deeper/c_gray.
+    np.testing.assert_array_equal(x[0], solid(8, 8, RED))
+    np.testing.assert_array_equal(x[1], np.full((8, 8, 3), 255))
+    np.testing.assert_array_equal(x[2], solid(8, 8, (0, 200, 0)))
+    np.testing.assert_array_equal(x[3], np.full((8, 8, 3), 100))
+
+
+def test_load_image_folder_grayscale_and_rectangular(image_folder):
+    x = data.load_image_folder(image_folder, (4, 6), color_mode="grayscale")
+    assert x.shape == (4, 4, 6, 1)
+    # PIL's ITU-R 601-2 luma of pure red: 255 * 0.299 = 76.2.
+    np.testing.assert_array_equal(x[0], np.full((4, 6, 1), 76))
+    np.testing.assert_array_equal(x[3], np.full((4, 6, 1), 100))
+
+
+def test_load_image_folder_crop_to_aspect_ratio(image_folder):
+    cropped = data.load_image_folder(image_folder, (4, 4))[1]
+    np.testing.assert_array_equal(cropped, np.full((4, 4, 3), 255))
+    squeezed = data.load_image_folder(
+        image_folder, (4, 4), crop_to_aspect_ratio=False
+    )[1]
+    # Bilinear, 3x down: output columns sample input columns 1, 4, 7, 10.
+    np.testing.assert_array_equal(squeezed[0, :, 0], [0, 255, 255, 0])
+
+
+def test_load_image_folder_rounds_resized_values(tmp_path):
+    pixels = np.array([[0, 255], [0, 255]], "uint8")
+    write_image(tmp_path / "ramp" / "ramp.png", pixels)
+    x = data.load_image_folder(
+        tmp_path / "ramp", (2, 4), color_mode="grayscale"
+    )
+    # Half-pixel bilinear: input x = -0.25, 0.25, 0.75, 1.25, so 63.75 and
+    # 191.25 in between, rounded to the nearest integer.
+    np.testing.assert_array_equal(x[0, :, :, 0], [[0, 64, 191, 255]] * 2)
+
+
+def test_load_image_folder_errors(tmp_path, image_folder):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        data.load_image_folder(missing, (8, 8))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images")
+    with pytest.raises(ValueError, match=str(empty)):
+        data.load_image_folder(empty, (8, 8))
+    for bad in [(8,), (0, 8), (8.0, 8), "8x8", 8]:
+        with pytest.raises(ValueError, match="image_size") as info:
+            data.load_image_folder(image_folder, bad)
+        assert f"Received: image_size={bad!r}" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        data.load_image_folder(image_folder, (8, 8), color_mode="cmyk")
+    assert str(info.value) == (
+        "color_mode must be 'rgb' or 'grayscale'. Received: color_mode='cmyk'"
+    )
+
+
+@pytest.mark.parametrize("contents", ["garbage", "truncated"])
+def test_load_image_folder_corrupt_file(image_folder, contents):
+    good = (image_folder / "a_red.png").read_bytes()
+    raw = b"not a png at all" if contents == "garbage" else good[:60]
+    bad = image_folder / "nested" / "zz_bad.png"
+    bad.write_bytes(raw)
+    with pytest.raises(ValueError, match="zz_bad.png"):
+        data.load_image_folder(image_folder, (8, 8))
+
+
+# make_dataset --------------------------------------------------------------
+
+
+def test_make_dataset_yields_x_x_float32():
+    images = np.arange(10 * 4 * 4, dtype="uint8").reshape(10, 4, 4, 1)
+    ds = data.make_dataset(images, 4)
+    batches = list(ds)
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    for x, target in batches:
+        assert x.dtype == "float32" and target.dtype == "float32"
+        assert tuple(x.shape[1:]) == (4, 4, 1)
+    x, target = collect(ds)
+    # In order, not rescaled.
+    np.testing.assert_array_equal(x, images.astype("float32"))
+    np.testing.assert_array_equal(target, x)
+    dropped = data.make_dataset(images, 4, drop_remainder=True)
+    assert [b[0].shape[0] for b in dropped] == [4, 4]
+
+
+def test_make_dataset_with_labels():
+    images = np.arange(6, dtype="uint8").reshape(6, 1, 1, 1)
+    labels = np.array([5, 4, 3, 2, 1, 0], "int64")
+    (x, label), target = next(iter(data.make_dataset(images, 6, labels=labels)))
+    assert label.dtype == "int32" and x.dtype == "float32"
+    np.testing.assert_array_equal(label, labels)
+    np.testing.assert_array_equal(target, x)
+
+
+def test_make_dataset_shuffle_seeded_and_complete():
+    images = np.arange(50, dtype="uint8").reshape(50, 1, 1, 1)
+    labels = np.arange(50) + 100
+
+    def order(seed):
+        ds = data.make_dataset(
+            images, 8, labels=labels, shuffle=True, seed=seed
+        )
+        pairs = [(x.numpy().ravel(), y.numpy()) for (x, y), _ in ds]
+        x = np.concatenate([p[0] for p in pairs])
+        y = np.concatenate([p[1] for p in pairs])
+        np.testing.assert_array_equal(y, x + 100)  # labels follow images
+        return x
+
+    first = order(1)
+    np.testing.assert_array_equal(np.sort(first), np.arange(50))
+    assert not np.array_equal(first, np.arange(50))
+    np.testing.assert_array_equal(first, order(1))
+    assert not np.array_equal(first, order(2))
+
+
+def test_make_dataset_repeat():
+    images = np.zeros((3, 2, 2, 1), "uint8")
+    ds = data.make_dataset(images, 2, repeat=True)
+    assert len(list(ds.take(5))) == 5
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, None])
+def test_make_dataset_rejects_bad_batch_size(batch_size):
+    with pytest.raises(ValueError, match="batch_size") as info:
+        data.make_dataset(np.zeros((2, 2, 2, 1), "uint8"), batch_size)
+    assert f"Received: batch_size={batch_size!r}" in str(info.value)
+
+
+def test_make_dataset_rejects_mismatched_labels():
+    with pytest.raises(ValueError, match="labels"):
+        data.make_dataset(np.zeros((4, 2, 2, 1), "uint8"), 2, labels=[1, 2])
+
+
+# get_datasets --------------------------------------------------------------
+
+
+def test_get_datasets_mnist(tmp_path):
+    arrays = write_mnist(tmp_path / "mnist.npz")
+    splits = data.get_datasets(
+        "mnist", data_dir=tmp_path, batch_size=4, validation_size=5
+    )
+    assert splits.image_shape == (28, 28, 1) and splits.levels == 256
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        15,
+        5,
+        6,
+    )
+    x_val, _ = collect(splits.validation)
+    # The last training images, in order.
+    np.testing.assert_array_equal(x_val[..., 0], arrays["x_train"][15:])
+    x_train, _ = collect(splits.train)
+    np.testing.assert_array_equal(
+        np.sort(x_train.reshape(15, -1), axis=0),
+        np.sort(arrays["x_train"][:15].reshape(15, -1), axis=0),
+    )
+    x_test, _ = collect(splits.test)
+    np.testing.assert_array_equal(x_test[..., 0], arrays["x_test"])
+
+
+def test_get_datasets_mnist_labels_and_limits(tmp_path):
+    arrays = write_mnist(tmp_path / "mnist.npz")
+    splits = data.get_datasets(
+        "mnist",
+        data_dir=tmp_path,
+        batch_size=32,
+        validation_size=5,
+        with_labels=True,
+        max_train=7,
+        max_test=3,
+    )
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        7,
+        3,
+        3,
+    )
+    (x, label), target = next(iter(splits.validation))
+    assert x.shape == (3, 28, 28, 1) and label.dtype == "int32"
+    np.testing.assert_array_equal(label, arrays["y_train"][15:18])
+    np.testing.assert_array_equal(target, x)
+    (x, label), _ = next(iter(splits.train))
+    assert x.shape == (7, 28, 28, 1) and label.shape == (7,)
+
+
+def test_get_datasets_binarized_mnist_via_env_var(monkeypatch, tmp_path):
+    write_mnist(tmp_path / "mnist" / "mnist.npz")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    splits = data.get_datasets(
+        "binarized_mnist", batch_size=64, validation_size=4, seed=5
+    )
+    assert splits.levels == 2 and splits.image_shape == (28, 28, 1)
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        16,
+        4,
+        6,
+    )
+    x_test, _ = collect(splits.test)
+    _, (expected, _) = data.load_binarized_mnist(seed=5)
+    np.testing.assert_array_equal(x_test, expected)
+    resized = data.get_datasets(
+        "binarized_mnist", validation_size=4, image_size=(14, 14)
+    )
+    x_test, _ = collect(resized.test)
+    assert resized.image_shape == (14, 14, 1)
+    assert set(np.unique(x_test)) <= {0.0, 1.0}
+
+
+def test_get_datasets_cifar10(tmp_path):
+    (x, _), (x_t, _) = write_cifar(
+        tmp_path / "cifar10-jpeg/cifar-10-batches-py"
+    )
+    splits = data.get_datasets("cifar10", data_dir=tmp_path, validation_size=6)
+    assert splits.image_shape == (32, 32, 3) and splits.levels == 256
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        24,
+        6,
+        6,
+    )
+    np.testing.assert_array_equal(collect(splits.validation)[0], x[24:])
+    np.testing.assert_array_equal(collect(splits.test)[0], x_t)
+    small = data.get_datasets(
+        "cifar10", data_dir=tmp_path, validation_size=6, image_size=(16, 16)
+    )
+    assert small.image_shape == (16, 16, 3)
+    assert collect(small.train)[0].shape == (24, 16, 16, 3)
+
+
+def test_get_datasets_folder(tmp_path, image_folder):
+    splits = data.get_datasets(
+        str(image_folder), image_size=(8, 8), validation_size=1
+    )
+    assert splits.image_shape == (8, 8, 3) and splits.levels == 256
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        3,
+        1,
+        0,
+    )
+    np.testing.assert_array_equal(
+        collect(splits.validation)[0], np.full((1, 8, 8, 3), 100)
+    )
+    assert list(splits.test) == []
+    # A name relative to the data directory.
+    relative = data.get_datasets(
+        "images", data_dir=tmp_path, image_size=(8, 8), validation_size=1
+    )
+    assert relative.num_train == 3
+
+
+def test_get_datasets_folder_with_train_and_test(tmp_path):
+    for split, count in (("train", 5), ("test", 2)):
+        for i in range(count):
+            write_image(tmp_path / split / f"{i}.png", solid(6, 6, RED))
+    splits = data.get_datasets(tmp_path, image_size=(4, 4), validation_size=1)
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        4,
+        1,
+        2,
+    )
+
+
+def test_get_datasets_errors(tmp_path, image_folder):
+    write_mnist(tmp_path / "mnist.npz")
+    with pytest.raises(ValueError) as info:
+        data.get_datasets("imagenet", data_dir=tmp_path)
+    message = str(info.value)
+    for valid in ("'mnist'", "'binarized_mnist'", "'cifar10'", "tfds:"):
+        assert valid in message
+    assert "Received: name='imagenet'" in message
+    with pytest.raises(ValueError, match="image_size"):
+        data.get_datasets(str(image_folder), validation_size=1)
+    with pytest.raises(ValueError, match="with_labels"):
+        data.get_datasets(
+            str(image_folder),
+            image_size=(8, 8),
+            validation_size=1,
+            with_labels=True,
+        )
+    with pytest.raises(ValueError, match="validation_size=20"):
+        data.get_datasets("mnist", data_dir=tmp_path, validation_size=20)
+    with pytest.raises(ValueError, match="binarization='otsu'"):
+        data.get_datasets(
+            "binarized_mnist", data_dir=tmp_path, binarization="otsu"
+        )
+    with pytest.raises(ValueError, match="batch_size=0"):
+        data.get_datasets("mnist", data_dir=tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match="max_train=0"):
+        data.get_datasets("mnist", data_dir=tmp_path, max_train=0)
+
+
+# tensorflow_datasets -------------------------------------------------------
+
+
+class PixelModelsTinyImages(tfds.core.GeneratorBasedBuilder):
+    """A 4x4 grey-level data set prepared locally: tests never download."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict(
+            {
+                "image": tfds.features.Image(shape=(4, 4, 1)),
+                "label": tfds.features.ClassLabel(num_classes=3),
+            }
+        )
+        return tfds.core.DatasetInfo(builder=self, features=features)
+
+    def _split_generators(self, dl_manager):
+        return {
+            "train": self._generate_examples(range(10)),
+            "test": self._generate_examples(range(100, 104)),
+        }
+
+    def _generate_examples(self, values):
+        for value in values:
+            image = np.full((4, 4, 1), value, "uint8")
+            yield value, {"image": image, "label": value % 3}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tfds")
+    PixelModelsTinyImages(data_dir=str(root)).download_and_prepare()
+    return root
+
+
+def test_load_tfds(tfds_dir):
+    name = "pixel_models_tiny_images"
+    x = data.load_tfds(name, "test", data_dir=str(tfds_dir))
+    assert x.shape == (4, 4, 4, 1) and x.dtype == np.uint8
+    np.testing.assert_array_equal(np.sort(x[:, 0, 0, 0]), [100, 101, 102, 103])
+    splits = data.get_datasets(
+        f"tfds:{name}",
+        data_dir=str(tfds_dir),
+        validation_size=2,
+        with_labels=True,
+    )
+    assert splits.image_shape == (4, 4, 1) and splits.levels == 256
+    assert (splits.num_train, splits.num_validation, splits.num_test) == (
+        8,
+        2,
+        4,
+    )
+    (x, label), _ = next(iter(splits.test))
+    np.testing.assert_array_equal(label, x.numpy()[:, 0, 0, 0] % 3)
+
+
+def test_load_tfds_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="no_such_pixels_set"):
+        data.load_tfds("no_such_pixels_set", data_dir=str(tmp_path))
