@@ -192,3 +192,17 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
     actual = np.load(outputs_path)
     np.testing.assert_allclose(actual, expected, atol=atol, rtol=1e-5)
     return keras.models.load_model(path, safe_mode=True)
+
+
+def build_with_random_weights(layer, input_shape, scale=0.5, seed=0):
+    """Builds `layer` and sets every weight to random normal values.
+
+    Random (not initial) weights make biases and all kernel entries
+    non-zero, so a dependence the masks allow shows in the Jacobian.
+    """
+    layer.build(input_shape)
+    rng = np.random.default_rng(seed)
+    layer.set_weights(
+        [scale * rng.normal(size=w.shape) for w in layer.get_weights()]
+    )
+    return layer

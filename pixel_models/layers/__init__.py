@@ -1,5 +1,16 @@
 """Keras layers of pixel-models, all registered for `.keras` save/load."""
 
+from pixel_models.layers.diagonal_bilstm import DiagonalBiLSTM
+from pixel_models.layers.lstm_cell import LineLSTMCell
 from pixel_models.layers.masked_conv import MaskedConv2D
+from pixel_models.layers.row_lstm import RowLSTM
+from pixel_models.layers.skew import Skew, Unskew
 
-__all__ = ["MaskedConv2D"]
+__all__ = [
+    "DiagonalBiLSTM",
+    "LineLSTMCell",
+    "MaskedConv2D",
+    "RowLSTM",
+    "Skew",
+    "Unskew",
+]

@@ -7,16 +7,9 @@ from pixel_models.testing import (
     allowed_dependencies,
     assert_causal,
     assert_config_round_trip,
+    build_with_random_weights,
     dependency_map,
 )
-
-
-def _random_layer(layer, shape):
-    """Builds `layer` and gives it random non-zero weights and biases."""
-    layer.build(shape)
-    rng = np.random.default_rng(0)
-    layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
-    return layer
 
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
@@ -24,7 +17,7 @@ def _random_layer(layer, shape):
 @pytest.mark.parametrize("kernel_size", [3, (5, 3)])
 def test_masked_conv_is_causal(mask_type, color_channels, kernel_size):
     shape = (1, 6, 5, 3 * color_channels)
-    layer = _random_layer(
+    layer = build_with_random_weights(
         MaskedConv2D(
             2 * color_channels, kernel_size, mask_type, color_channels
         ),
@@ -63,7 +56,9 @@ def test_mask_a_colour_centre_pattern():
 def test_gray_mask_a_does_not_see_centre_mask_b_does():
     x = np.random.default_rng(0).normal(size=(1, 5, 5, 1))
     for mask_type, sees_centre in (("A", False), ("B", True)):
-        layer = _random_layer(MaskedConv2D(2, 3, mask_type), x.shape)
+        layer = build_with_random_weights(
+            MaskedConv2D(2, 3, mask_type), x.shape
+        )
         deps = dependency_map(layer, x)
         assert deps[2, 2, 0, 2, 2, 0] == sees_centre
 
@@ -71,7 +66,7 @@ def test_gray_mask_a_does_not_see_centre_mask_b_does():
 def test_masked_weights_get_zero_gradient():
     import tensorflow as tf
 
-    layer = _random_layer(MaskedConv2D(3, 3, "A", 3), (1, 4, 4, 3))
+    layer = build_with_random_weights(MaskedConv2D(3, 3, "A", 3), (1, 4, 4, 3))
     x = tf.random.normal((2, 4, 4, 3))
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(x) ** 2)

@@ -1,0 +1,154 @@
+"""The per-step LSTM cell shared by Row LSTM and Diagonal BiLSTM.
+
+A PixelRNN LSTM advances over a whole line of pixels at once: a row (Row
+LSTM) or a diagonal (Diagonal BiLSTM). The cell below is the math of one
+such step; the layers that skew, scan and unskew live in `row_lstm.py`
+and `diagonal_bilstm.py`.
+"""
+
+import keras
+from keras import ops
+
+from pixel_models.layers.masked_conv import (
+    check_color_channels,
+    check_divisible,
+)
+
+PADDINGS = ("same", "causal")
+
+
+def check_units(units, color_channels):
+    """Validates `units` of a recurrent layer."""
+    check_color_channels(color_channels)
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise ValueError(
+            f"units must be a positive integer. Received: units={units!r}"
+        )
+    check_divisible("units", units, color_channels)
+
+
+def group_gates(z, units, color_channels):
+    """Reorders masked-conv gate pre-activations into `[o, f, i, g]`.
+
+    A `MaskedConv2D` with `4 * units` filters splits its channels into
+    contiguous R, G, B thirds; each third holds the four gates of its
+    colour group. The cell wants four contiguous gates, each with units in
+    R, G, B order, so that unit k of every gate is in the same colour group
+    as unit k of the hidden state (Sec. 3.4: the gates keep R -> G -> B).
+
+    Args:
+        z: `(..., 4 * units)` channels ordered (group, gate, unit).
+        units: h.
+        color_channels: 1 or 3.
+
+    Returns:
+        `(..., 4 * units)` channels ordered (gate, group, unit).
+    """
+    if color_channels == 1:
+        return z
+    lead = tuple(z.shape[:-1])
+    g = color_channels
+    z = ops.reshape(z, (-1, g, 4, units // g))
+    z = ops.transpose(z, (0, 2, 1, 3))
+    return ops.reshape(z, (-1,) + lead[1:] + (4 * units,))
+
+
+@keras.saving.register_keras_serializable(package="pixel_models")
+class LineLSTMCell(keras.layers.Layer):
+    """One LSTM step over a line of L pixels, with a convolutional state.
+
+    Gates `[o, f, i, g] = sigma(K_ss * h_prev + z)` (tanh for g), where
+    `z` holds the input-to-state pre-activations of the current line and
+    `K_ss * h_prev` is a 1D convolution of the previous line's hidden state
+    along the line (PixelRNN paper, Eq. 3); then
+    `c = f * c_prev + i * g` and `h = o * tanh(c)`.
+
+    The state-to-state convolution is unmasked: the previous line holds
+    only past pixels.
+
+    Args:
+        units: h, the size of the hidden state per pixel.
+        kernel_size: width of the state-to-state convolution.
+        padding: `"same"` (centred; Row LSTM, which sees k//2 pixels left
+            and right in the row above) or `"causal"` (position l sees
+            l - k + 1 .. l; Diagonal LSTM, whose 2x1 kernel sees the pixel
+            above and the pixel to the left).
+
+    Call arguments:
+        inputs: `(batch, L, 4 * units)` gate pre-activations, gates in
+            `[o, f, i, g]` order.
+        states: `(h, c)`, each `(batch, L, units)`.
+
+    Returns:
+        The new `(h, c)`.
+
+    Example:
+    >>> cell = LineLSTMCell(4, 3)
+    >>> z = np.zeros((2, 5, 16), "float32")
+    >>> h0 = np.zeros((2, 5, 4), "float32")
+    >>> h, c = cell(z, (h0, h0))
+    >>> h.shape
+    TensorShape([2, 5, 4])
+    """
+
+    def __init__(self, units, kernel_size=3, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        check_units(units, 1)
+        if (
+            isinstance(kernel_size, bool)
+            or not isinstance(kernel_size, int)
+            or kernel_size < 1
+        ):
+            raise ValueError(
+                "kernel_size must be a positive integer. "
+                f"Received: kernel_size={kernel_size!r}"
+            )
+        if padding not in PADDINGS:
+            raise ValueError(
+                f"padding must be one of {PADDINGS}. "
+                f"Received: padding={padding!r}"
+            )
+        if padding == "same" and kernel_size % 2 == 0:
+            raise ValueError(
+                "kernel_size must be odd with padding='same'. "
+                f"Received: kernel_size={kernel_size}"
+            )
+        self.units = units
+        self.kernel_size = kernel_size
+        self.padding = padding
+
+    def build(self, input_shape):
+        self.state_kernel = self.add_weight(
+            name="state_kernel",
+            shape=(self.kernel_size, self.units, 4 * self.units),
+            initializer="glorot_uniform",
+        )
+        # Forget-gate bias 1: remember by default early in training.
+        bias = [0.0] * self.units + [1.0] * self.units + [0.0] * 2 * self.units
+        self.bias = self.add_weight(
+            name="bias",
+            shape=(4 * self.units,),
+            initializer=keras.initializers.Constant(bias),
+        )
+
+    def state_to_state(self, h):
+        k = self.kernel_size
+        pad = (k // 2, k // 2) if self.padding == "same" else (k - 1, 0)
+        h = ops.pad(h, ((0, 0), pad, (0, 0)))
+        return ops.conv(h, self.state_kernel, padding="valid")
+
+    def call(self, inputs, states):
+        h, c = states
+        z = inputs + self.state_to_state(h) + self.bias
+        o, f, i, g = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, c
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "kernel_size": self.kernel_size,
+            "padding": self.padding,
+        }

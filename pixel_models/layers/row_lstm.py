@@ -1,0 +1,82 @@
+"""Row LSTM (PixelRNN paper, Sec. 3.1)."""
+
+import keras
+from keras import ops
+
+from pixel_models.layers.lstm_cell import (
+    LineLSTMCell,
+    check_units,
+    group_gates,
+)
+from pixel_models.layers.masked_conv import MaskedConv2D
+
+
+@keras.saving.register_keras_serializable(package="pixel_models")
+class RowLSTM(keras.layers.Layer):
+    """An LSTM that processes the image one row at a time, top to bottom.
+
+    Input-to-state is a masked (mask B) 1 x k convolution along the row,
+    computed for all rows at once; state-to-state is an unmasked 1 x k
+    convolution of the previous row's hidden state. Each step updates a
+    whole row, for the whole batch. Receptive field: a triangle above the
+    pixel that widens by k//2 per row, plus the row's pixels to the left.
+
+    Args:
+        units: h, the hidden state size; divisible by 3 for RGB.
+        kernel_size: k, the odd width of both convolutions.
+        color_channels: 1, or 3 for R -> G -> B masking of the gates.
+
+    Input shape:
+        `(batch, H, W, C)`; for RGB, C divisible by 3 (R, G, B groups).
+
+    Output shape:
+        `(batch, H, W, units)`, units in R, G, B groups.
+
+    Example:
+    >>> RowLSTM(6, color_channels=3)(np.zeros((2, 4, 5, 3))).shape
+    (2, 4, 5, 6)
+    """
+
+    def __init__(self, units, kernel_size=3, color_channels=1, **kwargs):
+        super().__init__(**kwargs)
+        check_units(units, color_channels)
+        self.units = units
+        self.kernel_size = kernel_size
+        self.color_channels = color_channels
+        # The cell first: it checks kernel_size and names it in errors.
+        self.cell = LineLSTMCell(units, kernel_size, "same", name="cell")
+        self.input_to_state = MaskedConv2D(
+            4 * units,
+            (1, kernel_size),
+            "B",
+            color_channels,
+            use_bias=False,
+            name="input_to_state",
+        )
+
+    def build(self, input_shape):
+        self.input_to_state.build(input_shape)
+        self.cell.build((input_shape[0], input_shape[2], 4 * self.units))
+
+    def call(self, inputs):
+        z = group_gates(
+            self.input_to_state(inputs), self.units, self.color_channels
+        )
+        # A loop over the static height: one batched step per row.
+        h = c = ops.zeros_like(z[:, 0, :, : self.units])
+        rows = []
+        for r in range(z.shape[1]):
+            h, c = self.cell(z[:, r], (h, c))
+            rows.append(h)
+        return ops.stack(rows, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "kernel_size": self.kernel_size,
+            "color_channels": self.color_channels,
+        }
