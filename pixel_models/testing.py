@@ -206,3 +206,12 @@ def build_with_random_weights(layer, input_shape, scale=0.5, seed=0):
         [scale * rng.normal(size=w.shape) for w in layer.get_weights()]
     )
     return layer
+
+
+def same_pixel_dependencies(deps):
+    """`(H, W, G, G)`: which output groups see which input groups at the
+    same pixel, from a dependency map of shape `(H, W, G, H, W, G)`."""
+    height, width = deps.shape[:2]
+    i = np.arange(height)[:, None]
+    j = np.arange(width)[None, :]
+    return deps[i, j, :, i, j, :]

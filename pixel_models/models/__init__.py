@@ -1,10 +1,14 @@
 """Model builders: plain functions returning functional `keras.Model`s."""
 
+from pixel_models.models.diagonal_bilstm import build_diagonal_bilstm
 from pixel_models.models.pixelcnn import build_pixelcnn
+from pixel_models.models.row_lstm import build_row_lstm
 
 # Family name -> (builder, name of its width argument).
 MODEL_FAMILIES = {
     "pixelcnn": (build_pixelcnn, "filters"),
+    "row_lstm": (build_row_lstm, "units"),
+    "diagonal_bilstm": (build_diagonal_bilstm, "units"),
 }
 
 
@@ -34,4 +38,10 @@ def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
     return builder(input_shape, levels=levels, **kwargs)
 
 
-__all__ = ["MODEL_FAMILIES", "build_model", "build_pixelcnn"]
+__all__ = [
+    "MODEL_FAMILIES",
+    "build_diagonal_bilstm",
+    "build_model",
+    "build_pixelcnn",
+    "build_row_lstm",
+]

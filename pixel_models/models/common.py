@@ -81,3 +81,63 @@ def output_head(x, input_shape, levels, output_filters):
     return keras.layers.Reshape(
         (height, width, channels, levels), name="logits"
     )(x)
+
+
+def pixel_rnn(
+    name,
+    make_layer,
+    input_shape,
+    levels,
+    num_layers,
+    units,
+    residual,
+    skip_connections,
+    output_filters,
+    dropout,
+    input_kernel_size,
+):
+    """A deep PixelRNN around recurrent layers made by `make_layer`.
+
+    PixelRNN paper, Sec. 3.3 and Fig. 4: a mask A convolution gives 2h
+    features; each of `num_layers` layers runs an LSTM with h units on
+    them, maps its output back to 2h features with a 1x1 mask B conv and
+    (with `residual`) adds its input; with `skip_connections` the output
+    head sees the sum of every layer's output instead of the last one.
+
+    Args:
+        name: model name.
+        make_layer: `make_layer(units, color_channels, name)` returning a
+            recurrent layer `(B, H, W, 2h) -> (B, H, W, h)`.
+        Other arguments: as `build_row_lstm`.
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    if output_filters is None:
+        output_filters = 2 * units
+    shape = check_model_args(
+        input_shape,
+        levels,
+        num_layers,
+        {"units": units, "output_filters": output_filters},
+        dropout,
+    )
+    channels = shape[2]
+    inputs, x = image_input(shape, levels)
+    x = MaskedConv2D(
+        2 * units, input_kernel_size, "A", channels, name="input_conv"
+    )(x)
+    skips = []
+    for i in range(num_layers):
+        y = make_layer(units, channels, f"layer{i}_lstm")(x)
+        if dropout:
+            y = keras.layers.Dropout(dropout, name=f"layer{i}_dropout")(y)
+        y = MaskedConv2D(2 * units, 1, "B", channels, name=f"layer{i}_1x1")(y)
+        if residual:
+            y = keras.layers.Add(name=f"layer{i}_add")([x, y])
+        skips.append(y)
+        x = y
+    if skip_connections and num_layers > 1:
+        x = keras.layers.Add(name="skip_sum")(skips)
+    logits = output_head(x, shape, levels, output_filters)
+    return keras.Model(inputs, logits, name=name)

@@ -8,6 +8,7 @@ from pixel_models.testing import (
     assert_causal,
     assert_reloads_in_fresh_process,
     receptive_field,
+    same_pixel_dependencies,
 )
 
 
@@ -28,11 +29,12 @@ def test_pixelcnn_is_causal(shape, levels):
     # Random, not integer, inputs: the Jacobian is taken at a generic point.
     x = np.random.default_rng(0).uniform(0, levels - 1, size=(1, *shape))
     deps = assert_causal(model, x, color_channels=channels, strict=True)
-    # Colour: B at a pixel sees R and G of that pixel, G sees R.
-    if channels == 3:
-        i, j = shape[0] - 1, shape[1] - 1
-        assert deps[i, j, 2, i, j, 0] and deps[i, j, 2, i, j, 1]
-        assert deps[i, j, 1, i, j, 0]
+    if shape[2] == 3:
+        # At its own pixel, G sees R and B sees R and G (somewhere: a
+        # dead ReLU may hide it at one pixel).
+        same = same_pixel_dependencies(deps)
+        assert same[..., 1, 0].any() and same[..., 2, 0].any()
+        assert same[..., 2, 1].any()
 
 
 def test_pixelcnn_has_the_blind_spot():

@@ -1,0 +1,65 @@
+"""Row LSTM PixelRNN (PixelRNN paper, Sec. 3.1 and 3.3)."""
+
+from pixel_models.layers import RowLSTM
+from pixel_models.models.common import pixel_rnn
+
+
+def build_row_lstm(
+    input_shape,
+    levels=256,
+    num_layers=12,
+    units=128,
+    residual=True,
+    skip_connections=False,
+    output_filters=None,
+    dropout=0.0,
+    input_kernel_size=7,
+    kernel_size=3,
+):
+    """Builds a Row LSTM PixelRNN.
+
+    A 7x7 mask A convolution with 2h features, `num_layers` residual Row
+    LSTM layers (h units, 1 x `kernel_size` convolutions, then a 1x1 mask
+    B conv back to 2h), two 1x1 ReLU mask B layers and a `levels`-way
+    softmax per sub-pixel. The paper's CIFAR-10 model has 12 layers of
+    h = 128 (3.07 bits/dim); its binarized MNIST one reaches 80.54 nats.
+
+    Args:
+        input_shape: `(H, W, C)`, C = 1 or 3.
+        levels: number of pixel values (256, or 2 for binarized data).
+        num_layers: number of Row LSTM layers.
+        units: h; divisible by 3 for RGB.
+        residual: residual connections around each layer.
+        skip_connections: feed the sum of all layers' outputs to the head.
+        output_filters: width of the first 1x1 output layer (default 2h).
+        dropout: dropout rate on each LSTM's output.
+        input_kernel_size: size of the first, mask A, convolution.
+        kernel_size: width k of the Row LSTM convolutions.
+
+    Returns:
+        A functional `keras.Model` named `"row_lstm"`: pixel values in
+        `[0, levels - 1]`, `(batch, H, W, C)` -> logits
+        `(batch, H, W, C, levels)`.
+
+    Example:
+    >>> model = build_row_lstm((8, 8, 1), levels=2, num_layers=2, units=4)
+    >>> model.output_shape
+    (None, 8, 8, 1, 2)
+    """
+
+    def make_layer(units, color_channels, name):
+        return RowLSTM(units, kernel_size, color_channels, name=name)
+
+    return pixel_rnn(
+        "row_lstm",
+        make_layer,
+        input_shape,
+        levels,
+        num_layers,
+        units,
+        residual,
+        skip_connections,
+        output_filters,
+        dropout,
+        input_kernel_size,
+    )
