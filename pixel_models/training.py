@@ -15,6 +15,7 @@ import time
 import keras
 
 from pixel_models import data, models
+from pixel_models.callbacks import TimeBudget
 from pixel_models.losses import (
     BitsPerDim,
     DiscreteNLL,
@@ -173,6 +174,12 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
     parser.add_argument("--log-dir", default="runs/latest")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="stop training after this many minutes (equal-budget runs)",
+    )
     return parser
 
 
@@ -219,13 +226,16 @@ def run_training(args):
     train = splits.train
     if args.steps_per_epoch:
         train = train.repeat()
+    callbacks = make_callbacks(args.log_dir, patience=args.patience)
+    if args.time_budget:
+        callbacks.append(TimeBudget(args.time_budget))
     start = time.perf_counter()
     model.fit(
         train,
         validation_data=splits.validation,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
-        callbacks=make_callbacks(args.log_dir, patience=args.patience),
+        callbacks=callbacks,
         shuffle=False,  # the train split is shuffled by tf.data
     )
     train_seconds = time.perf_counter() - start

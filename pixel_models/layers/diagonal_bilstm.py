@@ -14,14 +14,14 @@ from pixel_models.layers.skew import skew, unskew
 
 
 def diagonal_mask(height, width):
-    """`(W + H - 1, H, 1)` array: 1 where skewed column t, row i is a pixel.
+    """`(1, W + H - 1, H, 1)`: 1 where skewed column t, row i is a pixel.
 
     Row i of the skewed map holds pixels in columns i .. i + W - 1.
     """
     t = np.arange(width + height - 1)[:, None]
     i = np.arange(height)[None, :]
     valid = (t - i >= 0) & (t - i < width)
-    return valid.astype("float32")[..., None]
+    return valid.astype("float32")[None, :, :, None]
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")
@@ -72,8 +72,13 @@ class DiagonalBiLSTM(keras.layers.Layer):
             for d in ("forward", "backward")
         ]
         self.cells = [
-            LineLSTMCell(units, 2, "causal", name=f"cell_{d}")
+            LineLSTMCell(units, 2, "causal", True, name=f"cell_{d}")
             for d in ("forward", "backward")
+        ]
+        # Diagonals (columns of the skewed map) are the time axis.
+        self.rnns = [
+            keras.layers.RNN(cell, return_sequences=True, name=f"rnn_{d}")
+            for cell, d in zip(self.cells, ("forward", "backward"), strict=True)
         ]
 
     def build(self, input_shape):
@@ -83,23 +88,20 @@ class DiagonalBiLSTM(keras.layers.Layer):
                 f"with known sizes. Received: input_shape={input_shape}"
             )
         height, width = input_shape[1], input_shape[2]
-        for conv, cell in zip(self.input_to_state, self.cells, strict=True):
+        steps = width + height - 1
+        for conv, rnn in zip(self.input_to_state, self.rnns, strict=True):
             conv.build(input_shape)
-            cell.build((input_shape[0], height, 4 * self.units))
+            rnn.build((input_shape[0], steps, height, 4 * self.units + 1))
         self.valid = ops.convert_to_tensor(diagonal_mask(height, width))
 
     def scan_diagonals(self, x, direction):
         """One diagonal LSTM, left to right: `(B, H, W, C) -> (B, H, W, h)`."""
-        conv, cell = self.input_to_state[direction], self.cells[direction]
-        z = group_gates(conv(x), self.units, self.color_channels)
-        z = skew(z)
-        h = c = ops.zeros_like(z[:, :, 0, : self.units])
-        columns = []
-        for t in range(z.shape[2]):
-            h, c = cell(z[:, :, t], (h, c))
-            h, c = h * self.valid[t], c * self.valid[t]
-            columns.append(h)
-        return unskew(ops.stack(columns, axis=2), x.shape[2])
+        z = self.input_to_state[direction](x)
+        z = skew(group_gates(z, self.units, self.color_channels))
+        z = ops.moveaxis(z, 2, 1)  # (B, diagonals, H, 4h)
+        valid = ops.broadcast_to(self.valid, (*ops.shape(z)[:3], 1))
+        h = self.rnns[direction](ops.concatenate([z, valid], axis=-1))
+        return unskew(ops.moveaxis(h, 1, 2), x.shape[2])
 
     def call(self, inputs):
         forward = self.scan_diagonals(inputs, 0)

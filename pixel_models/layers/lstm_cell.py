@@ -64,7 +64,9 @@ class LineLSTMCell(keras.layers.Layer):
     `c = f * c_prev + i * g` and `h = o * tanh(c)`.
 
     The state-to-state convolution is unmasked: the previous line holds
-    only past pixels.
+    only past pixels. The cell follows the Keras RNN cell API, so
+    `keras.layers.RNN(cell)` scans it over lines (with `tf.while_loop`
+    on TensorFlow, which XLA compiles).
 
     Args:
         units: h, the size of the hidden state per pixel.
@@ -73,25 +75,35 @@ class LineLSTMCell(keras.layers.Layer):
             and right in the row above) or `"causal"` (position l sees
             l - k + 1 .. l; Diagonal LSTM, whose 2x1 kernel sees the pixel
             above and the pixel to the left).
+        validity_channel: if True, the inputs carry one more last channel,
+            1 where the line position is a pixel of the image and 0 where
+            it is padding (the skew's); the states are zeroed there.
 
     Call arguments:
-        inputs: `(batch, L, 4 * units)` gate pre-activations, gates in
-            `[o, f, i, g]` order.
-        states: `(h, c)`, each `(batch, L, units)`.
+        inputs: `(batch, L, 4 * units [+ 1])` gate pre-activations, gates
+            in `[o, f, i, g]` order.
+        states: `[h, c]`, each `(batch, L, units)`.
 
     Returns:
-        The new `(h, c)`.
+        `(h, [h, c])`: the output and the new states.
 
     Example:
     >>> cell = LineLSTMCell(4, 3)
     >>> z = np.zeros((2, 5, 16), "float32")
     >>> h0 = np.zeros((2, 5, 4), "float32")
-    >>> h, c = cell(z, (h0, h0))
-    >>> h.shape
-    TensorShape([2, 5, 4])
+    >>> h, (_, c) = cell(z, [h0, h0])
+    >>> tuple(h.shape)
+    (2, 5, 4)
     """
 
-    def __init__(self, units, kernel_size=3, padding="same", **kwargs):
+    def __init__(
+        self,
+        units,
+        kernel_size=3,
+        padding="same",
+        validity_channel=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         check_units(units, 1)
         if (
@@ -116,20 +128,37 @@ class LineLSTMCell(keras.layers.Layer):
         self.units = units
         self.kernel_size = kernel_size
         self.padding = padding
+        self.validity_channel = validity_channel
+        # Keras RNN API: the states are (L, units) maps, built by
+        # get_initial_state, as Keras's ConvLSTM cells do.
+        self.state_size = -1
+        self.line_length = None
 
     def build(self, input_shape):
+        self.line_length = input_shape[-2]
+        expected = 4 * self.units + int(self.validity_channel)
+        if input_shape[-1] != expected:
+            raise ValueError(
+                f"LineLSTMCell({self.units}) expects {expected} input "
+                f"channels. Received: input_shape={tuple(input_shape)}"
+            )
         self.state_kernel = self.add_weight(
             name="state_kernel",
             shape=(self.kernel_size, self.units, 4 * self.units),
             initializer="glorot_uniform",
         )
         # Forget-gate bias 1: remember by default early in training.
-        bias = [0.0] * self.units + [1.0] * self.units + [0.0] * 2 * self.units
+        h = self.units
+        bias = [0.0] * h + [1.0] * h + [0.0] * 2 * h
         self.bias = self.add_weight(
             name="bias",
-            shape=(4 * self.units,),
+            shape=(4 * h,),
             initializer=keras.initializers.Constant(bias),
         )
+
+    def get_initial_state(self, batch_size=None):
+        zeros = ops.zeros((batch_size, self.line_length, self.units))
+        return [zeros, zeros]
 
     def state_to_state(self, h):
         k = self.kernel_size
@@ -139,11 +168,16 @@ class LineLSTMCell(keras.layers.Layer):
 
     def call(self, inputs, states):
         h, c = states
-        z = inputs + self.state_to_state(h) + self.bias
+        z = inputs
+        if self.validity_channel:
+            z, valid = inputs[..., :-1], inputs[..., -1:]
+        z = z + self.state_to_state(h) + self.bias
         o, f, i, g = ops.split(z, 4, axis=-1)
         c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
-        return h, c
+        if self.validity_channel:
+            h, c = h * valid, c * valid
+        return h, [h, c]
 
     def get_config(self):
         return {
@@ -151,4 +185,5 @@ class LineLSTMCell(keras.layers.Layer):
             "units": self.units,
             "kernel_size": self.kernel_size,
             "padding": self.padding,
+            "validity_channel": self.validity_channel,
         }

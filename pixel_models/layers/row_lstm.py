@@ -1,7 +1,6 @@
 """Row LSTM (PixelRNN paper, Sec. 3.1)."""
 
 import keras
-from keras import ops
 
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
@@ -18,7 +17,8 @@ class RowLSTM(keras.layers.Layer):
     Input-to-state is a masked (mask B) 1 x k convolution along the row,
     computed for all rows at once; state-to-state is an unmasked 1 x k
     convolution of the previous row's hidden state. Each step updates a
-    whole row, for the whole batch. Receptive field: a triangle above the
+    whole row, for the whole batch (a `keras.layers.RNN` over rows with a
+    `LineLSTMCell`). Receptive field: a triangle above the
     pixel that widens by k//2 per row, plus the row's pixels to the left.
 
     Args:
@@ -53,22 +53,20 @@ class RowLSTM(keras.layers.Layer):
             use_bias=False,
             name="input_to_state",
         )
+        self.rnn = keras.layers.RNN(
+            self.cell, return_sequences=True, name="rows"
+        )
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
-        self.cell.build((input_shape[0], input_shape[2], 4 * self.units))
+        self.rnn.build((*input_shape[:3], 4 * self.units))
 
     def call(self, inputs):
         z = group_gates(
             self.input_to_state(inputs), self.units, self.color_channels
         )
-        # A loop over the static height: one batched step per row.
-        h = c = ops.zeros_like(z[:, 0, :, : self.units])
-        rows = []
-        for r in range(z.shape[1]):
-            h, c = self.cell(z[:, r], (h, c))
-            rows.append(h)
-        return ops.stack(rows, axis=1)
+        # Rows are the time axis: one batched step per row.
+        return self.rnn(z)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:3], self.units)

@@ -73,7 +73,8 @@ def test_cell_step_matches_lstm_equations():
     kernel = rng.normal(size=(3, 2, 8)).astype("float32")
     bias = rng.normal(size=(8,)).astype("float32")
     cell.set_weights([kernel, bias])
-    new_h, new_c = cell(z, (h, c))
+    new_h, (same_h, new_c) = cell(z, [h, c])
+    np.testing.assert_array_equal(new_h, same_h)
     padded = np.pad(h[0], ((1, 1), (0, 0)))
     conv = np.stack(
         [sum(padded[p + q] @ kernel[q] for q in range(3)) for p in range(4)]
@@ -98,12 +99,26 @@ def test_cell_step_matches_lstm_equations():
         (lambda: DiagonalBiLSTM(5, color_channels=3), "units=5"),
         (lambda: DiagonalBiLSTM(-1), "units=-1"),
         (lambda: LineLSTMCell(3, 2, "valid"), "padding='valid'"),
+        (lambda: LineLSTMCell(3, 2, "same"), "kernel_size=2"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(factory, message):
     with pytest.raises(ValueError, match="Received") as info:
         factory()
     assert message in str(info.value)
+
+
+def test_cell_zeroes_states_outside_the_image():
+    cell = LineLSTMCell(2, 2, "causal", validity_channel=True)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(1, 3, 9)).astype("float32")
+    z[0, :, -1] = [1.0, 0.0, 1.0]
+    h0 = rng.normal(size=(1, 3, 2)).astype("float32")
+    h, (_, c) = cell(z, [h0, h0])
+    assert np.all(np.asarray(h)[0, 1] == 0) and np.all(np.asarray(c)[0, 1] == 0)
+    assert np.all(np.asarray(h)[0, [0, 2]] != 0)
+    with pytest.raises(ValueError, match="expects 9 input channels"):
+        LineLSTMCell(2, 2, "causal", validity_channel=True).build((1, 3, 8))
 
 
 def test_indivisible_input_channels_raise():
