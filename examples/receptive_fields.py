@@ -67,7 +67,7 @@ def main(argv=None):
         ("row_lstm", args.row_lstm_layers, "Row LSTM"),
         ("diagonal_bilstm", args.diagonal_layers, "Diagonal BiLSTM"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4.8))
     summary = {}
     for ax, (family, layers, title) in zip(axes, families, strict=True):
         print(f"{title}: {layers} layer(s) ...", flush=True)
@@ -93,7 +93,7 @@ def main(argv=None):
         ncol=4,
     )
     fig.suptitle(f"Receptive field of pixel ({i}, {j}) of a {size}x{size} image")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.93))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=120)
     print(f"Wrote {args.out}; past pixels unseen: {summary}")

@@ -13,6 +13,7 @@ from datafiles import write_cifar, write_mnist
 from pixel_models.losses import DiscreteNLL
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import receptive_fields  # noqa: E402
 import train_cifar  # noqa: E402
 import train_mnist  # noqa: E402
 
@@ -112,3 +113,13 @@ def test_train_cifar_end_to_end(tmp_path, capsys):
 def test_unknown_model_family_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         train_mnist.main(["--model", "transformer", "--log-dir", str(tmp_path)])
+
+
+def test_receptive_field_picture(tmp_path):
+    out = tmp_path / "fields.png"
+    unseen = receptive_fields.main(["--size", "12", "--out", str(out)])
+    assert out.stat().st_size > 10_000
+    # Pixel (8, 6) of 12x12: PixelCNN's blind spot is the largest hole, the
+    # Diagonal BiLSTM misses only the last pixel of the row above.
+    assert unseen["pixelcnn"] > unseen["row_lstm"] > unseen["diagonal_bilstm"]
+    assert unseen["diagonal_bilstm"] == 1
