@@ -25,12 +25,16 @@ DATASETS = {
     "mnist": ((28, 28, 1), 2),
     "cifar10": ((32, 32, 3), 256),
 }
-# (family, data set) -> widths to measure: the paper's, then smaller ones.
+# (family, data set, layers, width): the paper's sizes (h = 128 becomes
+# 129 for RGB, which needs widths divisible by 3), then smaller ones.
 DEFAULT_CONFIGS = [
-    ("pixelcnn", "mnist", 15, 16),
-    ("pixelcnn", "mnist", 15, 64),
-    ("pixelcnn", "cifar10", 15, 129),
-    ("pixelcnn", "cifar10", 5, 33),
+    (family, dataset, layers, width)
+    for family in ("pixelcnn", "row_lstm", "diagonal_bilstm")
+    for dataset, layers, width in (
+        ("mnist", 7, 16),
+        ("cifar10", 3, 48),
+        ("cifar10", 15 if family == "pixelcnn" else 12, 129),
+    )
 ]
 
 
