@@ -128,7 +128,7 @@ def _naive(model, noise, temperature, top_p, progress):
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                out = np.asarray(model(x, training=False))[:, i, j, c]
+                out = np.asarray(model.predict_on_batch(x))[:, i, j, c]
                 logits[:, i, j, c] = out
                 x[:, i, j, c] = draw(out, noise[:, i, j, c], temperature, top_p)
             bar.add(1)
