@@ -7,7 +7,8 @@ or in the future. The gradients come from TensorFlow, on freshly
 initialised models, exactly as the causality tests compute them.
 
 Example:
-    python examples/receptive_fields.py --size 16 --out docs/receptive_fields.png
+    python examples/receptive_fields.py --size 16 \
+        --out docs/receptive_fields.png
 """
 
 import argparse
@@ -92,7 +93,9 @@ def main(argv=None):
         loc="lower center",
         ncol=4,
     )
-    fig.suptitle(f"Receptive field of pixel ({i}, {j}) of a {size}x{size} image")
+    fig.suptitle(
+        f"Receptive field of pixel ({i}, {j}) of a {size}x{size} image"
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 0.93))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=120)

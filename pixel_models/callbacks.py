@@ -1,5 +1,6 @@
 """Keras callbacks for training runs that Keras itself does not provide."""
 
+import os
 import time
 
 import keras
@@ -40,3 +41,61 @@ class TimeBudget(keras.callbacks.Callback):
         if self.elapsed_minutes() >= self.minutes:
             self.stopped_early = True
             self.model.stop_training = True
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes a grid of samples to TensorBoard every `every` epochs.
+
+    Uses the fast sampler with a fixed seed, so successive grids show how
+    the same noise turns into images as training goes on.
+
+    Args:
+        log_dir: TensorBoard directory (the grid goes to `log_dir/samples`).
+        num_samples: images in the grid.
+        every: epochs between grids.
+        seed: seed of the sampling noise.
+        temperature: sampling temperature.
+
+    Example:
+    >>> grids = SampleGrid("runs/x/tensorboard")
+    >>> model.fit(ds, callbacks=[grids])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, log_dir, num_samples=16, every=1, seed=0, temperature=1.0
+    ):
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(
+                f"every must be a positive integer. Received: every={every!r}"
+            )
+        self.log_dir = log_dir
+        self.num_samples = num_samples
+        self.every = every
+        self.seed = seed
+        self.temperature = temperature
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        import tensorflow as tf
+
+        from pixel_models.plotting import image_grid
+        from pixel_models.sampling import sample
+
+        images = sample(
+            self.model,
+            self.num_samples,
+            seed=self.seed,
+            temperature=self.temperature,
+            progress=False,
+        )
+        grid = image_grid(images, levels=self.model.output_shape[-1])
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.log_dir, "samples")
+            )
+        with self._writer.as_default():
+            tf.summary.image("samples", grid[None], step=epoch + 1)
+        self._writer.flush()

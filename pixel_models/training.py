@@ -15,7 +15,7 @@ import time
 import keras
 
 from pixel_models import data, models
-from pixel_models.callbacks import TimeBudget
+from pixel_models.callbacks import SampleGrid, TimeBudget
 from pixel_models.losses import (
     BitsPerDim,
     DiscreteNLL,
@@ -47,7 +47,9 @@ def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
     return model
 
 
-def make_callbacks(log_dir, *, patience=5, lr_patience=2, backup=True):
+def make_callbacks(
+    log_dir, *, patience=5, lr_patience=2, backup=True, sample_every=1
+):
     """The standard callbacks of a training run, all writing to `log_dir`.
 
     - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate);
@@ -62,6 +64,7 @@ def make_callbacks(log_dir, *, patience=5, lr_patience=2, backup=True):
         patience: epochs without improvement before stopping.
         lr_patience: epochs without improvement before halving the LR.
         backup: include BackupAndRestore.
+        sample_every: epochs between sample grids in TensorBoard (0: none).
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -82,6 +85,10 @@ def make_callbacks(log_dir, *, patience=5, lr_patience=2, backup=True):
         ),
         keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard")),
     ]
+    if sample_every:
+        callbacks.append(
+            SampleGrid(os.path.join(log_dir, "tensorboard"), every=sample_every)
+        )
     if backup:
         callbacks.append(
             keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup"))
@@ -175,6 +182,12 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument(
+        "--sample-every",
+        type=int,
+        default=1,
+        help="epochs between sample grids in TensorBoard (0: none)",
+    )
+    parser.add_argument(
         "--time-budget",
         type=float,
         default=None,
@@ -226,7 +239,9 @@ def run_training(args):
     train = splits.train
     if args.steps_per_epoch:
         train = train.repeat()
-    callbacks = make_callbacks(args.log_dir, patience=args.patience)
+    callbacks = make_callbacks(
+        args.log_dir, patience=args.patience, sample_every=args.sample_every
+    )
     if args.time_budget:
         callbacks.append(TimeBudget(args.time_budget))
     start = time.perf_counter()
@@ -265,6 +280,42 @@ def run_training(args):
     with open(os.path.join(args.log_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results
+
+
+def load_checkpoint(path):
+    """Loads a `.keras` model file, with clear errors for bad files.
+
+    Args:
+        path: path of a `.keras` file written by `model.save`.
+
+    Returns:
+        The `keras.Model` (compiled if it was saved compiled).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable `.keras` model (truncated,
+            corrupt, or another format).
+    """
+    import zipfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No model file at {path!r}: pass the path of a .keras file "
+            "written by training (e.g. LOG_DIR/model.keras)."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a valid .keras model file (a .keras file is a "
+            "zip archive; this one is truncated, corrupt or of another "
+            "format)."
+        )
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:
+        raise ValueError(
+            f"Could not load the model in {path!r}: {error}"
+        ) from error
 
 
 def parse_args(description, argv, **kwargs):

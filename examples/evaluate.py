@@ -1,0 +1,82 @@
+"""Score a saved model: test NLL in bits/dim and nats/image.
+
+Example:
+    python examples/evaluate.py runs/mnist/model.keras \
+        --dataset binarized_mnist --data-dir ../shared/data
+"""
+
+import argparse
+import sys
+
+from pixel_models import data
+from pixel_models.training import compile_model, evaluate_nll, load_checkpoint
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a .keras file written by training")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="mnist, binarized_mnist, cifar10, tfds:NAME or a folder",
+    )
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--max-test", type=int, default=None, help="score at most N images"
+    )
+    parser.add_argument(
+        "--binarization",
+        default="stochastic",
+        choices=["stochastic", "threshold"],
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    try:
+        model = load_checkpoint(args.model)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    height, width, channels = model.input_shape[1:]
+    try:
+        splits = data.get_datasets(
+            args.dataset,
+            data_dir=args.data_dir,
+            batch_size=args.batch_size,
+            validation_size=0,
+            image_size=(height, width)
+            if args.dataset not in data.DATASET_NAMES
+            else None,
+            binarization=args.binarization,
+            seed=args.seed,
+            max_test=args.max_test,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    levels = model.output_shape[-1]
+    if (
+        splits.image_shape != (height, width, channels)
+        or splits.levels != levels
+    ):
+        parser.error(
+            f"The data set {args.dataset!r} has images of shape "
+            f"{splits.image_shape} with {splits.levels} levels, but the model "
+            f"expects shape {(height, width, channels)} with {levels} levels."
+        )
+    test, num = splits.test, splits.num_test
+    split = "test"
+    if not num:
+        test, num, split = splits.train, splits.num_train, "all"
+    if model.optimizer is None or model.loss is None:
+        compile_model(model)
+    results = evaluate_nll(model, test, splits.image_shape, num)
+    print(
+        f"{model.name} on {args.dataset} ({split} split, {num} images): "
+        f"{results['bits_per_dim']:.4f} bits/dim, "
+        f"{results['nats_per_image']:.2f} nats/image"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Draw samples from a saved model and write them as a grid (PNG).
+
+Example:
+    python examples/sample.py runs/mnist/model.keras --num 16 --out grid.png
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from pixel_models.plotting import save_grid
+from pixel_models.sampling import sample
+from pixel_models.training import load_checkpoint
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a .keras file written by training")
+    parser.add_argument("--num", type=int, default=16, help="images to draw")
+    parser.add_argument("--out", default="samples.png")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", default="fast", choices=["fast", "naive"])
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--cols", type=int, default=None, help="grid columns")
+    parser.add_argument(
+        "--save-npy", default=None, help="also save the uint8 images here"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    try:
+        model = load_checkpoint(args.model)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(f"Model {model.name}: {model.count_params():,} parameters")
+    start = time.perf_counter()
+    try:
+        images = sample(
+            model,
+            args.num,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            method=args.method,
+            batch_size=args.batch_size,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    seconds = time.perf_counter() - start
+    print(f"Drew {args.num} images in {seconds:.1f} s ({args.method})")
+    save_grid(images, args.out, levels=model.output_shape[-1], cols=args.cols)
+    print(f"Wrote {args.out}")
+    if args.save_npy:
+        np.save(args.save_npy, images)
+    return images
+
+
+if __name__ == "__main__":
+    main()

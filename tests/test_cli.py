@@ -1,0 +1,118 @@
+"""The sampling and evaluation command-line tools, on tiny local data."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from datafiles import write_cifar, write_mnist
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import evaluate  # noqa: E402
+import sample  # noqa: E402
+import train_mnist  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    write_mnist(root / "data" / "mnist.npz", num_train=48, num_test=12)
+    write_cifar(root / "data" / "cifar-10-batches-py", per_batch=4)
+    results = train_mnist.main(
+        [
+            "--data-dir",
+            str(root / "data"),
+            "--validation-size",
+            "16",
+            "--epochs",
+            "1",
+            "--num-layers",
+            "1",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--sample-every",
+            "1",
+            "--log-dir",
+            str(root / "run"),
+        ]
+    )
+    return root, results
+
+
+def test_sample_cli_writes_a_grid(trained, capsys):
+    root, _ = trained
+    out = root / "grid.png"
+    images = sample.main(
+        [
+            str(root / "run" / "model.keras"),
+            "--num",
+            "4",
+            "--out",
+            str(out),
+            "--save-npy",
+            str(root / "grid.npy"),
+        ]
+    )
+    assert images.shape == (4, 28, 28, 1) and images.dtype == np.uint8
+    assert set(np.unique(images)) <= {0, 1}
+    assert out.stat().st_size > 1000
+    np.testing.assert_array_equal(np.load(root / "grid.npy"), images)
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_training_wrote_sample_grids_to_tensorboard(trained):
+    root, _ = trained
+    samples = root / "run" / "tensorboard" / "samples"
+    assert any(name.startswith("events") for name in os.listdir(samples))
+
+
+def test_evaluate_cli_matches_training(trained, capsys):
+    root, results = trained
+    scored = evaluate.main(
+        [
+            str(root / "run" / "model.keras"),
+            "--dataset",
+            "binarized_mnist",
+            "--data-dir",
+            str(root / "data"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "12 images" in out and "bits/dim" in out and "nats/image" in out
+    assert scored["num_images"] == 12
+    np.testing.assert_allclose(
+        scored["bits_per_dim"], results["bits_per_dim"], rtol=1e-5
+    )
+
+
+def test_evaluate_refuses_a_data_set_of_another_shape(trained, capsys):
+    root, _ = trained
+    with pytest.raises(SystemExit):
+        evaluate.main(
+            [
+                str(root / "run" / "model.keras"),
+                "--dataset",
+                "cifar10",
+                "--data-dir",
+                str(root / "data"),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert "(32, 32, 3)" in err and "(28, 28, 1)" in err
+
+
+@pytest.mark.parametrize("tool", [sample, evaluate])
+def test_missing_and_corrupt_model_files(tool, tmp_path, capsys, trained):
+    root, _ = trained
+    extra = ["--dataset", "mnist"] if tool is evaluate else []
+    with pytest.raises(SystemExit):
+        tool.main([str(tmp_path / "nope.keras"), *extra])
+    assert "No model file" in capsys.readouterr().err
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((root / "run" / "model.keras").read_bytes()[:500])
+    with pytest.raises(SystemExit):
+        tool.main([str(truncated), *extra])
+    err = capsys.readouterr().err
+    assert "truncated.keras" in err and "not a valid .keras" in err
