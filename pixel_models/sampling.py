@@ -136,7 +136,12 @@ def _naive(model, noise, temperature, top_p, progress):
 
 
 class _FastExecutor:
-    """Computes a model one pixel at a time, caching every layer's output."""
+    """Computes a model one pixel at a time, caching every layer's output.
+
+    Every cached map is zero-padded by `pad` pixels above, left and right,
+    so a kernel window or a neighbour state at the border is a plain slice
+    that reads zeros outside the image, as the layers' own padding does.
+    """
 
     def __init__(self, model, n):
         self.height, self.width, self.channels = model.input_shape[1:]
@@ -145,12 +150,18 @@ class _FastExecutor:
         self.cache = {}
         self.state = {}
         self.params = {}
+        self.pad = 1
         for layer in model.layers:
             if not isinstance(layer, KNOWN_LAYERS):
                 raise ValueError(
                     f"The fast sampler does not know layer {layer.name!r} "
                     f"of type {type(layer).__name__}; use method='naive'."
                 )
+            if isinstance(layer, MaskedConv2D):
+                self.pad = max(self.pad, *(k // 2 for k in layer.kernel_size))
+            if isinstance(layer, RowLSTM):
+                self.pad = max(self.pad, layer.kernel_size // 2)
+        for layer in model.layers:
             node = layer._inbound_nodes[0]
             inputs = [
                 t._keras_history.operation.name for t in node.input_tensors
@@ -158,26 +169,38 @@ class _FastExecutor:
             self.plan.append((layer, inputs))
             self.cache[layer.name] = self._zeros(layer.output.shape[-1])
             if isinstance(layer, (RowLSTM, DiagonalBiLSTM)):
-                self._prepare_recurrent(layer)
+                names = ("h", "c", "hb", "cb")
+                if isinstance(layer, RowLSTM):
+                    names = names[:2]
+                self.state[layer.name] = {
+                    k: self._zeros(layer.units) for k in names
+                }
         self.input_name = model.layers[0].name
         self.output_name = model.outputs[0]._keras_history.operation.name
 
     def _zeros(self, channels):
-        shape = (self.n, self.height, self.width, channels)
+        p = self.pad
+        shape = (self.n, self.height + p, self.width + 2 * p, channels)
         return np.zeros(shape, "float32")
 
-    def _prepare_recurrent(self, layer):
-        names = ("h", "c", "hb", "cb")
-        if isinstance(layer, RowLSTM):
-            names = names[:2]
-        self.state[layer.name] = {k: self._zeros(layer.units) for k in names}
+    def images(self):
+        """The input pixels sampled so far, `(n, H, W, C)`."""
+        p = self.pad
+        x = self.cache[self.input_name]
+        return x[:, p:, p : p + self.width].copy()
 
     def _weights(self, obj):
-        """NumPy copies of a conv's or cell's weights, read once."""
+        """NumPy copies of a conv's or cell's weights, read once.
+
+        A conv's kernel keeps only the rows down to the centre (the mask
+        zeroes the rest), flattened for one matrix product per pixel.
+        """
         key = id(obj)
         if key not in self.params:
             if isinstance(obj, MaskedConv2D):
                 kernel = np.asarray(obj.kernel) * np.asarray(obj.mask)
+                kernel = kernel[: obj.kernel_size[0] // 2 + 1]
+                kernel = kernel.reshape(-1, obj.filters)
                 bias = np.asarray(obj.bias) if obj.use_bias else 0.0
             else:
                 kernel = np.asarray(obj.state_kernel)
@@ -191,16 +214,9 @@ class _FastExecutor:
         """Masked conv output at (i, j): `(n, filters)`."""
         kernel, bias = self._weights(conv)
         kh, kw = conv.kernel_size
-        out = np.zeros((self.n, conv.filters), "float32") + bias
-        # Rows below the centre are masked out: skip them.
-        for a in range(kh // 2 + 1):
-            r = i - kh // 2 + a
-            if r < 0:
-                continue
-            c0, c1 = max(0, j - kw // 2), min(self.width, j + kw // 2 + 1)
-            b0 = c0 - (j - kw // 2)
-            patch = source[:, r, c0:c1]
-            out += np.einsum("nbc,bco->no", patch, kernel[a, b0 : b0 + c1 - c0])
+        r, c = i + self.pad, j + self.pad
+        window = source[:, r - kh // 2 : r + 1, c - kw // 2 : c + kw // 2 + 1]
+        out = window.reshape(self.n, -1) @ kernel + bias
         name = keras.activations.serialize(conv.activation)
         if name == "relu":
             out = np.maximum(out, 0.0)
@@ -219,13 +235,16 @@ class _FastExecutor:
     def _lstm(self, cell, z, neighbours, c_prev):
         """One LineLSTMCell step at one pixel.
 
-        `neighbours[q]` is the previous-line hidden state that kernel tap q
-        sees (zeros outside the image).
+        `neighbours` is `(n, taps, units)`: the previous-line hidden state
+        that each kernel tap sees (zeros outside the image).
         """
         kernel, bias = self._weights(cell)
-        z = z + bias
-        for q, h in enumerate(neighbours):
-            z = z + h @ kernel[q]
+        z = (
+            z
+            + bias
+            + neighbours.reshape(self.n, -1)
+            @ kernel.reshape(-1, kernel.shape[-1])
+        )
         o, f, i, g = np.split(z, 4, axis=-1)
         sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
         c = sig(f) * c_prev + sig(i) * np.tanh(g)
@@ -235,16 +254,10 @@ class _FastExecutor:
         z = self._conv_at(layer.input_to_state, source, i, j)
         z = self._group(z, layer.units, layer.color_channels)
         state = self.state[layer.name]
-        k = layer.kernel_size
-        zero = np.zeros((self.n, layer.units), "float32")
-        neighbours = []
-        for q in range(k):
-            col = j - k // 2 + q
-            inside = i > 0 and 0 <= col < self.width
-            neighbours.append(state["h"][:, i - 1, col] if inside else zero)
-        c_prev = state["c"][:, i - 1, j] if i > 0 else zero
-        h, c = self._lstm(layer.cell, z, neighbours, c_prev)
-        state["h"][:, i, j], state["c"][:, i, j] = h, c
+        k, r, c = layer.kernel_size, i + self.pad, j + self.pad
+        neighbours = state["h"][:, r - 1, c - k // 2 : c + k // 2 + 1]
+        h, cell = self._lstm(layer.cell, z, neighbours, state["c"][:, r - 1, c])
+        state["h"][:, r, c], state["c"][:, r, c] = h, cell
         return h
 
     def _diagonal_step(self, layer, d, source, i, j, step):
@@ -254,23 +267,24 @@ class _FastExecutor:
         z = self._group(z, layer.units, layer.color_channels)
         hk, ck = ("h", "c") if d == 0 else ("hb", "cb")
         state = self.state[layer.name]
-        zero = np.zeros((self.n, layer.units), "float32")
-        prev = j + step
-        above = state[hk][:, i - 1, j] if i > 0 else zero
-        inside = 0 <= prev < self.width
-        left = state[hk][:, i, prev] if inside else zero
-        c_prev = state[ck][:, i, prev] if inside else zero
+        r, c = i + self.pad, j + self.pad
         # Causal 2-tap kernel over the previous diagonal: tap 0 is the
         # pixel above, tap 1 the previous pixel in the row.
-        h, c = self._lstm(layer.cells[d], z, [above, left], c_prev)
-        state[hk][:, i, j], state[ck][:, i, j] = h, c
+        neighbours = np.stack(
+            [state[hk][:, r - 1, c], state[hk][:, r, c + step]], axis=1
+        )
+        c_prev = state[ck][:, r, c + step]
+        h, cell = self._lstm(layer.cells[d], z, neighbours, c_prev)
+        state[hk][:, r, c], state[ck][:, r, c] = h, cell
         return h
 
     def _diagonal_at(self, layer, source, i, j):
         h = self._diagonal_step(layer, 0, source, i, j, -1)
-        if i > 0:  # Sec. 3.2: the backward stream, shifted down one row.
-            h = h + self.state[layer.name]["hb"][:, i - 1, j]
-        return h
+        # Sec. 3.2: the backward stream, shifted down one row (zeros in
+        # the padding above row 0).
+        return (
+            h + self.state[layer.name]["hb"][:, i - 1 + self.pad, j + self.pad]
+        )
 
     def start_row(self, i):
         """Runs each Diagonal BiLSTM's backward stream over row i - 1."""
@@ -289,19 +303,23 @@ class _FastExecutor:
         mask A, so a sub-pixel only reaches later pixels, and later
         channels through the next `step`.
         """
-        self.cache[self.input_name][:, i, j, c] = values
+        r, col = i + self.pad, j + self.pad
+        self.cache[self.input_name][:, r, col, c] = values
         for layer, inputs in self.plan:
             if isinstance(layer, keras.layers.Rescaling):
-                x = self.cache[inputs[0]][:, i, j]
-                self.cache[layer.name][:, i, j] = x * layer.scale + layer.offset
+                x = self.cache[inputs[0]][:, r, col]
+                self.cache[layer.name][:, r, col] = (
+                    x * layer.scale + layer.offset
+                )
 
     def step(self, i, j):
         """Computes every layer at (i, j); returns logits `(n, C, L)`."""
+        r, col = i + self.pad, j + self.pad
         for layer, inputs in self.plan:
-            sources = [self.cache[name] for name in inputs]
             if not inputs:
                 continue
-            x = sources[0][:, i, j]
+            sources = [self.cache[name] for name in inputs]
+            x = sources[0][:, r, col]
             if isinstance(layer, MaskedConv2D):
                 out = self._conv_at(layer, sources[0], i, j)
             elif isinstance(layer, RowLSTM):
@@ -313,7 +331,7 @@ class _FastExecutor:
             elif isinstance(layer, keras.layers.ReLU):
                 out = np.maximum(x, 0.0)
             elif isinstance(layer, keras.layers.Add):
-                out = sum(s[:, i, j] for s in sources)
+                out = sum(s[:, r, col] for s in sources)
             elif isinstance(layer, keras.layers.Dropout):
                 out = x
             else:  # Reshape: the logits, (n, C, levels) at this pixel.
@@ -321,7 +339,7 @@ class _FastExecutor:
                     self.n, *layer.target_shape[2:]
                 )
                 continue
-            self.cache[layer.name][:, i, j] = out
+            self.cache[layer.name][:, r, col] = out
         return self.cache[self.output_name]
 
 
@@ -341,7 +359,7 @@ def _fast(model, noise, temperature, top_p, progress):
                 values = draw(out, noise[:, i, j, c], temperature, top_p)
                 executor.write_input(i, j, c, values)
             bar.add(1)
-    return executor.cache[executor.input_name].copy(), logits
+    return executor.images(), logits
 
 
 def sample_with_logits(
