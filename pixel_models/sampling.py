@@ -23,7 +23,12 @@ the same seed they give the same samples.
 import keras
 import numpy as np
 
-from pixel_models.layers import DiagonalBiLSTM, MaskedConv2D, RowLSTM
+from pixel_models.layers import (
+    DiagonalBiLSTM,
+    GatedPixelCNNBlock,
+    MaskedConv2D,
+    RowLSTM,
+)
 
 METHODS = ("fast", "naive")
 # The layers the fast sampler can run one pixel at a time.
@@ -33,6 +38,7 @@ KNOWN_LAYERS = (
     MaskedConv2D,
     RowLSTM,
     DiagonalBiLSTM,
+    GatedPixelCNNBlock,
     keras.layers.ReLU,
     keras.layers.Add,
     keras.layers.Dropout,
@@ -159,15 +165,21 @@ class _FastExecutor:
                 )
             if isinstance(layer, MaskedConv2D):
                 self.pad = max(self.pad, *(k // 2 for k in layer.kernel_size))
-            if isinstance(layer, RowLSTM):
+            if isinstance(layer, (RowLSTM, GatedPixelCNNBlock)):
                 self.pad = max(self.pad, layer.kernel_size // 2)
         for layer in model.layers:
             node = layer._inbound_nodes[0]
             inputs = [
-                t._keras_history.operation.name for t in node.input_tensors
+                (t._keras_history.operation.name, t._keras_history.tensor_index)
+                for t in node.input_tensors
             ]
             self.plan.append((layer, inputs))
-            self.cache[layer.name] = self._zeros(layer.output.shape[-1])
+            for index, out in enumerate(node.output_tensors):
+                self.cache[layer.name, index] = self._zeros(out.shape[-1])
+            if isinstance(layer, GatedPixelCNNBlock):
+                self.state[layer.name] = {
+                    "pre_v": self._zeros(2 * layer.filters)
+                }
             if isinstance(layer, (RowLSTM, DiagonalBiLSTM)):
                 names = ("h", "c", "hb", "cb")
                 if isinstance(layer, RowLSTM):
@@ -175,8 +187,9 @@ class _FastExecutor:
                 self.state[layer.name] = {
                     k: self._zeros(layer.units) for k in names
                 }
-        self.input_name = model.layers[0].name
-        self.output_name = model.outputs[0]._keras_history.operation.name
+        self.input_name = (model.layers[0].name, 0)
+        history = model.outputs[0]._keras_history
+        self.output_name = (history.operation.name, history.tensor_index)
 
     def _zeros(self, channels):
         p = self.pad
@@ -202,6 +215,9 @@ class _FastExecutor:
                 kernel = kernel[: obj.kernel_size[0] // 2 + 1]
                 kernel = kernel.reshape(-1, obj.filters)
                 bias = np.asarray(obj.bias) if obj.use_bias else 0.0
+            elif isinstance(obj, keras.layers.Conv2D):
+                kernel = np.asarray(obj.kernel)
+                bias = np.asarray(obj.bias)
             else:
                 kernel = np.asarray(obj.state_kernel)
                 bias = np.asarray(obj.bias)
@@ -225,12 +241,45 @@ class _FastExecutor:
         return out
 
     @staticmethod
-    def _group(z, units, color_channels):
+    def _group(z, parts, color_channels):
+        """NumPy twin of `regroup` for one pixel: `(n, channels)`."""
         if color_channels == 1:
             return z
-        n = z.shape[0]
-        z = z.reshape(n, color_channels, 4, units // color_channels)
-        return z.transpose(0, 2, 1, 3).reshape(n, 4 * units)
+        n, channels = z.shape
+        z = z.reshape(n, color_channels, parts, -1)
+        return z.transpose(0, 2, 1, 3).reshape(n, channels)
+
+    @staticmethod
+    def _gate(z):
+        f, g = np.split(z, 2, axis=-1)
+        return np.tanh(f) / (1.0 + np.exp(-g))
+
+    def _vertical_row(self, layer, source, i):
+        """A gated block's vertical stack over the whole of row i."""
+        kernel, bias = self._weights(layer.vertical)
+        kh, kw = kernel.shape[:2]
+        p, r = self.pad, i + self.pad
+        rows = source[:, r - kh + 1 : r + 1]
+        windows = np.lib.stride_tricks.sliding_window_view(rows, kw, axis=2)
+        windows = windows[:, :, p - kw // 2 : p - kw // 2 + self.width]
+        pre = np.einsum("nawcb,abco->nwo", windows, kernel) + bias
+        state = self.state[layer.name]
+        state["pre_v"][:, r, p : p + self.width] = pre
+        self.cache[layer.name, 0][:, r, p : p + self.width] = self._gate(pre)
+
+    def _gated_at(self, layer, h_source, i, j):
+        """A gated block's horizontal stack at (i, j)."""
+        r, c = i + self.pad, j + self.pad
+        link, link_bias = self._weights(layer.vertical_to_horizontal)
+        above = self.state[layer.name]["pre_v"][:, r - 1, c]
+        pre = self._conv_at(layer.horizontal, h_source, i, j)
+        pre = pre + above @ link[0, 0] + link_bias
+        gated = self._gate(self._group(pre, 2, layer.color_channels))
+        kernel, bias = self._weights(layer.horizontal_out)
+        out = gated @ kernel + bias
+        if layer.residual:
+            out = out + h_source[:, r, c]
+        return out
 
     def _lstm(self, cell, z, neighbours, c_prev):
         """One LineLSTMCell step at one pixel.
@@ -252,7 +301,7 @@ class _FastExecutor:
 
     def _row_lstm_at(self, layer, source, i, j):
         z = self._conv_at(layer.input_to_state, source, i, j)
-        z = self._group(z, layer.units, layer.color_channels)
+        z = self._group(z, 4, layer.color_channels)
         state = self.state[layer.name]
         k, r, c = layer.kernel_size, i + self.pad, j + self.pad
         neighbours = state["h"][:, r - 1, c - k // 2 : c + k // 2 + 1]
@@ -264,7 +313,7 @@ class _FastExecutor:
         """Direction d's state at pixel (i, j); `step` is -1 (left to
         right: previous pixel j-1) or +1 (mirrored: previous pixel j+1)."""
         z = self._conv_at(layer.input_to_state[d], source, i, j)
-        z = self._group(z, layer.units, layer.color_channels)
+        z = self._group(z, 4, layer.color_channels)
         hk, ck = ("h", "c") if d == 0 else ("hb", "cb")
         state = self.state[layer.name]
         r, c = i + self.pad, j + self.pad
@@ -287,7 +336,9 @@ class _FastExecutor:
         )
 
     def start_row(self, i):
-        """Runs each Diagonal BiLSTM's backward stream over row i - 1."""
+        """Work that needs the whole of row i - 1, done when row i starts:
+        each Diagonal BiLSTM's backward stream and each gated block's
+        vertical stack over row i - 1."""
         if i == 0:
             return
         for layer, inputs in self.plan:
@@ -295,6 +346,8 @@ class _FastExecutor:
                 source = self.cache[inputs[0]]
                 for j in range(self.width - 1, -1, -1):
                     self._diagonal_step(layer, 1, source, i - 1, j, +1)
+            elif isinstance(layer, GatedPixelCNNBlock):
+                self._vertical_row(layer, self.cache[inputs[0]], i - 1)
 
     def write_input(self, i, j, c, values):
         """Sets sub-pixel (i, j, c) and refreshes the pointwise rescaling.
@@ -308,7 +361,7 @@ class _FastExecutor:
         for layer, inputs in self.plan:
             if isinstance(layer, keras.layers.Rescaling):
                 x = self.cache[inputs[0]][:, r, col]
-                self.cache[layer.name][:, r, col] = (
+                self.cache[layer.name, 0][:, r, col] = (
                     x * layer.scale + layer.offset
                 )
 
@@ -326,6 +379,10 @@ class _FastExecutor:
                 out = self._row_lstm_at(layer, sources[0], i, j)
             elif isinstance(layer, DiagonalBiLSTM):
                 out = self._diagonal_at(layer, sources[0], i, j)
+            elif isinstance(layer, GatedPixelCNNBlock):
+                out = self._gated_at(layer, sources[1], i, j)
+                self.cache[layer.name, 1][:, r, col] = out
+                continue
             elif isinstance(layer, keras.layers.Rescaling):
                 out = x * layer.scale + layer.offset
             elif isinstance(layer, keras.layers.ReLU):
@@ -335,11 +392,11 @@ class _FastExecutor:
             elif isinstance(layer, keras.layers.Dropout):
                 out = x
             else:  # Reshape: the logits, (n, C, levels) at this pixel.
-                self.cache[layer.name] = x.reshape(
+                self.cache[layer.name, 0] = x.reshape(
                     self.n, *layer.target_shape[2:]
                 )
                 continue
-            self.cache[layer.name][:, r, col] = out
+            self.cache[layer.name, 0][:, r, col] = out
         return self.cache[self.output_name]
 
 

@@ -7,7 +7,7 @@ import pytest
 from pixel_models.models import build_model, build_pixelcnn
 from pixel_models.sampling import draw, sample, sample_with_logits
 
-FAMILIES = ["pixelcnn", "row_lstm", "diagonal_bilstm"]
+FAMILIES = ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"]
 
 
 def _model(family, shape, levels, seed=0):

@@ -1,6 +1,7 @@
 """Keras layers of pixel-models, all registered for `.keras` save/load."""
 
 from pixel_models.layers.diagonal_bilstm import DiagonalBiLSTM
+from pixel_models.layers.gated import GatedPixelCNNBlock
 from pixel_models.layers.lstm_cell import LineLSTMCell
 from pixel_models.layers.masked_conv import MaskedConv2D
 from pixel_models.layers.row_lstm import RowLSTM
@@ -8,6 +9,7 @@ from pixel_models.layers.skew import Skew, Unskew
 
 __all__ = [
     "DiagonalBiLSTM",
+    "GatedPixelCNNBlock",
     "LineLSTMCell",
     "MaskedConv2D",
     "RowLSTM",

@@ -12,6 +12,7 @@ from keras import ops
 from pixel_models.layers.masked_conv import (
     check_color_channels,
     check_divisible,
+    regroup,
 )
 
 PADDINGS = ("same", "causal")
@@ -30,27 +31,11 @@ def check_units(units, color_channels):
 def group_gates(z, units, color_channels):
     """Reorders masked-conv gate pre-activations into `[o, f, i, g]`.
 
-    A `MaskedConv2D` with `4 * units` filters splits its channels into
-    contiguous R, G, B thirds; each third holds the four gates of its
-    colour group. The cell wants four contiguous gates, each with units in
-    R, G, B order, so that unit k of every gate is in the same colour group
-    as unit k of the hidden state (Sec. 3.4: the gates keep R -> G -> B).
-
-    Args:
-        z: `(..., 4 * units)` channels ordered (group, gate, unit).
-        units: h.
-        color_channels: 1 or 3.
-
-    Returns:
-        `(..., 4 * units)` channels ordered (gate, group, unit).
+    Each gate's units then come in R, G, B order, so unit k of every gate
+    is in the colour group of unit k of the hidden state (Sec. 3.4: the
+    gates keep R -> G -> B). See `regroup`.
     """
-    if color_channels == 1:
-        return z
-    lead = tuple(z.shape[:-1])
-    g = color_channels
-    z = ops.reshape(z, (-1, g, 4, units // g))
-    z = ops.transpose(z, (0, 2, 1, 3))
-    return ops.reshape(z, (-1,) + lead[1:] + (4 * units,))
+    return regroup(z, 4, color_channels)
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")

@@ -64,6 +64,33 @@ def causal_mask(kernel_size, in_channels, out_channels, mask_type, color_ch):
     return mask
 
 
+def regroup(z, parts, color_channels):
+    """Reorders a masked conv's output from (group, part) to (part, group).
+
+    A `MaskedConv2D` splits its channels into contiguous R, G, B thirds.
+    When those channels are `parts` stacked quantities (the four LSTM
+    gates, or the two halves of a gated unit), each third holds all the
+    parts of its colour group. Reordered, each part is contiguous with its
+    units in R, G, B order, so unit k of every part is in one colour group.
+
+    Args:
+        z: `(..., parts * n)` channels ordered (group, part, unit).
+        parts: number of stacked quantities.
+        color_channels: 1 or 3.
+
+    Returns:
+        `(..., parts * n)` channels ordered (part, group, unit).
+    """
+    if color_channels == 1:
+        return z
+    lead = tuple(z.shape[:-1])
+    channels = z.shape[-1]
+    g = color_channels
+    z = ops.reshape(z, (-1, g, parts, channels // (g * parts)))
+    z = ops.transpose(z, (0, 2, 1, 3))
+    return ops.reshape(z, (-1,) + lead[1:] + (channels,))
+
+
 def _normalize_kernel_size(received):
     kernel_size = received
     if isinstance(kernel_size, (int, np.integer)):

@@ -1,6 +1,7 @@
 """Model builders: plain functions returning functional `keras.Model`s."""
 
 from pixel_models.models.diagonal_bilstm import build_diagonal_bilstm
+from pixel_models.models.gated_pixelcnn import build_gated_pixelcnn
 from pixel_models.models.pixelcnn import build_pixelcnn
 from pixel_models.models.row_lstm import build_row_lstm
 
@@ -9,6 +10,7 @@ MODEL_FAMILIES = {
     "pixelcnn": (build_pixelcnn, "filters"),
     "row_lstm": (build_row_lstm, "units"),
     "diagonal_bilstm": (build_diagonal_bilstm, "units"),
+    "gated_pixelcnn": (build_gated_pixelcnn, "filters"),
 }
 
 
@@ -41,6 +43,7 @@ def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
 __all__ = [
     "MODEL_FAMILIES",
     "build_diagonal_bilstm",
+    "build_gated_pixelcnn",
     "build_model",
     "build_pixelcnn",
     "build_row_lstm",

@@ -1,0 +1,80 @@
+"""Gated PixelCNN (van den Oord et al., 2016b)."""
+
+import keras
+
+from pixel_models.layers import GatedPixelCNNBlock
+from pixel_models.models.common import (
+    check_model_args,
+    image_input,
+    output_head,
+)
+
+
+def build_gated_pixelcnn(
+    input_shape,
+    levels=256,
+    num_layers=15,
+    filters=128,
+    kernel_size=5,
+    input_kernel_size=7,
+    output_filters=None,
+    dropout=0.0,
+):
+    """Builds a Gated PixelCNN: no blind spot, gated units.
+
+    A first gated block with `input_kernel_size` kernels and mask A on the
+    image, then `num_layers - 1` residual gated blocks (mask B), each with
+    a vertical and a horizontal stack of `filters` maps; the horizontal
+    stack feeds the same head as PixelCNN (ReLU, two 1x1 mask B layers, a
+    `levels`-way softmax per sub-pixel). The paper reports 3.03 bits/dim on
+    CIFAR-10 with 20 layers of 384 maps.
+
+    Args:
+        input_shape: `(H, W, C)`, C = 1 or 3.
+        levels: number of pixel values (256, or 2 for binarized data).
+        num_layers: number of gated blocks.
+        filters: maps per stack; divisible by 3 for RGB.
+        kernel_size: k of the blocks after the first (odd).
+        input_kernel_size: k of the first block (odd).
+        output_filters: width of the first 1x1 output layer (default
+            2 * filters).
+        dropout: dropout rate on each block's horizontal output.
+
+    Returns:
+        A functional `keras.Model` named `"gated_pixelcnn"`: pixel values in
+        `[0, levels - 1]`, `(batch, H, W, C)` -> logits
+        `(batch, H, W, C, levels)`.
+
+    Example:
+    >>> model = build_gated_pixelcnn((8, 8, 1), levels=2, num_layers=2,
+    ...                              filters=4)
+    >>> model.output_shape
+    (None, 8, 8, 1, 2)
+    """
+    if output_filters is None:
+        output_filters = 2 * filters
+    shape = check_model_args(
+        input_shape,
+        levels,
+        num_layers,
+        {"filters": filters, "output_filters": output_filters},
+        dropout,
+    )
+    channels = shape[2]
+    inputs, x = image_input(shape, levels)
+    v, h = GatedPixelCNNBlock(
+        filters,
+        input_kernel_size,
+        channels,
+        "A",
+        residual=False,
+        name="block0",
+    )([x, x])
+    for i in range(1, num_layers):
+        v, h = GatedPixelCNNBlock(
+            filters, kernel_size, channels, "B", name=f"block{i}"
+        )([v, h])
+        if dropout:
+            h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+    logits = output_head(h, shape, levels, output_filters)
+    return keras.Model(inputs, logits, name="gated_pixelcnn")
