@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from pixel_models.layers import (
+    ConditionBias,
     DiagonalBiLSTM,
     GatedPixelCNNBlock,
     MaskedConv2D,
@@ -43,6 +44,8 @@ KNOWN_LAYERS = (
     keras.layers.Add,
     keras.layers.Dropout,
     keras.layers.Reshape,
+    keras.layers.Embedding,
+    ConditionBias,
 )
 
 
@@ -124,7 +127,7 @@ def _progbar(total, progress):
     return keras.utils.Progbar(total, verbose=1 if progress else 0)
 
 
-def _naive(model, noise, temperature, top_p, progress):
+def _naive(model, noise, labels, temperature, top_p, progress):
     """One full forward pass per sub-pixel. Returns (samples, logits)."""
     n, height, width, channels = noise.shape
     levels = model.output_shape[-1]
@@ -134,7 +137,8 @@ def _naive(model, noise, temperature, top_p, progress):
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                out = np.asarray(model.predict_on_batch(x))[:, i, j, c]
+                inputs = x if labels is None else [x, labels]
+                out = np.asarray(model.predict_on_batch(inputs))[:, i, j, c]
                 logits[:, i, j, c] = out
                 x[:, i, j, c] = draw(out, noise[:, i, j, c], temperature, top_p)
             bar.add(1)
@@ -149,8 +153,9 @@ class _FastExecutor:
     that reads zeros outside the image, as the layers' own padding does.
     """
 
-    def __init__(self, model, n):
-        self.height, self.width, self.channels = model.input_shape[1:]
+    def __init__(self, model, n, labels=None):
+        pixels = model.inputs[0]
+        self.height, self.width, self.channels = pixels.shape[1:]
         self.n = n
         self.plan = []
         self.cache = {}
@@ -175,11 +180,27 @@ class _FastExecutor:
             ]
             self.plan.append((layer, inputs))
             for index, out in enumerate(node.output_tensors):
-                self.cache[layer.name, index] = self._zeros(out.shape[-1])
+                if len(out.shape) == 4:
+                    self.cache[layer.name, index] = self._zeros(out.shape[-1])
+            # Label input and embedding: one value per image, known upfront.
+            if isinstance(layer, keras.layers.InputLayer):
+                if len(layer.output.shape) == 1:
+                    self.cache[layer.name, 0] = np.asarray(labels)
+            elif isinstance(layer, keras.layers.Embedding):
+                table = np.asarray(layer.embeddings)
+                self.cache[layer.name, 0] = table[self.cache[inputs[0]]]
             if isinstance(layer, GatedPixelCNNBlock):
                 self.state[layer.name] = {
                     "pre_v": self._zeros(2 * layer.filters)
                 }
+                if layer.condition:
+                    embedding = self.cache[inputs[2]]
+                    for part in ("condition_v", "condition_h"):
+                        w, _ = self._weights(getattr(layer, part))
+                        self.state[layer.name][part] = embedding @ w
+            if isinstance(layer, ConditionBias):
+                w, b = self._weights(layer.projection)
+                self.state[layer.name] = {"bias": self.cache[inputs[1]] @ w + b}
             if isinstance(layer, (RowLSTM, DiagonalBiLSTM)):
                 names = ("h", "c", "hb", "cb")
                 if isinstance(layer, RowLSTM):
@@ -187,7 +208,7 @@ class _FastExecutor:
                 self.state[layer.name] = {
                     k: self._zeros(layer.units) for k in names
                 }
-        self.input_name = (model.layers[0].name, 0)
+        self.input_name = (pixels._keras_history.operation.name, 0)
         history = model.outputs[0]._keras_history
         self.output_name = (history.operation.name, history.tensor_index)
 
@@ -215,9 +236,9 @@ class _FastExecutor:
                 kernel = kernel[: obj.kernel_size[0] // 2 + 1]
                 kernel = kernel.reshape(-1, obj.filters)
                 bias = np.asarray(obj.bias) if obj.use_bias else 0.0
-            elif isinstance(obj, keras.layers.Conv2D):
+            elif isinstance(obj, (keras.layers.Conv2D, keras.layers.Dense)):
                 kernel = np.asarray(obj.kernel)
-                bias = np.asarray(obj.bias)
+                bias = np.asarray(obj.bias) if obj.use_bias else 0.0
             else:
                 kernel = np.asarray(obj.state_kernel)
                 bias = np.asarray(obj.bias)
@@ -264,6 +285,8 @@ class _FastExecutor:
         windows = windows[:, :, p - kw // 2 : p - kw // 2 + self.width]
         pre = np.einsum("nawcb,abco->nwo", windows, kernel) + bias
         state = self.state[layer.name]
+        if layer.condition:
+            pre = pre + state["condition_v"][:, None]
         state["pre_v"][:, r, p : p + self.width] = pre
         self.cache[layer.name, 0][:, r, p : p + self.width] = self._gate(pre)
 
@@ -274,6 +297,8 @@ class _FastExecutor:
         above = self.state[layer.name]["pre_v"][:, r - 1, c]
         pre = self._conv_at(layer.horizontal, h_source, i, j)
         pre = pre + above @ link[0, 0] + link_bias
+        if layer.condition:
+            pre = pre + self.state[layer.name]["condition_h"]
         gated = self._gate(self._group(pre, 2, layer.color_channels))
         kernel, bias = self._weights(layer.horizontal_out)
         out = gated @ kernel + bias
@@ -369,7 +394,7 @@ class _FastExecutor:
         """Computes every layer at (i, j); returns logits `(n, C, L)`."""
         r, col = i + self.pad, j + self.pad
         for layer, inputs in self.plan:
-            if not inputs:
+            if not inputs or isinstance(layer, keras.layers.Embedding):
                 continue
             sources = [self.cache[name] for name in inputs]
             x = sources[0][:, r, col]
@@ -391,6 +416,8 @@ class _FastExecutor:
                 out = sum(s[:, r, col] for s in sources)
             elif isinstance(layer, keras.layers.Dropout):
                 out = x
+            elif isinstance(layer, ConditionBias):
+                out = x + self.state[layer.name]["bias"]
             else:  # Reshape: the logits, (n, C, levels) at this pixel.
                 self.cache[layer.name, 0] = x.reshape(
                     self.n, *layer.target_shape[2:]
@@ -400,11 +427,11 @@ class _FastExecutor:
         return self.cache[self.output_name]
 
 
-def _fast(model, noise, temperature, top_p, progress):
+def _fast(model, noise, labels, temperature, top_p, progress):
     """Exact cached sampling, one pixel at a time. Returns (samples, logits)."""
     n, height, width, channels = noise.shape
     levels = model.output_shape[-1]
-    executor = _FastExecutor(model, n)
+    executor = _FastExecutor(model, n, labels)
     logits = np.zeros((*noise.shape, levels), "float32")
     bar = _progbar(height * width, progress)
     for i in range(height):
@@ -419,8 +446,50 @@ def _fast(model, noise, temperature, top_p, progress):
     return executor.images(), logits
 
 
+def _check_labels(model, labels, num_samples):
+    """Labels as an int32 array `(num_samples,)`, or None."""
+    num_classes = None
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            num_classes = layer.input_dim
+    if num_classes is None:
+        if labels is not None:
+            raise ValueError(
+                f"model {model.name!r} is not class-conditional, so labels "
+                f"must be None. Received: labels={labels!r}"
+            )
+        return None
+    if labels is None:
+        raise ValueError(
+            f"model {model.name!r} is class-conditional ({num_classes} "
+            "classes): pass labels=, one class per image or one for all. "
+            "Received: labels=None"
+        )
+    array = np.asarray(labels)
+    if array.ndim == 0:
+        array = np.full((num_samples,), array)
+    if (
+        array.shape != (num_samples,)
+        or not np.issubdtype(array.dtype, np.integer)
+        or array.min() < 0
+        or array.max() >= num_classes
+    ):
+        raise ValueError(
+            f"labels must be one integer in [0, {num_classes - 1}] or "
+            f"{num_samples} of them. Received: labels={labels!r}"
+        )
+    return array.astype("int32")
+
+
 def sample_with_logits(
-    model, noise, *, temperature=1.0, top_p=None, method="fast", progress=True
+    model,
+    noise,
+    *,
+    labels=None,
+    temperature=1.0,
+    top_p=None,
+    method="fast",
+    progress=True,
 ):
     """Samples from `model` with the given uniform noise.
 
@@ -432,8 +501,9 @@ def sample_with_logits(
         float32 `(n, H, W, C, levels)` logits.
     """
     _check_arguments(model, noise.shape[0], temperature, top_p, method, None)
+    labels = _check_labels(model, labels, noise.shape[0])
     run = _fast if method == "fast" else _naive
-    return run(model, noise, temperature, top_p, progress)
+    return run(model, noise, labels, temperature, top_p, progress)
 
 
 def sample(
@@ -446,6 +516,7 @@ def sample(
     method="fast",
     batch_size=None,
     progress=True,
+    labels=None,
 ):
     """Generates images from an autoregressive model.
 
@@ -462,6 +533,8 @@ def sample(
             `"naive"` (the reference: a full forward pass per sub-pixel).
         batch_size: images generated at once (default: all).
         progress: show a progress bar.
+        labels: for a class-conditional model, the class of every image
+            (`(num_samples,)` integers) or one class for all.
 
     Returns:
         uint8 NumPy array `(num_samples, H, W, C)`.
@@ -472,7 +545,8 @@ def sample(
     (4, 8, 8, 1)
     """
     _check_arguments(model, num_samples, temperature, top_p, method, batch_size)
-    shape = (num_samples, *model.input_shape[1:])
+    labels = _check_labels(model, labels, num_samples)
+    shape = (num_samples, *model.inputs[0].shape[1:])
     noise = np.random.default_rng(seed).random(shape)
     batch_size = batch_size or num_samples
     out = []
@@ -480,6 +554,9 @@ def sample(
         x, _ = sample_with_logits(
             model,
             noise[start : start + batch_size],
+            labels=None
+            if labels is None
+            else labels[start : start + batch_size],
             temperature=temperature,
             top_p=top_p,
             method=method,

@@ -1,5 +1,6 @@
 """Keras layers of pixel-models, all registered for `.keras` save/load."""
 
+from pixel_models.layers.conditioning import ConditionBias
 from pixel_models.layers.diagonal_bilstm import DiagonalBiLSTM
 from pixel_models.layers.gated import GatedPixelCNNBlock
 from pixel_models.layers.lstm_cell import LineLSTMCell
@@ -8,6 +9,7 @@ from pixel_models.layers.row_lstm import RowLSTM
 from pixel_models.layers.skew import Skew, Unskew
 
 __all__ = [
+    "ConditionBias",
     "DiagonalBiLSTM",
     "GatedPixelCNNBlock",
     "LineLSTMCell",

@@ -162,15 +162,15 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         k = self.kernel_size
         padded = ops.pad(v, ((0, 0), (k // 2, 0), (k // 2, k // 2), (0, 0)))
         pre_v = self.vertical(padded)
+        if self.condition:
+            pre_v = pre_v + self.condition_v(inputs[2])[:, None, None, :]
         # Sec. 2.2: the link sees the vertical stack one row up, so the
         # horizontal stack never sees the current row's right part.
         pre_h = self.horizontal(h) + self.vertical_to_horizontal(
             shift_down(pre_v)
         )
         if self.condition:
-            cond = inputs[2]
-            pre_v = pre_v + self.condition_v(cond)[:, None, None, :]
-            pre_h = pre_h + self.condition_h(cond)[:, None, None, :]
+            pre_h = pre_h + self.condition_h(inputs[2])[:, None, None, :]
         v_out = gate(pre_v)
         h_out = self.horizontal_out(
             gate(regroup(pre_h, 2, self.color_channels))

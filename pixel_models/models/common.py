@@ -2,7 +2,7 @@
 
 import keras
 
-from pixel_models.layers import MaskedConv2D
+from pixel_models.layers import ConditionBias, MaskedConv2D
 from pixel_models.layers.masked_conv import check_divisible
 
 
@@ -12,6 +12,45 @@ def _check_positive_int(name, value, minimum=1):
             f"{name} must be an integer >= {minimum}. "
             f"Received: {name}={value!r}"
         )
+
+
+EMBEDDING_DIM = 32
+
+
+def check_num_classes(num_classes):
+    """Validates `num_classes` (None for an unconditional model)."""
+    if num_classes is not None and (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
+        or num_classes < 2
+    ):
+        raise ValueError(
+            "num_classes must be None or an integer >= 2. "
+            f"Received: num_classes={num_classes!r}"
+        )
+
+
+def label_input(num_classes):
+    """The labels input and its learned embedding, or (None, None)."""
+    if num_classes is None:
+        return None, None
+    labels = keras.Input(shape=(), dtype="int32", name="labels")
+    embedding = keras.layers.Embedding(
+        num_classes, EMBEDDING_DIM, name="label_embedding"
+    )(labels)
+    return labels, embedding
+
+
+def condition(x, embedding, name):
+    """Adds the label's per-channel bias to `x` (no-op without labels)."""
+    if embedding is None:
+        return x
+    return ConditionBias(x.shape[-1], name=name)([x, embedding])
+
+
+def model_inputs(pixels, labels):
+    """`pixels`, or `[pixels, labels]` for a class-conditional model."""
+    return pixels if labels is None else [pixels, labels]
 
 
 def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
@@ -95,6 +134,7 @@ def pixel_rnn(
     output_filters,
     dropout,
     input_kernel_size,
+    num_classes=None,
 ):
     """A deep PixelRNN around recurrent layers made by `make_layer`.
 
@@ -108,6 +148,9 @@ def pixel_rnn(
         name: model name.
         make_layer: `make_layer(units, color_channels, name)` returning a
             recurrent layer `(B, H, W, 2h) -> (B, H, W, h)`.
+        num_classes: with a number of classes, the model takes a second
+            input of integer labels, whose learned embedding adds a bias
+            to the input of every recurrent layer and of the head.
         Other arguments: as `build_row_lstm`.
 
     Returns:
@@ -122,14 +165,17 @@ def pixel_rnn(
         {"units": units, "output_filters": output_filters},
         dropout,
     )
+    check_num_classes(num_classes)
     channels = shape[2]
     inputs, x = image_input(shape, levels)
+    labels, embedding = label_input(num_classes)
     x = MaskedConv2D(
         2 * units, input_kernel_size, "A", channels, name="input_conv"
     )(x)
     skips = []
     for i in range(num_layers):
-        y = make_layer(units, channels, f"layer{i}_lstm")(x)
+        y = condition(x, embedding, f"layer{i}_condition")
+        y = make_layer(units, channels, f"layer{i}_lstm")(y)
         if dropout:
             y = keras.layers.Dropout(dropout, name=f"layer{i}_dropout")(y)
         y = MaskedConv2D(2 * units, 1, "B", channels, name=f"layer{i}_1x1")(y)
@@ -139,5 +185,6 @@ def pixel_rnn(
         x = y
     if skip_connections and num_layers > 1:
         x = keras.layers.Add(name="skip_sum")(skips)
+    x = condition(x, embedding, "head_condition")
     logits = output_head(x, shape, levels, output_filters)
-    return keras.Model(inputs, logits, name=name)
+    return keras.Model(model_inputs(inputs, labels), logits, name=name)

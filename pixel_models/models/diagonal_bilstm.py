@@ -14,6 +14,7 @@ def build_diagonal_bilstm(
     output_filters=None,
     dropout=0.0,
     input_kernel_size=7,
+    num_classes=None,
 ):
     """Builds a Diagonal BiLSTM PixelRNN.
 
@@ -34,6 +35,9 @@ def build_diagonal_bilstm(
         output_filters: width of the first 1x1 output layer (default 2h).
         dropout: dropout rate on each LSTM's output.
         input_kernel_size: size of the first, mask A, convolution.
+        num_classes: None, or the number of classes of a class-conditional
+            model, which then takes `[pixels, labels]` (integer labels of
+            shape `(batch,)`).
 
     Returns:
         A functional `keras.Model` named `"diagonal_bilstm"`: pixel values
@@ -62,4 +66,5 @@ def build_diagonal_bilstm(
         output_filters,
         dropout,
         input_kernel_size,
+        num_classes,
     )

@@ -5,7 +5,11 @@ import keras
 from pixel_models.layers import GatedPixelCNNBlock
 from pixel_models.models.common import (
     check_model_args,
+    check_num_classes,
+    condition,
     image_input,
+    label_input,
+    model_inputs,
     output_head,
 )
 
@@ -19,6 +23,7 @@ def build_gated_pixelcnn(
     input_kernel_size=7,
     output_filters=None,
     dropout=0.0,
+    num_classes=None,
 ):
     """Builds a Gated PixelCNN: no blind spot, gated units.
 
@@ -39,6 +44,10 @@ def build_gated_pixelcnn(
         output_filters: width of the first 1x1 output layer (default
             2 * filters).
         dropout: dropout rate on each block's horizontal output.
+        num_classes: None, or the number of classes of a class-conditional
+            model, which then takes `[pixels, labels]` (integer labels of
+            shape `(batch,)`); a learned label embedding is added to the
+            gate pre-activations of both stacks in every block (Eq. 4).
 
     Returns:
         A functional `keras.Model` named `"gated_pixelcnn"`: pixel values in
@@ -60,21 +69,34 @@ def build_gated_pixelcnn(
         {"filters": filters, "output_filters": output_filters},
         dropout,
     )
+    check_num_classes(num_classes)
     channels = shape[2]
     inputs, x = image_input(shape, levels)
+    labels, embedding = label_input(num_classes)
+    extra = [] if embedding is None else [embedding]
+    conditional = embedding is not None
     v, h = GatedPixelCNNBlock(
         filters,
         input_kernel_size,
         channels,
         "A",
         residual=False,
+        condition=conditional,
         name="block0",
-    )([x, x])
+    )([x, x, *extra])
     for i in range(1, num_layers):
         v, h = GatedPixelCNNBlock(
-            filters, kernel_size, channels, "B", name=f"block{i}"
-        )([v, h])
+            filters,
+            kernel_size,
+            channels,
+            "B",
+            condition=conditional,
+            name=f"block{i}",
+        )([v, h, *extra])
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+    h = condition(h, embedding, "head_condition")
     logits = output_head(h, shape, levels, output_filters)
-    return keras.Model(inputs, logits, name="gated_pixelcnn")
+    return keras.Model(
+        model_inputs(inputs, labels), logits, name="gated_pixelcnn"
+    )

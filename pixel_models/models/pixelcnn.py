@@ -5,19 +5,26 @@ import keras
 from pixel_models.layers import MaskedConv2D
 from pixel_models.models.common import (
     check_model_args,
+    check_num_classes,
+    condition,
     image_input,
+    label_input,
+    model_inputs,
     output_head,
 )
 
 
-def residual_block(x, filters, color_channels, dropout, residual, name):
+def residual_block(
+    x, filters, color_channels, dropout, residual, name, embedding=None
+):
     """One PixelCNN residual block (PixelRNN paper, Fig. 5).
 
     2h features -> ReLU -> 1x1 conv (h) -> ReLU -> 3x3 mask B conv (h)
     -> ReLU -> 1x1 conv (2h) -> added to the block input.
     """
     c = color_channels
-    y = keras.layers.ReLU(name=f"{name}_relu_in")(x)
+    y = condition(x, embedding, f"{name}_condition")
+    y = keras.layers.ReLU(name=f"{name}_relu_in")(y)
     y = MaskedConv2D(
         filters, 1, "B", c, activation="relu", name=f"{name}_1x1a"
     )(y)
@@ -41,6 +48,7 @@ def build_pixelcnn(
     residual=True,
     output_filters=None,
     dropout=0.0,
+    num_classes=None,
 ):
     """Builds the PixelCNN of the PixelRNN paper.
 
@@ -65,6 +73,10 @@ def build_pixelcnn(
         output_filters: width of the first 1x1 output layer; defaults to
             2h.
         dropout: dropout rate inside each residual block.
+        num_classes: None, or the number of classes of a class-conditional
+            model, which then takes `[pixels, labels]` (integer labels of
+            shape `(batch,)`); a learned label embedding adds a bias to the
+            input of every block and of the head.
 
     Returns:
         A functional `keras.Model` named `"pixelcnn"`, mapping pixel values
@@ -87,12 +99,17 @@ def build_pixelcnn(
         {"filters": filters, "output_filters": output_filters},
         dropout,
     )
+    check_num_classes(num_classes)
     channels = shape[2]
     inputs, x = image_input(shape, levels)
+    labels, embedding = label_input(num_classes)
     x = MaskedConv2D(
         2 * filters, kernel_size, "A", channels, name="input_conv"
     )(x)
     for i in range(num_layers):
-        x = residual_block(x, filters, channels, dropout, residual, f"block{i}")
+        x = residual_block(
+            x, filters, channels, dropout, residual, f"block{i}", embedding
+        )
+    x = condition(x, embedding, "head_condition")
     logits = output_head(x, shape, levels, output_filters)
-    return keras.Model(inputs, logits, name="pixelcnn")
+    return keras.Model(model_inputs(inputs, labels), logits, name="pixelcnn")

@@ -15,6 +15,7 @@ def build_row_lstm(
     dropout=0.0,
     input_kernel_size=7,
     kernel_size=3,
+    num_classes=None,
 ):
     """Builds a Row LSTM PixelRNN.
 
@@ -34,6 +35,9 @@ def build_row_lstm(
         output_filters: width of the first 1x1 output layer (default 2h).
         dropout: dropout rate on each LSTM's output.
         input_kernel_size: size of the first, mask A, convolution.
+        num_classes: None, or the number of classes of a class-conditional
+            model, which then takes `[pixels, labels]` (integer labels of
+            shape `(batch,)`).
         kernel_size: width k of the Row LSTM convolutions.
 
     Returns:
@@ -62,4 +66,5 @@ def build_row_lstm(
         output_filters,
         dropout,
         input_kernel_size,
+        num_classes,
     )
