@@ -37,7 +37,7 @@ def main(argv=None):
         model = load_checkpoint(args.model)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
-    height, width, channels = model.input_shape[1:]
+    height, width, channels = model.inputs[0].shape[1:]
     try:
         splits = data.get_datasets(
             args.dataset,
@@ -50,6 +50,7 @@ def main(argv=None):
             binarization=args.binarization,
             seed=args.seed,
             max_test=args.max_test,
+            with_labels=len(model.inputs) == 2,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))

@@ -58,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--pixelcnn-layers", type=int, default=4)
     parser.add_argument("--row-lstm-layers", type=int, default=2)
     parser.add_argument("--diagonal-layers", type=int, default=1)
+    parser.add_argument("--gated-layers", type=int, default=4)
     parser.add_argument("--out", default="docs/receptive_fields.png")
     args = parser.parse_args(argv)
 
@@ -67,8 +68,9 @@ def main(argv=None):
         ("pixelcnn", args.pixelcnn_layers, "PixelCNN"),
         ("row_lstm", args.row_lstm_layers, "Row LSTM"),
         ("diagonal_bilstm", args.diagonal_layers, "Diagonal BiLSTM"),
+        ("gated_pixelcnn", args.gated_layers, "Gated PixelCNN"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(14.5, 4.8))
     summary = {}
     for ax, (family, layers, title) in zip(axes, families, strict=True):
         print(f"{title}: {layers} layer(s) ...", flush=True)

@@ -8,11 +8,20 @@ import argparse
 import sys
 import time
 
+import keras
 import numpy as np
 
 from pixel_models.plotting import save_grid
 from pixel_models.sampling import sample
 from pixel_models.training import load_checkpoint
+
+
+def conditional_classes(model):
+    """Number of classes of a class-conditional model, else None."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            return layer.input_dim
+    return None
 
 
 def main(argv=None):
@@ -29,6 +38,15 @@ def main(argv=None):
     parser.add_argument(
         "--save-npy", default=None, help="also save the uint8 images here"
     )
+    parser.add_argument(
+        "--label", type=int, default=None, help="class of every image"
+    )
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help="N images of every class, one row per class (ignores --num)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     try:
@@ -36,11 +54,22 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     print(f"Model {model.name}: {model.count_params():,} parameters")
+    labels, cols, num = args.label, args.cols, args.num
+    if args.per_class:
+        classes = conditional_classes(model)
+        if classes is None:
+            parser.error(
+                f"--per-class needs a class-conditional model; {args.model} "
+                "is not one."
+            )
+        labels = np.repeat(np.arange(classes), args.per_class)
+        num, cols = len(labels), args.per_class
     start = time.perf_counter()
     try:
         images = sample(
             model,
-            args.num,
+            num,
+            labels=labels,
             temperature=args.temperature,
             top_p=args.top_p,
             seed=args.seed,
@@ -50,8 +79,8 @@ def main(argv=None):
     except ValueError as error:
         parser.error(str(error))
     seconds = time.perf_counter() - start
-    print(f"Drew {args.num} images in {seconds:.1f} s ({args.method})")
-    save_grid(images, args.out, levels=model.output_shape[-1], cols=args.cols)
+    print(f"Drew {num} images in {seconds:.1f} s ({args.method})")
+    save_grid(images, args.out, levels=model.output_shape[-1], cols=cols)
     print(f"Wrote {args.out}")
     if args.save_npy:
         np.save(args.save_npy, images)

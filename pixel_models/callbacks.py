@@ -4,6 +4,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -84,12 +85,18 @@ class SampleGrid(keras.callbacks.Callback):
         from pixel_models.plotting import image_grid
         from pixel_models.sampling import sample
 
+        labels = None
+        for layer in self.model.layers:
+            if isinstance(layer, keras.layers.Embedding):
+                # A conditional model: cycle through the classes.
+                labels = np.arange(self.num_samples) % layer.input_dim
         images = sample(
             self.model,
             self.num_samples,
             seed=self.seed,
             temperature=self.temperature,
             progress=False,
+            labels=labels,
         )
         grid = image_grid(images, levels=self.model.output_shape[-1])
         if self._writer is None:

@@ -22,6 +22,9 @@ from pixel_models.losses import (
     bits_per_dim_to_nats_per_image,
 )
 
+# MNIST digits and CIFAR-10 classes alike.
+NUM_CLASSES = 10
+
 
 def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
     """Compiles `model` with the discrete NLL loss and `BitsPerDim`.
@@ -144,6 +147,11 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         help="h: filters of a PixelCNN block / units of a recurrent layer",
     )
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--conditional",
+        action="store_true",
+        help="train a class-conditional model on the data set's labels",
+    )
     parser.add_argument("--epochs", type=int, default=sizes["epochs"])
     parser.add_argument(
         "--steps-per-epoch",
@@ -220,6 +228,7 @@ def run_training(args):
         seed=args.seed,
         max_train=args.max_train,
         max_test=args.max_test,
+        with_labels=args.conditional,
     )
     print(
         f"Data: {args.dataset} {splits.image_shape}, levels={splits.levels}, "
@@ -233,6 +242,7 @@ def run_training(args):
         num_layers=args.num_layers,
         width=args.width,
         dropout=args.dropout,
+        num_classes=NUM_CLASSES if args.conditional else None,
     )
     compile_model(model, args.learning_rate, args.clipnorm, args.weight_decay)
     print(f"Model: {model.name}, {model.count_params():,} parameters")

@@ -116,3 +116,48 @@ def test_missing_and_corrupt_model_files(tool, tmp_path, capsys, trained):
         tool.main([str(truncated), *extra])
     err = capsys.readouterr().err
     assert "truncated.keras" in err and "not a valid .keras" in err
+
+
+def test_conditional_training_sampling_and_evaluation(tmp_path, capsys):
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=12)
+    results = train_mnist.main(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--model",
+            "gated_pixelcnn",
+            "--conditional",
+            "--validation-size",
+            "16",
+            "--epochs",
+            "1",
+            "--num-layers",
+            "2",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--log-dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    path = str(tmp_path / "run" / "model.keras")
+    images = sample.main(
+        [path, "--per-class", "2", "--out", str(tmp_path / "grid.png")]
+    )
+    assert images.shape == (20, 28, 28, 1)
+    scored = evaluate.main(
+        [
+            path,
+            "--dataset",
+            "binarized_mnist",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ]
+    )
+    np.testing.assert_allclose(
+        scored["bits_per_dim"], results["bits_per_dim"], rtol=1e-5
+    )
+    with pytest.raises(SystemExit):
+        sample.main([path, "--num", "2", "--label", "10"])
+    assert "labels" in capsys.readouterr().err

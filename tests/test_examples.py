@@ -123,3 +123,5 @@ def test_receptive_field_picture(tmp_path):
     # Diagonal BiLSTM misses only the last pixel of the row above.
     assert unseen["pixelcnn"] > unseen["row_lstm"] > unseen["diagonal_bilstm"]
     assert unseen["diagonal_bilstm"] == 1
+    # Gated PixelCNN: no blind spot, only the limit of its depth.
+    assert unseen["gated_pixelcnn"] < unseen["pixelcnn"]
