@@ -6,6 +6,8 @@ import time
 import keras
 import numpy as np
 
+from pixel_models.checks import check_int
+
 
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once a wall-clock budget is spent.
@@ -66,10 +68,7 @@ class SampleGrid(keras.callbacks.Callback):
         self, log_dir, num_samples=16, every=1, seed=0, temperature=1.0
     ):
         super().__init__()
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(
-                f"every must be a positive integer. Received: every={every!r}"
-            )
+        check_int("every", every)
         self.log_dir = log_dir
         self.num_samples = num_samples
         self.every = every

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pixel_models.checks import check_int
+
 DATA_DIR_ENV = "PIXEL_MODELS_DATA_DIR"
 
 # The formats `keras.utils.image_dataset_from_directory` accepts.
@@ -465,15 +467,7 @@ def make_dataset(
     >>> [tuple(b.shape) for b, _ in ds]
     [(4, 8, 8, 1), (4, 8, 8, 1), (2, 8, 8, 1)]
     """
-    if (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size <= 0
-    ):
-        raise ValueError(
-            "batch_size must be a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    check_int("batch_size", batch_size)
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(
@@ -538,18 +532,6 @@ class DatasetSplits:
     num_test: int
 
 
-def _check_count(name, value, minimum):
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-
-
 def _find_folder(name, data_dir):
     """The image folder `name` stands for, or `None`."""
     candidates = [pathlib.Path(name).expanduser()]
@@ -611,11 +593,11 @@ def get_datasets(
     >>> splits.image_shape, splits.levels, splits.num_train  # doctest: +SKIP
     ((28, 28, 1), 2, 1000)
     """
-    _check_count("batch_size", batch_size, 1)
-    _check_count("validation_size", validation_size, 0)
+    check_int("batch_size", batch_size, 1)
+    check_int("validation_size", validation_size, 0)
     for arg, value in (("max_train", max_train), ("max_test", max_test)):
         if value is not None:
-            _check_count(arg, value, 1)
+            check_int(arg, value, 1)
     if image_size is not None:
         image_size = _check_image_size(image_size)
 

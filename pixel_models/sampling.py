@@ -23,6 +23,7 @@ the same seed they give the same samples.
 import keras
 import numpy as np
 
+from pixel_models.checks import check_int
 from pixel_models.layers import (
     ConditionBias,
     DiagonalBiLSTM,
@@ -57,16 +58,7 @@ def _check_arguments(model, num_samples, temperature, top_p, method, batch):
             "as the builders of pixel_models.models do. Received: model "
             f"with output_shape={shape!r}"
         )
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
-        raise ValueError(
-            "num_samples must be a positive integer. "
-            f"Received: num_samples={num_samples!r}"
-        )
-    if num_samples < 1:
-        raise ValueError(
-            "num_samples must be a positive integer. "
-            f"Received: num_samples={num_samples!r}"
-        )
+    check_int("num_samples", num_samples)
     if not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(
             "temperature must be a number > 0. "
@@ -83,13 +75,7 @@ def _check_arguments(model, num_samples, temperature, top_p, method, batch):
         raise ValueError(
             f"method must be one of {METHODS}. Received: method={method!r}"
         )
-    if batch is not None and (
-        isinstance(batch, bool) or not isinstance(batch, int) or batch < 1
-    ):
-        raise ValueError(
-            "batch_size must be None or a positive integer. "
-            f"Received: batch_size={batch!r}"
-        )
+    check_int("batch_size", batch, allow_none=True)
 
 
 def draw(logits, noise, temperature=1.0, top_p=None):

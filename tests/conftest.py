@@ -13,3 +13,16 @@ def _seed():
     keras.utils.set_random_seed(1234)
     yield
     keras.backend.clear_session()
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """Makes every Keras downloader fail and unsets the data directory, so
+    a test that would download fails instead."""
+
+    def fail(*args, **kwargs):
+        raise OSError("downloads are disabled in tests")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fail)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fail)
+    monkeypatch.delenv("PIXEL_MODELS_DATA_DIR", raising=False)

@@ -12,6 +12,8 @@ import evaluate  # noqa: E402
 import sample  # noqa: E402
 import train_mnist  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("no_downloads")
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

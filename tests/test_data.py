@@ -14,16 +14,7 @@ from pixel_models import data
 RED = (255, 0, 0)
 
 
-@pytest.fixture(autouse=True)
-def no_downloads(monkeypatch):
-    """Makes every Keras downloader fail and unsets the data directory."""
-
-    def fail(*args, **kwargs):
-        raise OSError("downloads are disabled in tests")
-
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", fail)
-    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fail)
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_downloads")
 
 
 def write_image(path, pixels, mode=None):

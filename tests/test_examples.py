@@ -17,14 +17,7 @@ import receptive_fields  # noqa: E402
 import train_cifar  # noqa: E402
 import train_mnist  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def no_downloads(monkeypatch):
-    def fail(*args, **kwargs):
-        raise OSError("downloads are disabled in tests")
-
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", fail)
-    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fail)
+pytestmark = pytest.mark.usefixtures("no_downloads")
 
 
 def _check_run(log_dir, results, levels, shape):

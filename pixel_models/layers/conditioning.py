@@ -2,6 +2,8 @@
 
 import keras
 
+from pixel_models.checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="pixel_models")
 class ConditionBias(keras.layers.Layer):
@@ -28,16 +30,7 @@ class ConditionBias(keras.layers.Layer):
 
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(channels, bool) or not isinstance(channels, int):
-            raise ValueError(
-                "channels must be a positive integer. "
-                f"Received: channels={channels!r}"
-            )
-        if channels < 1:
-            raise ValueError(
-                "channels must be a positive integer. "
-                f"Received: channels={channels!r}"
-            )
+        check_int("channels", channels)
         self.channels = channels
         self.projection = keras.layers.Dense(channels, name="projection")
 

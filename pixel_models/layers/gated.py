@@ -4,6 +4,7 @@ Generation with PixelCNN Decoders*, Sec. 2.1-2.3)."""
 import keras
 from keras import ops
 
+from pixel_models.checks import check_int
 from pixel_models.layers.masked_conv import (
     MASK_TYPES,
     MaskedConv2D,
@@ -80,16 +81,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
                 "mask_type must be 'A' or 'B'. "
                 f"Received: mask_type={mask_type!r}"
             )
-        if isinstance(filters, bool) or not isinstance(filters, int):
-            raise ValueError(
-                "filters must be a positive integer. "
-                f"Received: filters={filters!r}"
-            )
-        if filters < 1:
-            raise ValueError(
-                "filters must be a positive integer. "
-                f"Received: filters={filters!r}"
-            )
+        check_int("filters", filters)
         check_divisible("filters", filters, color_channels)
         if (
             isinstance(kernel_size, bool)

@@ -9,6 +9,7 @@ and `diagonal_bilstm.py`.
 import keras
 from keras import ops
 
+from pixel_models.checks import check_int
 from pixel_models.layers.masked_conv import (
     check_color_channels,
     check_divisible,
@@ -21,10 +22,7 @@ PADDINGS = ("same", "causal")
 def check_units(units, color_channels):
     """Validates `units` of a recurrent layer."""
     check_color_channels(color_channels)
-    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-        raise ValueError(
-            f"units must be a positive integer. Received: units={units!r}"
-        )
+    check_int("units", units)
     check_divisible("units", units, color_channels)
 
 
@@ -91,15 +89,7 @@ class LineLSTMCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         check_units(units, 1)
-        if (
-            isinstance(kernel_size, bool)
-            or not isinstance(kernel_size, int)
-            or kernel_size < 1
-        ):
-            raise ValueError(
-                "kernel_size must be a positive integer. "
-                f"Received: kernel_size={kernel_size!r}"
-            )
+        check_int("kernel_size", kernel_size)
         if padding not in PADDINGS:
             raise ValueError(
                 f"padding must be one of {PADDINGS}. "

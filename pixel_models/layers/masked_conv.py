@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from pixel_models.checks import check_int
+
 MASK_TYPES = ("A", "B")
 
 
@@ -159,11 +161,7 @@ class MaskedConv2D(keras.layers.Conv2D):
                 f"Received: mask_type={mask_type!r}"
             )
         check_color_channels(color_channels)
-        if not isinstance(filters, (int, np.integer)) or filters <= 0:
-            raise ValueError(
-                "filters must be a positive integer. "
-                f"Received: filters={filters!r}"
-            )
+        check_int("filters", filters)
         check_divisible("filters", filters, color_channels)
         kernel_size = _normalize_kernel_size(kernel_size)
         padding = conv2d_kwargs.pop("padding", "same")

@@ -2,32 +2,16 @@
 
 import keras
 
+from pixel_models.checks import check_int
 from pixel_models.layers import ConditionBias, MaskedConv2D
 from pixel_models.layers.masked_conv import check_divisible
-
-
-def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-
 
 EMBEDDING_DIM = 32
 
 
 def check_num_classes(num_classes):
     """Validates `num_classes` (None for an unconditional model)."""
-    if num_classes is not None and (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, int)
-        or num_classes < 2
-    ):
-        raise ValueError(
-            "num_classes must be None or an integer >= 2. "
-            f"Received: num_classes={num_classes!r}"
-        )
+    check_int("num_classes", num_classes, minimum=2, allow_none=True)
 
 
 def label_input(num_classes):
@@ -79,10 +63,10 @@ def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
             "sizes and channels 1 (grayscale) or 3 (RGB). "
             f"Received: input_shape={input_shape!r}"
         )
-    _check_positive_int("levels", levels, minimum=2)
-    _check_positive_int("num_layers", num_layers)
+    check_int("levels", levels, minimum=2)
+    check_int("num_layers", num_layers)
     for name, value in widths.items():
-        _check_positive_int(name, value)
+        check_int(name, value)
         check_divisible(name, value, shape[2])
     if not 0.0 <= dropout < 1.0:
         raise ValueError(
