@@ -105,3 +105,39 @@ class SampleGrid(keras.callbacks.Callback):
         with self._writer.as_default():
             tf.summary.image("samples", grid[None], step=epoch + 1)
         self._writer.flush()
+
+
+def save_atomically(model, path):
+    """Saves `model` to `path` so that a crash never leaves half a file.
+
+    The model is written next to `path` first and then renamed over it
+    (`os.replace` is atomic on POSIX and Windows): a run killed while
+    saving keeps the previous file intact.
+    """
+    root, ext = os.path.splitext(os.fspath(path))
+    partial = f"{root}.partial{ext}"
+    model.save(partial)
+    os.replace(partial, path)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` that never leaves half a file.
+
+    Keras writes the checkpoint to `NAME.partial.keras`; at the end of the
+    epoch it is renamed over `NAME.keras` in one atomic step. A run killed
+    while saving keeps the previous checkpoint intact. Takes the arguments
+    of `ModelCheckpoint` (epoch-end saving, a path without placeholders).
+
+    Example:
+    >>> cb = AtomicModelCheckpoint("runs/x/best.keras", save_best_only=True)
+    """
+
+    def __init__(self, filepath, **kwargs):
+        self.final_path = os.fspath(filepath)
+        root, ext = os.path.splitext(self.final_path)
+        super().__init__(f"{root}.partial{ext}", **kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if os.path.exists(self.filepath):
+            os.replace(self.filepath, self.final_path)

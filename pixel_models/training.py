@@ -15,7 +15,12 @@ import time
 import keras
 
 from pixel_models import data, models
-from pixel_models.callbacks import SampleGrid, TimeBudget
+from pixel_models.callbacks import (
+    AtomicModelCheckpoint,
+    SampleGrid,
+    TimeBudget,
+    save_atomically,
+)
 from pixel_models.losses import (
     BitsPerDim,
     DiscreteNLL,
@@ -57,7 +62,7 @@ def make_callbacks(
 
     - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate);
     - ModelCheckpoint of the best model (by `val_loss`) to
-      `log_dir/checkpoints/best.keras`;
+      `log_dir/checkpoints/best.keras`, written atomically;
     - ReduceLROnPlateau and EarlyStopping on `val_loss`;
     - TerminateOnNaN;
     - BackupAndRestore to `log_dir/backup`, so a killed run resumes.
@@ -75,7 +80,7 @@ def make_callbacks(
     os.makedirs(os.path.join(log_dir, "checkpoints"), exist_ok=True)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             os.path.join(log_dir, "checkpoints", "best.keras"),
             monitor="val_loss",
             save_best_only=True,
@@ -162,7 +167,14 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
     parser.add_argument("--batch-size", type=int, default=sizes["batch_size"])
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--clipnorm", type=float, default=1.0)
+    parser.add_argument(
+        "--clipnorm", type=float, default=1.0, help="0: no clipping"
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic ops: same --seed, same losses (slower)",
+    )
     parser.add_argument(
         "--validation-size",
         type=int,
@@ -216,6 +228,10 @@ def run_training(args):
         seconds of training).
     """
     keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     image_size = None
     if args.image_size:
         image_size = (args.image_size, args.image_size)
@@ -244,7 +260,9 @@ def run_training(args):
         dropout=args.dropout,
         num_classes=NUM_CLASSES if args.conditional else None,
     )
-    compile_model(model, args.learning_rate, args.clipnorm, args.weight_decay)
+    compile_model(
+        model, args.learning_rate, args.clipnorm or None, args.weight_decay
+    )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
     train = splits.train
     if args.steps_per_epoch:
@@ -255,7 +273,7 @@ def run_training(args):
     if args.time_budget:
         callbacks.append(TimeBudget(args.time_budget))
     start = time.perf_counter()
-    model.fit(
+    history = model.fit(
         train,
         validation_data=splits.validation,
         epochs=args.epochs,
@@ -265,7 +283,16 @@ def run_training(args):
     )
     train_seconds = time.perf_counter() - start
     final_path = os.path.join(args.log_dir, "model.keras")
-    model.save(final_path)
+    losses = history.history.get("loss", [])
+    if model.stop_training and losses and not math.isfinite(losses[-1]):
+        best = os.path.join(args.log_dir, "checkpoints", "best.keras")
+        raise FloatingPointError(
+            f"Training stopped: the loss became {losses[-1]} in epoch "
+            f"{len(losses)}. The last good checkpoint is kept at {best}"
+            f"{'' if os.path.exists(best) else ' (none was written yet)'}. "
+            "Try a lower --learning-rate or a smaller --clipnorm."
+        )
+    save_atomically(model, final_path)
     test, num_test, split_name = splits.test, splits.num_test, "test"
     if not num_test:
         # A folder of images has no test split unless it holds test/.

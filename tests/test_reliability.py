@@ -1,0 +1,157 @@
+"""Crash safety: atomic checkpoints, NaN stops, determinism, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from datafiles import write_mnist
+
+from pixel_models.callbacks import AtomicModelCheckpoint, save_atomically
+from pixel_models.models import build_pixelcnn
+from pixel_models.training import compile_model
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+pytestmark = pytest.mark.usefixtures("no_downloads")
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+import train_mnist  # noqa: E402
+
+
+def _tiny_model():
+    return compile_model(build_pixelcnn((4, 4, 1), 2, num_layers=1, filters=2))
+
+
+def test_checkpoint_killed_while_saving_keeps_the_previous_one(
+    tmp_path, monkeypatch
+):
+    model = _tiny_model()
+    x = np.random.default_rng(0).integers(0, 2, (16, 4, 4, 1)).astype("float32")
+    path = tmp_path / "best.keras"
+    checkpoint = AtomicModelCheckpoint(path, monitor="loss")
+    model.fit(x, x, epochs=1, verbose=0, callbacks=[checkpoint])
+    good = keras.models.load_model(path).get_weights()
+
+    def killed_mid_write(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(keras.Model, "save", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, x, epochs=1, verbose=0, callbacks=[checkpoint])
+    monkeypatch.undo()
+    for a, b in zip(
+        keras.models.load_model(path).get_weights(), good, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(keras.Model, "save", killed_mid_write)
+        save_atomically(model, path)
+    monkeypatch.undo()
+    assert len(keras.models.load_model(path).get_weights()) == len(good)
+
+
+def _train_args(tmp_path, log_dir, extra=()):
+    return [
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--validation-size",
+        "16",
+        "--num-layers",
+        "1",
+        "--width",
+        "2",
+        "--batch-size",
+        "16",
+        "--sample-every",
+        "0",
+        "--log-dir",
+        str(log_dir),
+        *extra,
+    ]
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
+    tmp_path,
+):
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=64, num_test=8)
+    # A huge step with no clipping: the weights, then the loss, blow up.
+    args = _train_args(
+        tmp_path,
+        tmp_path / "run",
+        ["--epochs", "50", "--learning-rate", "1e12", "--clipnorm", "0"],
+    )
+    with pytest.raises(FloatingPointError) as info:
+        train_mnist.main(args)
+    message = str(info.value)
+    assert "loss became nan" in message.lower()
+    assert "best.keras" in message and "--learning-rate" in message
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_same_seed_same_losses(tmp_path):
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=64, num_test=8)
+    results = [
+        train_mnist.main(
+            _train_args(
+                tmp_path,
+                tmp_path / f"run{k}",
+                ["--epochs", "2", "--seed", "3", "--deterministic"],
+            )
+        )
+        for k in range(2)
+    ]
+    assert results[0]["bits_per_dim"] == results[1]["bits_per_dim"]
+    other = train_mnist.main(
+        _train_args(
+            tmp_path, tmp_path / "run2", ["--epochs", "2", "--seed", "4"]
+        )
+    )
+    assert other["bits_per_dim"] != results[0]["bits_per_dim"]
+
+
+def test_training_resumes_after_kill_9(tmp_path):
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=96, num_test=8)
+    log_dir = tmp_path / "run"
+    args = _train_args(
+        tmp_path, log_dir, ["--epochs", "40", "--patience", "100"]
+    )
+    command = [sys.executable, os.path.join(ROOT, "examples", "train_mnist.py")]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(
+        [*command, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metadata = log_dir / "backup" / "training_metadata.json"
+    deadline = time.time() + 180
+    saved = 0
+    while time.time() < deadline and process.poll() is None:
+        if metadata.exists():
+            try:
+                saved = json.loads(metadata.read_text())["epoch"]
+            except (ValueError, KeyError):
+                saved = 0
+            if saved >= 2:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert saved >= 2, "the run never saved a backup"
+    assert not (log_dir / "results.json").exists()
+
+    out = subprocess.run(
+        [*command, *args], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    first = int(out.split("Epoch ")[1].split("/")[0])
+    assert first > saved  # continues after the last backed-up epoch
+    assert "Epoch 40/40" in out
+    assert (
+        json.loads((log_dir / "results.json").read_text())["bits_per_dim"] > 0
+    )
