@@ -31,6 +31,43 @@ from pixel_models.losses import (
 NUM_CLASSES = 10
 
 
+# MultiWorkerMirroredStrategy is left out for now: Keras 3.15's TensorFlow
+# trainer reduces a per-replica batch eagerly before the first step, which
+# fails across workers.
+STRATEGIES = ("default", "mirrored")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def make_strategy(name="default"):
+    """A `tf.distribute` strategy by name.
+
+    - `"default"`: one device;
+    - `"mirrored"`: every local GPU (or the logical CPUs), synchronous.
+
+    Build and compile the model inside `strategy.scope()`; `model.fit`
+    then splits each global batch across the replicas.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(
+        f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}"
+    )
+
+
+def set_precision(policy="float32"):
+    """Sets the Keras dtype policy; logits and loss stay float32."""
+    if policy not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {PRECISIONS}. "
+            f"Received: precision={policy!r}"
+        )
+    keras.mixed_precision.set_global_policy(policy)
+
+
 def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
     """Compiles `model` with the discrete NLL loss and `BitsPerDim`.
 
@@ -171,6 +208,18 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         "--clipnorm", type=float, default=1.0, help="0: no clipping"
     )
     parser.add_argument(
+        "--strategy",
+        default="default",
+        choices=STRATEGIES,
+        help="tf.distribute strategy; --batch-size is the global batch",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="Keras dtype policy (logits and loss stay float32)",
+    )
+    parser.add_argument(
         "--deterministic",
         action="store_true",
         help="deterministic ops: same --seed, same losses (slower)",
@@ -227,6 +276,9 @@ def run_training(args):
         The results dict (test bits/dim, nats/image, images scored,
         seconds of training).
     """
+    # First: some strategies must exist before any other TF op runs.
+    strategy = make_strategy(args.strategy)
+    set_precision(args.mixed_precision)
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
         import tensorflow as tf
@@ -251,18 +303,19 @@ def run_training(args):
         f"train={splits.num_train}, validation={splits.num_validation}, "
         f"test={splits.num_test}"
     )
-    model = models.build_model(
-        args.model,
-        splits.image_shape,
-        levels=splits.levels,
-        num_layers=args.num_layers,
-        width=args.width,
-        dropout=args.dropout,
-        num_classes=NUM_CLASSES if args.conditional else None,
-    )
-    compile_model(
-        model, args.learning_rate, args.clipnorm or None, args.weight_decay
-    )
+    with strategy.scope():
+        model = models.build_model(
+            args.model,
+            splits.image_shape,
+            levels=splits.levels,
+            num_layers=args.num_layers,
+            width=args.width,
+            dropout=args.dropout,
+            num_classes=NUM_CLASSES if args.conditional else None,
+        )
+        compile_model(
+            model, args.learning_rate, args.clipnorm or None, args.weight_decay
+        )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
     train = splits.train
     if args.steps_per_epoch:

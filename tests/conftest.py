@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
+    keras.mixed_precision.set_global_policy("float32")
     keras.backend.clear_session()
 
 

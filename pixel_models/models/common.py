@@ -100,9 +100,18 @@ def output_head(x, input_shape, levels, output_filters):
     x = MaskedConv2D(
         output_filters, 1, "B", channels, activation="relu", name="head_conv_1"
     )(x)
-    x = MaskedConv2D(channels * levels, 1, "B", channels, name="head_logits")(x)
+    # float32 logits even under a mixed-precision policy: the softmax over
+    # 256 levels and the loss need the range.
+    x = MaskedConv2D(
+        channels * levels,
+        1,
+        "B",
+        channels,
+        name="head_logits",
+        dtype="float32",
+    )(x)
     return keras.layers.Reshape(
-        (height, width, channels, levels), name="logits"
+        (height, width, channels, levels), name="logits", dtype="float32"
     )(x)
 
 
