@@ -21,6 +21,7 @@ import numbers
 import os
 import pathlib
 import pickle
+import warnings
 
 import keras
 import numpy as np
@@ -348,10 +349,14 @@ def load_image_folder(
     from PIL import Image
 
     images = []
+    converted = []
+    target = pil_modes[color_mode]
     for path in paths:
         try:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert(pil_modes[color_mode]))
+                if image.mode != target:
+                    converted.append(f"{path} ({image.mode})")
+                pixels = np.asarray(image.convert(target))
         except (OSError, ValueError, SyntaxError) as err:
             raise ValueError(
                 f"Could not read image file {path}: {err}"
@@ -359,6 +364,15 @@ def load_image_folder(
         if pixels.ndim == 2:
             pixels = pixels[..., None]
         images.append(_resize(pixels, image_size, crop_to_aspect_ratio))
+    if converted:
+        # Mixed grey and colour folders are converted, and said so.
+        warnings.warn(
+            f"Converted {len(converted)} of {len(paths)} images under "
+            f"{directory} to color_mode={color_mode!r}: "
+            + ", ".join(converted[:3])
+            + (", ..." if len(converted) > 3 else ""),
+            stacklevel=2,
+        )
     return np.stack(images)
 
 
@@ -443,6 +457,7 @@ def make_dataset(
     seed=None,
     repeat=False,
     drop_remainder=False,
+    levels=None,
 ):
     """Builds a `tf.data.Dataset` of `(x, x)` batches for `model.fit`.
 
@@ -455,6 +470,8 @@ def make_dataset(
         seed: shuffle seed, for a reproducible order.
         repeat: repeat indefinitely (then pass `steps_per_epoch` to `fit`).
         drop_remainder: drop the last batch if smaller than `batch_size`.
+        levels: if given, check that every pixel value is an integer in
+            `[0, levels - 1]` (the models' input convention).
 
     Returns:
         `tf.data.Dataset` yielding `(x, x)` or `((x, label), x)`, with `x`
@@ -474,6 +491,15 @@ def make_dataset(
             "images must have shape (N, H, W, C). "
             f"Received: images.shape={images.shape}"
         )
+    if levels is not None and images.size:
+        low, high = images.min(), images.max()
+        whole = np.array_equal(images, np.round(images))
+        if low < 0 or high > levels - 1 or not whole:
+            raise ValueError(
+                f"images must hold integer pixel values in [0, {levels - 1}] "
+                f"for levels={levels}. Received: values in [{low}, {high}]"
+                + ("" if whole else ", not all integers")
+            )
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         if len(labels) != len(images):
@@ -679,7 +705,9 @@ def get_datasets(
     x_test, y_test = _head(x_test, y_test, max_test)
 
     def batches(x, y, shuffle):
-        return make_dataset(x, batch_size, labels=y, shuffle=shuffle, seed=seed)
+        return make_dataset(
+            x, batch_size, labels=y, shuffle=shuffle, seed=seed, levels=levels
+        )
 
     return DatasetSplits(
         train=batches(x_train, y_train, shuffle=True),

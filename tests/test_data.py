@@ -588,3 +588,27 @@ def test_load_tfds(tfds_dir):
 def test_load_tfds_unknown_name(tmp_path):
     with pytest.raises(ValueError, match="no_such_pixels_set"):
         data.load_tfds("no_such_pixels_set", data_dir=str(tmp_path))
+
+
+def test_mixed_grey_and_colour_folder_is_converted_and_says_so(tmp_path):
+    write_image(tmp_path / "imgs" / "a.png", solid(4, 4, RED))
+    write_image(tmp_path / "imgs" / "b.png", np.full((4, 4), 7, "uint8"))
+    with pytest.warns(UserWarning, match=r"Converted 1 of 2 .*b\.png \(L\)"):
+        images = data.load_image_folder(tmp_path / "imgs", (4, 4))
+    assert images.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(images[1], 7)
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.full((2, 2, 2, 1), 2.0), "values in [2.0, 2.0]"),
+        (np.full((2, 2, 2, 1), -1.0), "values in [-1.0, -1.0]"),
+        (np.full((2, 2, 2, 1), 0.5), "not all integers"),
+    ],
+)
+def test_pixel_values_outside_the_levels_are_refused(images, message):
+    with pytest.raises(ValueError, match="levels=2") as info:
+        data.make_dataset(images, 2, levels=2)
+    assert message in str(info.value)
+    assert len(list(data.make_dataset(np.ones((2, 2, 2, 1)), 2, levels=2))) == 1

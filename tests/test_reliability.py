@@ -155,3 +155,19 @@ def test_training_resumes_after_kill_9(tmp_path):
     assert (
         json.loads((log_dir / "results.json").read_text())["bits_per_dim"] > 0
     )
+
+
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ((1, 6, 6, 3), "value 1"),  # wrong channel count
+        ((1, 5, 6, 1), "(None, 6, 6, 1)"),  # wrong size
+    ],
+)
+def test_model_input_of_the_wrong_shape_is_refused_clearly(shape, expected):
+    model = build_pixelcnn((6, 6, 1), 2, num_layers=1, filters=2)
+    with pytest.raises(ValueError) as info:
+        model(np.zeros(shape, "float32"))
+    message = str(info.value)
+    assert expected in message
+    assert str(shape) in message or str(shape[:-1]) in message
