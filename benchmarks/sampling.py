@@ -26,7 +26,7 @@ from pixel_models.models import build_model
 from pixel_models.sampling import sample
 
 SIZES = {"28x28x1": ((28, 28, 1), 2), "32x32x3": ((32, 32, 3), 256)}
-FAMILIES = ("pixelcnn", "row_lstm", "diagonal_bilstm")
+FAMILIES = ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
 
 
 def naive_seconds(model, num_samples, steps):

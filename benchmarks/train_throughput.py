@@ -29,11 +29,11 @@ DATASETS = {
 # 129 for RGB, which needs widths divisible by 3), then smaller ones.
 DEFAULT_CONFIGS = [
     (family, dataset, layers, width)
-    for family in ("pixelcnn", "row_lstm", "diagonal_bilstm")
+    for family in ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
     for dataset, layers, width in (
         ("mnist", 7, 16),
         ("cifar10", 3, 48),
-        ("cifar10", 15 if family == "pixelcnn" else 12, 129),
+        ("cifar10", 12 if "lstm" in family else 15, 129),
     )
 ]
 
