@@ -75,6 +75,29 @@ def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
     return shape
 
 
+def start_model(input_shape, levels, num_layers, widths, dropout, num_classes):
+    """Checks a builder's arguments and makes the model's inputs.
+
+    Returns:
+        `(shape, pixels, x, labels, embedding)`: the checked `(H, W, C)`,
+        the pixels input and its rescaled version, and the labels input
+        and its embedding (both None without `num_classes`).
+    """
+    shape = check_model_args(input_shape, levels, num_layers, widths, dropout)
+    check_num_classes(num_classes)
+    pixels, x = image_input(shape, levels)
+    labels, embedding = label_input(num_classes)
+    return shape, pixels, x, labels, embedding
+
+
+def finish_model(x, embedding, shape, levels, output_filters, inputs, name):
+    """The conditioned output head and the functional model."""
+    pixels, labels = inputs
+    x = condition(x, embedding, "head_condition")
+    logits = output_head(x, shape, levels, output_filters)
+    return keras.Model(model_inputs(pixels, labels), logits, name=name)
+
+
 def image_input(input_shape, levels):
     """The model input and its rescaled version in [-1, 1].
 
@@ -151,17 +174,15 @@ def pixel_rnn(
     """
     if output_filters is None:
         output_filters = 2 * units
-    shape = check_model_args(
+    shape, pixels, x, labels, embedding = start_model(
         input_shape,
         levels,
         num_layers,
         {"units": units, "output_filters": output_filters},
         dropout,
+        num_classes,
     )
-    check_num_classes(num_classes)
     channels = shape[2]
-    inputs, x = image_input(shape, levels)
-    labels, embedding = label_input(num_classes)
     x = MaskedConv2D(
         2 * units, input_kernel_size, "A", channels, name="input_conv"
     )(x)
@@ -178,6 +199,6 @@ def pixel_rnn(
         x = y
     if skip_connections and num_layers > 1:
         x = keras.layers.Add(name="skip_sum")(skips)
-    x = condition(x, embedding, "head_condition")
-    logits = output_head(x, shape, levels, output_filters)
-    return keras.Model(model_inputs(inputs, labels), logits, name=name)
+    return finish_model(
+        x, embedding, shape, levels, output_filters, (pixels, labels), name
+    )

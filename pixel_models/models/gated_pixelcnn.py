@@ -3,15 +3,7 @@
 import keras
 
 from pixel_models.layers import GatedPixelCNNBlock
-from pixel_models.models.common import (
-    check_model_args,
-    check_num_classes,
-    condition,
-    image_input,
-    label_input,
-    model_inputs,
-    output_head,
-)
+from pixel_models.models.common import finish_model, start_model
 
 
 def build_gated_pixelcnn(
@@ -62,17 +54,15 @@ def build_gated_pixelcnn(
     """
     if output_filters is None:
         output_filters = 2 * filters
-    shape = check_model_args(
+    shape, pixels, x, labels, embedding = start_model(
         input_shape,
         levels,
         num_layers,
         {"filters": filters, "output_filters": output_filters},
         dropout,
+        num_classes,
     )
-    check_num_classes(num_classes)
     channels = shape[2]
-    inputs, x = image_input(shape, levels)
-    labels, embedding = label_input(num_classes)
     extra = [] if embedding is None else [embedding]
     conditional = embedding is not None
     v, h = GatedPixelCNNBlock(
@@ -95,8 +85,12 @@ def build_gated_pixelcnn(
         )([v, h, *extra])
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
-    h = condition(h, embedding, "head_condition")
-    logits = output_head(h, shape, levels, output_filters)
-    return keras.Model(
-        model_inputs(inputs, labels), logits, name="gated_pixelcnn"
+    return finish_model(
+        h,
+        embedding,
+        shape,
+        levels,
+        output_filters,
+        (pixels, labels),
+        "gated_pixelcnn",
     )

@@ -3,15 +3,7 @@
 import keras
 
 from pixel_models.layers import MaskedConv2D
-from pixel_models.models.common import (
-    check_model_args,
-    check_num_classes,
-    condition,
-    image_input,
-    label_input,
-    model_inputs,
-    output_head,
-)
+from pixel_models.models.common import condition, finish_model, start_model
 
 
 def residual_block(
@@ -92,17 +84,15 @@ def build_pixelcnn(
     """
     if output_filters is None:
         output_filters = 2 * filters
-    shape = check_model_args(
+    shape, pixels, x, labels, embedding = start_model(
         input_shape,
         levels,
         num_layers,
         {"filters": filters, "output_filters": output_filters},
         dropout,
+        num_classes,
     )
-    check_num_classes(num_classes)
     channels = shape[2]
-    inputs, x = image_input(shape, levels)
-    labels, embedding = label_input(num_classes)
     x = MaskedConv2D(
         2 * filters, kernel_size, "A", channels, name="input_conv"
     )(x)
@@ -110,6 +100,12 @@ def build_pixelcnn(
         x = residual_block(
             x, filters, channels, dropout, residual, f"block{i}", embedding
         )
-    x = condition(x, embedding, "head_condition")
-    logits = output_head(x, shape, levels, output_filters)
-    return keras.Model(model_inputs(inputs, labels), logits, name="pixelcnn")
+    return finish_model(
+        x,
+        embedding,
+        shape,
+        levels,
+        output_filters,
+        (pixels, labels),
+        "pixelcnn",
+    )
