@@ -7,17 +7,9 @@ from pixel_models.testing import (
     assert_causal,
     assert_config_round_trip,
     assert_reloads_in_fresh_process,
+    build_with_random_weights,
     receptive_field,
 )
-
-
-def _randomize(layer, shapes, seed=0):
-    layer.build(shapes)
-    rng = np.random.default_rng(seed)
-    layer.set_weights(
-        [0.5 * rng.normal(size=w.shape) for w in layer.get_weights()]
-    )
-    return layer
 
 
 @pytest.mark.parametrize("color_channels", [1, 3])
@@ -28,7 +20,7 @@ def test_horizontal_output_is_causal(color_channels, mask_type):
     block = GatedPixelCNNBlock(
         6, 3, color_channels, mask_type, residual=mask_type == "B"
     )
-    _randomize(block, [shape, shape])
+    build_with_random_weights(block, [shape, shape])
     x = np.random.default_rng(1).normal(size=shape)
     deps = assert_causal(
         lambda t: block([t, t])[1], x, color_channels, strict=mask_type == "A"
@@ -40,7 +32,7 @@ def test_horizontal_output_is_causal(color_channels, mask_type):
 
 
 def test_vertical_output_sees_only_rows_up_to_its_own():
-    block = _randomize(
+    block = build_with_random_weights(
         GatedPixelCNNBlock(2, 3, residual=False), [(1, 5, 5, 1)] * 2
     )
     x = np.random.default_rng(1).normal(size=(1, 5, 5, 1))
@@ -56,7 +48,7 @@ def test_condition_changes_the_output():
     block = GatedPixelCNNBlock(3, 3, condition=True)
     x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
     cond = np.eye(2, dtype="float32")
-    _randomize(block, [x.shape, x.shape, cond.shape])
+    build_with_random_weights(block, [x.shape, x.shape, cond.shape])
     h0 = np.asarray(block([x, x, cond])[1])
     h1 = np.asarray(block([x, x, cond[::-1]])[1])
     assert np.abs(h0 - h1).max() > 1e-3
