@@ -13,14 +13,12 @@ Example:
 """
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 
 import keras
 import numpy as np
+from report import write_report
 
 from pixel_models.models import build_model
 from pixel_models.sampling import sample
@@ -95,19 +93,7 @@ def main(argv=None):
                 f"{naive / fast:>9.1f}x",
                 flush=True,
             )
-    report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-        },
-        "naive_steps": args.naive_steps,
-        "results": rows,
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"Wrote {args.out}")
-    return report
+    return write_report(args.out, rows, naive_steps=args.naive_steps)
 
 
 if __name__ == "__main__":

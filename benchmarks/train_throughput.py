@@ -13,12 +13,13 @@ Example:
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from report import write_report
 
 # (name, input shape, levels): the two image sizes the paper reports.
 DATASETS = {
@@ -145,20 +146,7 @@ def main(argv=None):
             f"{1000 * r['median_step_s']:>10.1f}{r['peak_rss_mib']:>10.0f}",
             flush=True,
         )
-    report = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-        },
-        "batch_size": args.batch_size,
-        "results": results,
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"Wrote {args.out}")
-    return report
+    return write_report(args.out, results, batch_size=args.batch_size)
 
 
 if __name__ == "__main__":

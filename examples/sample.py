@@ -8,20 +8,11 @@ import argparse
 import sys
 import time
 
-import keras
 import numpy as np
 
 from pixel_models.plotting import save_grid
-from pixel_models.sampling import sample
+from pixel_models.sampling import num_classes, sample
 from pixel_models.training import load_checkpoint
-
-
-def conditional_classes(model):
-    """Number of classes of a class-conditional model, else None."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Embedding):
-            return layer.input_dim
-    return None
 
 
 def main(argv=None):
@@ -56,7 +47,7 @@ def main(argv=None):
     print(f"Model {model.name}: {model.count_params():,} parameters")
     labels, cols, num = args.label, args.cols, args.num
     if args.per_class:
-        classes = conditional_classes(model)
+        classes = num_classes(model)
         if classes is None:
             parser.error(
                 f"--per-class needs a class-conditional model; {args.model} "

@@ -82,13 +82,12 @@ class SampleGrid(keras.callbacks.Callback):
         import tensorflow as tf
 
         from pixel_models.plotting import image_grid
-        from pixel_models.sampling import sample
+        from pixel_models.sampling import num_classes, sample
 
         labels = None
-        for layer in self.model.layers:
-            if isinstance(layer, keras.layers.Embedding):
-                # A conditional model: cycle through the classes.
-                labels = np.arange(self.num_samples) % layer.input_dim
+        classes = num_classes(self.model)
+        if classes:  # a conditional model: cycle through the classes
+            labels = np.arange(self.num_samples) % classes
         images = sample(
             self.model,
             self.num_samples,

@@ -493,7 +493,10 @@ def make_dataset(
         )
     if levels is not None and images.size:
         low, high = images.min(), images.max()
-        whole = np.array_equal(images, np.round(images))
+        # Integer arrays (the loaders' uint8) are whole by type: no copy.
+        whole = np.issubdtype(images.dtype, np.integer) or np.array_equal(
+            images, np.round(images)
+        )
         if low < 0 or high > levels - 1 or not whole:
             raise ValueError(
                 f"images must hold integer pixel values in [0, {levels - 1}] "

@@ -432,13 +432,22 @@ def _fast(model, noise, labels, temperature, top_p, progress):
     return executor.images(), logits
 
 
-def _check_labels(model, labels, num_samples):
-    """Labels as an int32 array `(num_samples,)`, or None."""
-    num_classes = None
+def num_classes(model):
+    """Number of classes of a class-conditional model, else None.
+
+    The builders of `pixel_models.models` give a conditional model one
+    label `Embedding`; its input size is the number of classes.
+    """
     for layer in model.layers:
         if isinstance(layer, keras.layers.Embedding):
-            num_classes = layer.input_dim
-    if num_classes is None:
+            return layer.input_dim
+    return None
+
+
+def _check_labels(model, labels, num_samples):
+    """Labels as an int32 array `(num_samples,)`, or None."""
+    classes = num_classes(model)
+    if classes is None:
         if labels is not None:
             raise ValueError(
                 f"model {model.name!r} is not class-conditional, so labels "
@@ -447,7 +456,7 @@ def _check_labels(model, labels, num_samples):
         return None
     if labels is None:
         raise ValueError(
-            f"model {model.name!r} is class-conditional ({num_classes} "
+            f"model {model.name!r} is class-conditional ({classes} "
             "classes): pass labels=, one class per image or one for all. "
             "Received: labels=None"
         )
@@ -458,10 +467,10 @@ def _check_labels(model, labels, num_samples):
         array.shape != (num_samples,)
         or not np.issubdtype(array.dtype, np.integer)
         or array.min() < 0
-        or array.max() >= num_classes
+        or array.max() >= classes
     ):
         raise ValueError(
-            f"labels must be one integer in [0, {num_classes - 1}] or "
+            f"labels must be one integer in [0, {classes - 1}] or "
             f"{num_samples} of them. Received: labels={labels!r}"
         )
     return array.astype("int32")
