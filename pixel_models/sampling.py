@@ -240,12 +240,20 @@ class _FastExecutor:
         r, c = i + self.pad, j + self.pad
         window = source[:, r - kh // 2 : r + 1, c - kw // 2 : c + kw // 2 + 1]
         out = window.reshape(self.n, -1) @ kernel + bias
-        name = keras.activations.serialize(conv.activation)
-        if name == "relu":
-            out = np.maximum(out, 0.0)
-        elif name != "linear":
-            out = np.asarray(conv.activation(out))
-        return out
+        return self._activation(conv)(out)
+
+    def _activation(self, conv):
+        """A conv's activation as a NumPy function, looked up once."""
+        key = ("activation", id(conv))
+        if key not in self.params:
+            name = keras.activations.serialize(conv.activation)
+            if name == "relu":
+                self.params[key] = lambda v: np.maximum(v, 0.0)
+            elif name == "linear":
+                self.params[key] = lambda v: v
+            else:
+                self.params[key] = lambda v: np.asarray(conv.activation(v))
+        return self.params[key]
 
     @staticmethod
     def _group(z, parts, color_channels):
