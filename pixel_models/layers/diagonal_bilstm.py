@@ -7,9 +7,8 @@ from keras import ops
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
-    group_gates,
 )
-from pixel_models.layers.masked_conv import MaskedConv2D
+from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.skew import skew, unskew
 
 
@@ -97,7 +96,7 @@ class DiagonalBiLSTM(keras.layers.Layer):
     def scan_diagonals(self, x, direction):
         """One diagonal LSTM, left to right: `(B, H, W, C) -> (B, H, W, h)`."""
         z = self.input_to_state[direction](x)
-        z = skew(group_gates(z, self.units, self.color_channels))
+        z = skew(regroup(z, 4, self.color_channels))
         z = ops.moveaxis(z, 2, 1)  # (B, diagonals, H, 4h)
         valid = ops.broadcast_to(self.valid, (*ops.shape(z)[:3], 1))
         h = self.rnns[direction](ops.concatenate([z, valid], axis=-1))

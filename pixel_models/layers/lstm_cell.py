@@ -13,7 +13,6 @@ from pixel_models.checks import check_int
 from pixel_models.layers.masked_conv import (
     check_color_channels,
     check_divisible,
-    regroup,
 )
 
 PADDINGS = ("same", "causal")
@@ -24,16 +23,6 @@ def check_units(units, color_channels):
     check_color_channels(color_channels)
     check_int("units", units)
     check_divisible("units", units, color_channels)
-
-
-def group_gates(z, units, color_channels):
-    """Reorders masked-conv gate pre-activations into `[o, f, i, g]`.
-
-    Each gate's units then come in R, G, B order, so unit k of every gate
-    is in the colour group of unit k of the hidden state (Sec. 3.4: the
-    gates keep R -> G -> B). See `regroup`.
-    """
-    return regroup(z, 4, color_channels)
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")

@@ -5,9 +5,8 @@ import keras
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
-    group_gates,
 )
-from pixel_models.layers.masked_conv import MaskedConv2D
+from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")
@@ -62,9 +61,8 @@ class RowLSTM(keras.layers.Layer):
         self.rnn.build((*input_shape[:3], 4 * self.units))
 
     def call(self, inputs):
-        z = group_gates(
-            self.input_to_state(inputs), self.units, self.color_channels
-        )
+        # Gates [o, f, i, g], each with its units in R, G, B order.
+        z = regroup(self.input_to_state(inputs), 4, self.color_channels)
         # Rows are the time axis: one batched step per row.
         return self.rnn(z)
 
