@@ -14,7 +14,7 @@ import time
 
 import keras
 
-from pixel_models import data, models
+from pixel_models import data, models, multi_worker
 from pixel_models.callbacks import (
     AtomicModelCheckpoint,
     SampleGrid,
@@ -22,6 +22,7 @@ from pixel_models.callbacks import (
     save_atomically,
 )
 from pixel_models.losses import (
+    LN2,
     BitsPerDim,
     DiscreteNLL,
     bits_per_dim_to_nats_per_image,
@@ -31,10 +32,7 @@ from pixel_models.losses import (
 NUM_CLASSES = 10
 
 
-# MultiWorkerMirroredStrategy is left out for now: Keras 3.15's TensorFlow
-# trainer reduces a per-replica batch eagerly before the first step, which
-# fails across workers.
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -42,7 +40,10 @@ def make_strategy(name="default"):
     """A `tf.distribute` strategy by name.
 
     - `"default"`: one device;
-    - `"mirrored"`: every local GPU (or the logical CPUs), synchronous.
+    - `"mirrored"`: every local GPU (or the logical CPUs), synchronous;
+    - `"multi_worker"`: every GPU of every host listed in `TF_CONFIG`,
+      synchronous; train with `pixel_models.multi_worker.fit_multi_worker`
+      (Keras 3's `fit` does not run under this strategy).
 
     Build and compile the model inside `strategy.scope()`; `model.fit`
     then splits each global batch across the replicas.
@@ -53,6 +54,8 @@ def make_strategy(name="default"):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(
         f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}"
     )
@@ -141,7 +144,9 @@ def make_callbacks(
     return callbacks
 
 
-def evaluate_nll(model, dataset, image_shape, num_images=None, verbose=1):
+def evaluate_nll(
+    model, dataset, image_shape, num_images=None, verbose=1, strategy=None
+):
     """Test NLL of `model` on `dataset`, in bits/dim and nats/image.
 
     Args:
@@ -150,12 +155,20 @@ def evaluate_nll(model, dataset, image_shape, num_images=None, verbose=1):
         image_shape: `(H, W, C)`.
         num_images: how many images the data set holds (reported as is).
         verbose: Keras progress bar setting.
+        strategy: the `MultiWorkerMirroredStrategy` the model was built
+            under, if any (Keras 3's `evaluate` does not run under it).
 
     Returns:
         Dict with `bits_per_dim`, `nats_per_image` and `num_images`.
     """
-    results = model.evaluate(dataset, verbose=verbose, return_dict=True)
-    bpd = float(results["bits_per_dim"])
+    if multi_worker.is_multi_worker(strategy):
+        nats = multi_worker.evaluate_multi_worker(
+            model, dataset, strategy=strategy
+        )
+        bpd = nats / LN2
+    else:
+        results = model.evaluate(dataset, verbose=verbose, return_dict=True)
+        bpd = float(results["bits_per_dim"])
     return {
         "bits_per_dim": bpd,
         "nats_per_image": bits_per_dim_to_nats_per_image(bpd, image_shape),
@@ -318,27 +331,46 @@ def run_training(args):
         )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
     train = splits.train
-    if args.steps_per_epoch:
+    steps_per_epoch = args.steps_per_epoch
+    several_workers = multi_worker.is_multi_worker(strategy)
+    if several_workers and not steps_per_epoch:
+        # Every worker must run the same number of steps.
+        steps_per_epoch = max(1, splits.num_train // args.batch_size)
+    if steps_per_epoch:
         train = train.repeat()
+    log_dir = multi_worker.worker_log_dir(strategy, args.log_dir)
     callbacks = make_callbacks(
-        args.log_dir, patience=args.patience, sample_every=args.sample_every
+        log_dir,
+        patience=args.patience,
+        sample_every=args.sample_every if log_dir == args.log_dir else 0,
     )
     if args.time_budget:
         callbacks.append(TimeBudget(args.time_budget))
     start = time.perf_counter()
-    history = model.fit(
-        train,
-        validation_data=splits.validation,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        callbacks=callbacks,
-        shuffle=False,  # the train split is shuffled by tf.data
-    )
+    if several_workers:
+        history = multi_worker.fit_multi_worker(
+            model,
+            train,
+            strategy=strategy,
+            epochs=args.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=splits.validation,
+            callbacks=callbacks,
+        )
+    else:
+        history = model.fit(
+            train,
+            validation_data=splits.validation,
+            epochs=args.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the train split is shuffled by tf.data
+        )
     train_seconds = time.perf_counter() - start
-    final_path = os.path.join(args.log_dir, "model.keras")
+    final_path = os.path.join(log_dir, "model.keras")
     losses = history.history.get("loss", [])
     if model.stop_training and losses and not math.isfinite(losses[-1]):
-        best = os.path.join(args.log_dir, "checkpoints", "best.keras")
+        best = os.path.join(log_dir, "checkpoints", "best.keras")
         raise FloatingPointError(
             f"Training stopped: the loss became {losses[-1]} in epoch "
             f"{len(losses)}. The last good checkpoint is kept at {best}"
@@ -351,7 +383,9 @@ def run_training(args):
         # A folder of images has no test split unless it holds test/.
         test, num_test = splits.validation, splits.num_validation
         split_name = "validation"
-    results = evaluate_nll(model, test, splits.image_shape, num_test)
+    results = evaluate_nll(
+        model, test, splits.image_shape, num_test, strategy=strategy
+    )
     results.update(
         split=split_name,
         model=args.model,
@@ -367,7 +401,7 @@ def run_training(args):
     if splits.levels == 2 or math.prod(splits.image_shape) <= 28 * 28:
         line += f", {results['nats_per_image']:.2f} nats/image"
     print(line)
-    with open(os.path.join(args.log_dir, "results.json"), "w") as f:
+    with open(os.path.join(log_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results
 
