@@ -241,3 +241,55 @@ def test_training_script_runs_on_two_workers(tmp_path):
     ]
     for a, b in zip(*saved, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+RESUME = textwrap.dedent(
+    """
+    import json, sys
+    from pixel_models.training import compile_model, make_strategy
+    strategy = make_strategy("multi_worker")  # one worker: no TF_CONFIG
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    from pixel_models.models import build_pixelcnn
+    from pixel_models.multi_worker import fit_multi_worker
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("crash after the second epoch")
+
+    x = np.random.default_rng(0).integers(0, 2, (16, 6, 6, 1))
+    data = tf.data.Dataset.from_tensor_slices((x, x)).batch(8).repeat()
+
+    def run(extra):
+        with strategy.scope():
+            model = compile_model(build_pixelcnn((6, 6, 1), 2, 1, filters=2))
+        backup = keras.callbacks.BackupAndRestore(sys.argv[1])
+        # Callbacks run in list order: the backup is written first.
+        history = fit_multi_worker(
+            model, data, strategy=strategy, epochs=4, steps_per_epoch=2,
+            callbacks=[backup, *extra], verbose=0,
+        )
+        return history.epoch
+
+    try:
+        run([Crash()])
+    except KeyboardInterrupt:
+        pass
+    print(json.dumps(run([])))
+    """
+)
+
+
+def test_multi_worker_training_resumes_from_its_backup(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", RESUME, str(tmp_path / "backup")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    # Epochs 0 and 1 were done before the crash; the rerun does 2 and 3.
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [2, 3]

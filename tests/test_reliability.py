@@ -162,6 +162,8 @@ def test_training_resumes_after_kill_9(tmp_path):
     [
         ((1, 6, 6, 3), "value 1"),  # wrong channel count
         ((1, 5, 6, 1), "(None, 6, 6, 1)"),  # wrong size
+        ((6, 6), "Expected shape (None, 6, 6, 1)"),  # wrong rank
+        ((1, 6, 6, 1, 1, 1), "Expected shape (None, 6, 6, 1)"),
     ],
 )
 def test_model_input_of_the_wrong_shape_is_refused_clearly(shape, expected):
