@@ -14,8 +14,10 @@ class TimeBudget(keras.callbacks.Callback):
 
     Checked after every batch, so a run overshoots by at most one step;
     the epoch in progress ends there (its validation still runs), so
-    checkpoints and logs stay consistent. Use it to compare model
-    families at an equal compute budget.
+    checkpoints and logs stay consistent. Validation inside `fit` does
+    not count against the budget, so families that score slowly are not
+    charged for it. Use it to compare model families at an equal
+    compute budget.
 
     Args:
         minutes: the budget, in minutes of training time.
@@ -32,12 +34,23 @@ class TimeBudget(keras.callbacks.Callback):
             )
         self.minutes = minutes
         self.start = None
+        self.paused_at = None
         self.stopped_early = False
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
 
+    def on_test_begin(self, logs=None):
+        if self.start is not None:
+            self.paused_at = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self.paused_at is not None:
+            self.start += time.perf_counter() - self.paused_at
+            self.paused_at = None
+
     def elapsed_minutes(self):
+        """Minutes of training so far, validation excluded."""
         return (time.perf_counter() - self.start) / 60.0
 
     def on_train_batch_end(self, batch, logs=None):

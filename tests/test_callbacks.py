@@ -1,3 +1,6 @@
+import time
+
+import keras
 import numpy as np
 import pytest
 
@@ -26,6 +29,34 @@ def test_generous_budget_lets_training_finish():
     )
     assert not budget.stopped_early
     assert len(history.history["loss"]) == 3
+
+
+def test_validation_does_not_count_against_the_budget():
+    class SlowValidation(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            time.sleep(0.3)
+
+    model = compile_model(build_pixelcnn((4, 4, 1), 2, num_layers=1, filters=2))
+    x = np.zeros((16, 4, 4, 1), "float32")
+    # Trace the train and test steps first: compiling is not the point.
+    model.fit(x, x, batch_size=8, verbose=0, validation_data=(x, x))
+    budget = TimeBudget(0.5 / 60)  # half a second of training
+    start = time.perf_counter()
+    history = model.fit(
+        x,
+        x,
+        batch_size=8,
+        epochs=3,
+        verbose=0,
+        validation_data=(x, x),
+        callbacks=[budget, SlowValidation()],
+    )
+    # Three epochs of validation take 1.8 s, far over the budget, yet
+    # training ran on: only the (fast) training steps count.
+    assert time.perf_counter() - start > 1.8
+    assert not budget.stopped_early
+    assert len(history.history["loss"]) == 3
+    assert budget.elapsed_minutes() < 0.5 / 60
 
 
 def test_bad_budget_is_refused():

@@ -1,0 +1,567 @@
+"""Train, score, time and sample every model family; write BENCHMARKS.md.
+
+Each family trains on binarized MNIST and on CIFAR-10 for the same
+wall-clock budget of training (`--budget-minutes`; validation and
+scoring are not counted), each run in its own process, so its peak
+memory is its own. Every run is then scored on the test set, timed for
+naive and fast sampling, and drawn. The same run measures the machine's
+dense matmul FLOP/s, so each family's achieved training FLOP/s can be
+given as a fraction of that roof. Runs unchanged on a GPU; it prints the
+device it used.
+
+Writes:
+- `BENCHMARKS.md`: one table per data set, the paper's figures beside;
+- `docs/benchmarks/`: NLL against training time per data set, a grid of
+  samples per family and data set, the receptive fields;
+- `benchmarks/results/run_all.json`: every figure, with the settings.
+
+Example (about 55 minutes on two CPU cores):
+    python benchmarks/run_all.py --budget-minutes 5 \
+        --data-dir ../shared/data
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from report import write_report  # noqa: E402
+
+FAMILIES = ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
+TITLES = {
+    "pixelcnn": "PixelCNN",
+    "row_lstm": "Row LSTM",
+    "diagonal_bilstm": "Diagonal BiLSTM",
+    "gated_pixelcnn": "Gated PixelCNN",
+}
+DATASETS = ("binarized_mnist", "cifar10")
+# The papers' test NLL: nats/image for binarized MNIST (PixelRNN, table
+# 4), bits/dim for CIFAR-10 (PixelRNN, table 5; Gated PixelCNN, table 1).
+PAPER = {
+    "binarized_mnist": {
+        "pixelcnn": 81.30,
+        "row_lstm": 80.54,
+        "diagonal_bilstm": 79.20,
+        "gated_pixelcnn": None,
+    },
+    "cifar10": {
+        "pixelcnn": 3.14,
+        "row_lstm": 3.07,
+        "diagonal_bilstm": 3.00,
+        "gated_pixelcnn": 3.03,
+    },
+}
+# Test images scored: all of binarized MNIST; for CIFAR-10 the first
+# 1,017 test images, the ones with the exact official pixels.
+DEFAULT_MAX_TEST = {"binarized_mnist": 10000, "cifar10": 1017}
+VALIDATION_SIZE = {"binarized_mnist": 500, "cifar10": 256}
+CURVE_POINTS = 6
+
+
+def parse_size(text):
+    """`"LAYERSxWIDTH"` -> `(layers, width)`."""
+    try:
+        layers, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LAYERSxWIDTH such as 7x16. Received: {text!r}"
+        ) from None
+    return layers, width
+
+
+def describe_device():
+    """The accelerator (or CPU) TensorFlow uses, in words."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name", "GPU")
+        return f"{len(gpus)} x {name} (GPU)", True
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line for line in f if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip()
+    except (OSError, IndexError):
+        pass
+    return f"CPU: {cpu}, {os.cpu_count()} cores (no GPU)", False
+
+
+def matmul_roof(gpu, repeats=10):
+    """Dense float32 matmul FLOP/s of this machine: the physical limit."""
+    import tensorflow as tf
+
+    n = 8192 if gpu else 2048
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    matmul(a, b).numpy()  # trace, warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return {"n": n, "flops_per_s": 2 * n**3 / statistics.median(times)}
+
+
+def log(message):
+    """Progress of a run, on stderr (stdout carries its figures)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def train_and_measure(args):
+    """One family on one data set, in this process: the figures, as dict."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from flops import forward_flops, train_flops
+    from sampling import naive_seconds
+
+    from pixel_models import data
+    from pixel_models.callbacks import TimeBudget
+    from pixel_models.losses import LN2, bits_per_dim_to_nats_per_image
+    from pixel_models.models import build_model
+    from pixel_models.plotting import image_grid
+    from pixel_models.sampling import sample
+    from pixel_models.training import compile_model
+
+    dataset, family = args.single.split(",")
+    layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
+    keras.utils.set_random_seed(args.seed)
+    splits = data.get_datasets(
+        dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        validation_size=min(VALIDATION_SIZE[dataset], args.max_validation),
+        seed=args.seed,
+        max_test=args.max_test or DEFAULT_MAX_TEST[dataset],
+    )
+    model = compile_model(
+        build_model(
+            family,
+            splits.image_shape,
+            splits.levels,
+            num_layers=layers,
+            width=width,
+        ),
+        learning_rate=args.learning_rate,
+    )
+    budget_s = 60 * args.budget_minutes
+    validation = splits.validation.cache()
+
+    class Curve(TimeBudget):
+        """The budget, plus validation NLL at fixed marks of training."""
+
+        def __init__(self):
+            super().__init__(args.budget_minutes)
+            self.points, self.step_seconds, self.images = [], [], 0
+            self.marks = [
+                budget_s * k / CURVE_POINTS for k in range(1, CURVE_POINTS + 1)
+            ]
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.step_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step_seconds.append(time.perf_counter() - self.step_start)
+            self.images += args.batch_size
+            super().on_train_batch_end(batch, logs)
+            seconds = 60 * self.elapsed_minutes()
+            due = self.marks and seconds >= self.marks[0]
+            if self.model.stop_training or due:
+                while self.marks and seconds >= self.marks[0]:
+                    self.marks.pop(0)
+                self.on_test_begin()  # pause the clock
+                nats = self.model.evaluate(validation, verbose=0)[0]
+                self.on_test_end()
+                self.points.append(
+                    {
+                        "seconds": seconds,
+                        "images": self.images,
+                        "bits_per_dim": nats / LN2,
+                    }
+                )
+
+    curve = Curve()
+    log(f"[{dataset} / {family}] training for {args.budget_minutes} min")
+    model.fit(
+        splits.train,
+        epochs=100000,
+        callbacks=[curve],
+        verbose=args.verbose,
+        shuffle=False,
+    )
+    # Steady state: the median step, without the first (tracing) steps.
+    step = statistics.median(curve.step_seconds[2:] or curve.step_seconds)
+    train_images_per_s = args.batch_size / step
+
+    log(f"[{dataset} / {family}] scoring {splits.num_test} test images")
+    model.evaluate(splits.test.take(1), verbose=0)  # trace first
+    start = time.perf_counter()
+    nats_per_dim = model.evaluate(splits.test, verbose=0)[0]
+    eval_seconds = time.perf_counter() - start
+    bpd = nats_per_dim / LN2
+
+    log(f"[{dataset} / {family}] sampling {args.num_samples} images")
+    start = time.perf_counter()
+    images = sample(model, args.num_samples, seed=args.seed, progress=False)
+    fast = (time.perf_counter() - start) / args.num_samples
+    naive, _ = naive_seconds(model, args.num_samples, args.naive_steps)
+    naive /= args.num_samples
+    grid_path = os.path.join(args.work_dir, f"{dataset}_{family}_grid.npy")
+    np.save(grid_path, image_grid(images, splits.levels, cols=8))
+
+    gpu_peak = None
+    if tf.config.list_physical_devices("GPU"):
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        gpu_peak = info["peak"] / 2**20
+    return {
+        "dataset": dataset,
+        "family": family,
+        "num_layers": layers,
+        "width": width,
+        "image_shape": list(splits.image_shape),
+        "parameters": model.count_params(),
+        "batch_size": args.batch_size,
+        "train_seconds": 60 * curve.elapsed_minutes(),
+        "train_images": curve.images,
+        "train_images_per_s": train_images_per_s,
+        "seconds_per_epoch": splits.num_train / train_images_per_s,
+        "num_train": splits.num_train,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        / 1024,
+        "peak_device_mib": gpu_peak,
+        "eval_images_per_s": splits.num_test / eval_seconds,
+        "num_test": splits.num_test,
+        "test_bits_per_dim": bpd,
+        "test_nats_per_image": bits_per_dim_to_nats_per_image(
+            bpd, splits.image_shape
+        ),
+        "naive_sample_s_per_image": naive,
+        "fast_sample_s_per_image": fast,
+        "forward_flops_per_image": forward_flops(model),
+        "train_flops_per_image": train_flops(model),
+        "curve": curve.points,
+        "grid": grid_path,
+    }
+
+
+def run_single_in_subprocess(dataset, family, argv):
+    command = [sys.executable, os.path.abspath(__file__), *argv]
+    command += ["--single", f"{dataset},{family}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.run(
+        command, stdout=subprocess.PIPE, text=True, env=env, check=False
+    )
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{dataset} / {family} failed (exit {process.returncode}); "
+            "its error is printed above."
+        )
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def plot_curves(rows, dataset, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nats = "mnist" in dataset
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for row in rows:
+        seconds = [p["seconds"] / 60 for p in row["curve"]]
+        values = [
+            p["bits_per_dim"] * (row_dims(row) if nats else 1)
+            for p in row["curve"]
+        ]
+        ax.plot(seconds, values, marker="o", label=TITLES[row["family"]])
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel(
+        "validation NLL (nats/image)" if nats else "validation bits/dim"
+    )
+    ax.set_title(f"{dataset}: NLL against training time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def row_dims(row):
+    """Sub-pixels per image times ln 2: bits/dim -> nats/image."""
+    import math
+
+    return math.prod(row["image_shape"]) * math.log(2)
+
+
+def plot_samples(rows, dataset, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, row in zip(axes, rows, strict=True):
+        grid = np.load(row["grid"])
+        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray")
+        ax.set_title(TITLES[row["family"]])
+        ax.axis("off")
+    fig.suptitle(f"{dataset}: samples after the budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown(report, docs_dir):
+    """BENCHMARKS.md from the report dict."""
+    roof = report["matmul"]["flops_per_s"]
+    budget = report["budget_minutes"]
+    lines = [
+        "# Benchmarks: every family, measured the same way",
+        "",
+        "Written by `python benchmarks/run_all.py "
+        f"--budget-minutes {budget:g}`; the figures are in "
+        "`benchmarks/results/run_all.json`.",
+        "",
+        f"- Device: {report['device']}.",
+        f"- Dense float32 matmul ({report['matmul']['n']}²), the roof: "
+        f"**{roof / 1e9:.1f} GFLOP/s**.",
+        f"- Every family trained for **{budget:g} minutes** of training "
+        f"time (validation excluded), batch {report['batch_size']}, Adam "
+        f"at {report['learning_rate']:g}, seed {report['seed']}.",
+        "- Train images/s: median step, after the first two (tracing). "
+        "Seconds/epoch: one pass over the training set at that rate. Peak "
+        "RSS: the whole process (data included).",
+        "- Sampling: seconds per image for a batch of "
+        f"{report['num_samples']}; naive = one full forward pass per "
+        "sub-pixel (median of timed passes times the number of "
+        "sub-pixels), fast = `pixel_models.sampling.sample`, exact, with "
+        "cached state.",
+        "- FLOPs: multiply-adds of every kernel where it is applied "
+        "(`benchmarks/flops.py`); training counts 3 forward passes. "
+        "Achieved = training FLOPs per image × train images/s.",
+        "",
+    ]
+    for dataset in report["datasets"]:
+        rows = [r for r in report["results"] if r["dataset"] == dataset]
+        if not rows:
+            continue
+        nats = "mnist" in dataset
+        first = rows[0]
+        size = f"{first['num_layers']} layer(s) × h={first['width']}"
+        lines += [f"## {dataset}", ""]
+        if nats:
+            lines.append(
+                f"Binarized MNIST (fixed stochastic binarization, seed "
+                f"{report['seed']}), {size} (Diagonal BiLSTM and Row LSTM: "
+                f"layers of h units). Test NLL on all "
+                f"{first['num_test']:,} test images, in nats/image; the "
+                "paper's figure beside it (PixelRNN, table 4)."
+            )
+        else:
+            lines.append(
+                f"CIFAR-10, {size}. Test NLL in bits/dim on the first "
+                f"{first['num_test']:,} official test images, whose pixels "
+                "are exact. The training images are partly decoded from a "
+                "JPEG copy (see the data README), and the models are far "
+                "smaller and shorter-trained than the papers' (PixelRNN "
+                "table 5; Gated PixelCNN table 1)."
+            )
+        gpu = any(r["peak_device_mib"] for r in rows)
+        unit = "nats" if nats else "bits/dim"
+        header = [
+            "family",
+            "params",
+            "train img/s",
+            "s/epoch",
+            "peak RSS MiB",
+            *(["peak GPU MiB"] if gpu else []),
+            "eval img/s",
+            "naive s/img",
+            "fast s/img",
+            "train GFLOP/img",
+            "achieved GFLOP/s",
+            "of roof",
+            f"test NLL ({unit})",
+            "paper",
+        ]
+        lines += [
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
+        for r in rows:
+            achieved = r["train_flops_per_image"] * r["train_images_per_s"]
+            nll = r["test_nats_per_image"] if nats else r["test_bits_per_dim"]
+            paper = PAPER[dataset][r["family"]]
+            cells = [
+                TITLES[r["family"]],
+                f"{r['parameters']:,}",
+                f"{r['train_images_per_s']:.1f}",
+                f"{r['seconds_per_epoch']:.0f}",
+                f"{r['peak_rss_mib']:.0f}",
+                *([f"{r['peak_device_mib']:.0f}"] if gpu else []),
+                f"{r['eval_images_per_s']:.1f}",
+                f"{r['naive_sample_s_per_image']:.2f}",
+                f"{r['fast_sample_s_per_image']:.3f}",
+                f"{r['train_flops_per_image'] / 1e9:.3f}",
+                f"{achieved / 1e9:.2f}",
+                f"{100 * achieved / roof:.1f}%",
+                f"**{nll:.2f}**" if nats else f"**{nll:.3f}**",
+                "—" if paper is None else f"{paper:.2f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        rel = os.path.relpath(docs_dir, report["out_dir"])
+        lines += [
+            "",
+            f"![NLL against training time]({rel}/nll_vs_time_{dataset}.png)",
+            "",
+            f"![Samples]({rel}/samples_{dataset}.png)",
+            "",
+        ]
+    rel = os.path.relpath(docs_dir, report["out_dir"])
+    lines += [
+        "## Receptive fields",
+        "",
+        f"![Receptive fields]({rel}/receptive_fields.png)",
+        "",
+        "## Not comparable with the papers",
+        "",
+        f"- The budget ({budget:g} minutes on this device) is a tiny "
+        "fraction of the papers' training, and the models are smaller, so "
+        "the NLL figures rank the families at equal compute; they do not "
+        "reproduce the papers' numbers.",
+        "- CIFAR-10 training images are partly from a JPEG copy; the test "
+        "figure uses only images with exact pixels, but on a subset of "
+        "the test set (see its table).",
+        "- The Gated PixelCNN paper reports no binarized MNIST figure.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $PIXEL_MODELS_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--families", nargs="+", default=list(FAMILIES), choices=FAMILIES
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=DATASETS
+    )
+    parser.add_argument("--mnist-size", type=parse_size, default=(7, 16))
+    parser.add_argument("--cifar-size", type=parse_size, default=(3, 48))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-samples", type=int, default=16)
+    parser.add_argument("--naive-steps", type=int, default=8)
+    parser.add_argument(
+        "--max-test",
+        type=int,
+        default=None,
+        help="test images to score (default: all MNIST, CIFAR-10's 1,017 "
+        "exact ones)",
+    )
+    parser.add_argument(
+        "--max-validation", type=int, default=1000, help=argparse.SUPPRESS
+    )
+    parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument(
+        "--docs-dir", default=os.path.join(ROOT, "docs", "benchmarks")
+    )
+    parser.add_argument(
+        "--results",
+        default=os.path.join(HERE, "results", "run_all.json"),
+    )
+    parser.add_argument(
+        "--work-dir", default=os.path.join(ROOT, "runs", "benchmarks")
+    )
+    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--single", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    if not args.budget_minutes > 0:
+        raise SystemExit(
+            "--budget-minutes must be positive. "
+            f"Received: {args.budget_minutes}"
+        )
+    os.makedirs(args.work_dir, exist_ok=True)
+    if args.single:
+        print(json.dumps(train_and_measure(args)))
+        return None
+
+    device, gpu = describe_device()
+    print(f"Device: {device}", flush=True)
+    matmul = matmul_roof(gpu)
+    print(f"Dense matmul roof: {matmul['flops_per_s'] / 1e9:.1f} GFLOP/s")
+    os.makedirs(args.docs_dir, exist_ok=True)
+    results = []
+    for dataset in args.datasets:
+        for family in args.families:
+            results.append(run_single_in_subprocess(dataset, family, argv))
+            r = results[-1]
+            print(
+                f"[{dataset} / {family}] {r['test_bits_per_dim']:.4f} "
+                f"bits/dim ({r['test_nats_per_image']:.2f} nats/image), "
+                f"{r['train_images_per_s']:.1f} train img/s",
+                flush=True,
+            )
+        rows = [r for r in results if r["dataset"] == dataset]
+        plot_curves(
+            rows,
+            dataset,
+            os.path.join(args.docs_dir, f"nll_vs_time_{dataset}.png"),
+        )
+        plot_samples(
+            rows, dataset, os.path.join(args.docs_dir, f"samples_{dataset}.png")
+        )
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import receptive_fields
+
+    receptive_fields.main(
+        ["--out", os.path.join(args.docs_dir, "receptive_fields.png")]
+    )
+    report = write_report(
+        args.results,
+        results,
+        device=device,
+        matmul=matmul,
+        budget_minutes=args.budget_minutes,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        num_samples=args.num_samples,
+        datasets=args.datasets,
+    )
+    report["out_dir"] = os.path.dirname(os.path.abspath(args.out))
+    with open(args.out, "w") as f:
+        f.write(markdown(report, os.path.abspath(args.docs_dir)))
+    print(f"Wrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

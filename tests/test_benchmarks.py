@@ -1,0 +1,143 @@
+"""The comparison report's FLOP counts and its one-command run."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+from datafiles import write_cifar, write_mnist
+
+from pixel_models.models import build_model
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from flops import forward_flops, train_flops  # noqa: E402
+
+
+def profiler_flops(model):
+    """TensorFlow's own count of a model's float operations, per image."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    spec = tf.TensorSpec((1, *model.input_shape[1:]))
+    graph = convert_variables_to_constants_v2(
+        tf.function(model).get_concrete_function(spec)
+    ).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(
+        graph=graph, options=options
+    ).total_float_ops
+
+
+@pytest.mark.parametrize("family", ["pixelcnn", "gated_pixelcnn"])
+def test_convolutional_flops_match_tensorflows_count(family):
+    # TensorFlow's profiler sees every op of a loop-free graph; it also
+    # counts the element-wise work (masks, biases, activations) that the
+    # kernel count leaves out, a few per cent here.
+    model = build_model(family, (8, 8, 3), 4, num_layers=2, width=6)
+    ours, theirs = forward_flops(model), profiler_flops(model)
+    assert 0.9 * theirs < ours <= theirs
+    assert train_flops(model) == 3 * ours
+
+
+@pytest.mark.parametrize(
+    "family, per_layer",
+    [
+        # input-to-state (1x3 conv, 2h -> 4h) and state-to-state (3 x h ->
+        # 4h) at every pixel, then the 1x1 conv back to 2h.
+        ("row_lstm", lambda h, H, W: 2 * H * W * (3 * 2 * h * 4 * h) * 1
+         + 2 * H * W * 3 * h * 4 * h + 2 * H * W * h * 2 * h),
+        # Both directions: 1x1 input-to-state at every pixel; 2 x h -> 4h
+        # state-to-state at every cell of the skewed H x (H + W - 1) map.
+        ("diagonal_bilstm", lambda h, H, W: 2 * (2 * H * W * 2 * h * 4 * h
+         + 2 * H * (H + W - 1) * 2 * h * 4 * h) + 2 * H * W * h * 2 * h),
+    ],
+)  # fmt: skip
+def test_recurrent_layer_flops_follow_the_scan(family, per_layer):
+    # One more layer adds exactly one recurrent layer's work.
+    height, width, h = 5, 7, 4
+    one, two = (
+        forward_flops(
+            build_model(family, (height, width, 1), 2, num_layers=n, width=h)
+        )
+        for n in (1, 2)
+    )
+    assert two - one == per_layer(h, height, width)
+
+
+def test_run_all_writes_the_report(tmp_path):
+    data = tmp_path / "data"
+    write_mnist(data / "mnist.npz", num_train=48, num_test=8)
+    write_cifar(data / "cifar-10-batches-py", per_batch=8)
+    out = tmp_path / "BENCHMARKS.md"
+    docs, results = tmp_path / "docs", tmp_path / "run_all.json"
+    command = [
+        sys.executable, os.path.join(ROOT, "benchmarks", "run_all.py"),
+        "--budget-minutes", "0.02", "--data-dir", str(data),
+        "--families", "pixelcnn", "row_lstm",
+        "--mnist-size", "1x4", "--cifar-size", "1x3", "--batch-size", "8",
+        "--max-test", "8", "--max-validation", "8", "--num-samples", "2",
+        "--naive-steps", "1", "--out", str(out), "--docs-dir", str(docs),
+        "--results", str(results), "--work-dir", str(tmp_path / "work"),
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    process = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "Device: CPU" in process.stdout
+
+    report = json.loads(results.read_text())
+    rows = report["results"]
+    assert [(r["dataset"], r["family"]) for r in rows] == [
+        ("binarized_mnist", "pixelcnn"),
+        ("binarized_mnist", "row_lstm"),
+        ("cifar10", "pixelcnn"),
+        ("cifar10", "row_lstm"),
+    ]
+    roof = report["matmul"]["flops_per_s"]
+    assert roof > 1e8
+    text = out.read_text()
+    for r in rows:
+        assert 0 < r["test_bits_per_dim"] < 9
+        assert r["fast_sample_s_per_image"] > 0
+        assert r["naive_sample_s_per_image"] > 0
+        assert r["curve"] and r["curve"][-1]["images"] == r["train_images"]
+        # The budget was spent (one step may overshoot it).
+        assert r["train_seconds"] >= 0.02 * 60
+        nats = r["dataset"] == "binarized_mnist"
+        nll = r["test_nats_per_image"] if nats else r["test_bits_per_dim"]
+        achieved = r["train_flops_per_image"] * r["train_images_per_s"]
+        row = next(
+            line
+            for line in text.splitlines()
+            if line.startswith("| PixelCNN" if r["family"] == "pixelcnn"
+                               else "| Row LSTM")
+            and f"{r['parameters']:,}" in line
+        )  # fmt: skip
+        assert (f"**{nll:.2f}**" if nats else f"**{nll:.3f}**") in row
+        assert f"{100 * achieved / roof:.1f}%" in row
+        paper = "81.30" if nats and r["family"] == "pixelcnn" else None
+        if paper:
+            assert row.endswith(f"| {paper} |")
+    assert math.isclose(
+        rows[0]["test_nats_per_image"],
+        rows[0]["test_bits_per_dim"] * 28 * 28 * math.log(2),
+        rel_tol=1e-6,
+    )
+    for name in (
+        "nll_vs_time_binarized_mnist.png",
+        "nll_vs_time_cifar10.png",
+        "samples_binarized_mnist.png",
+        "samples_cifar10.png",
+        "receptive_fields.png",
+    ):
+        assert (docs / name).stat().st_size > 1000
+        assert re.search(rf"\]\(docs/{re.escape(name)}\)", text)
