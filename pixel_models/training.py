@@ -273,7 +273,8 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         "--time-budget",
         type=float,
         default=None,
-        help="stop training after this many minutes (equal-budget runs)",
+        help="stop after this many minutes of training, validation not "
+        "counted (equal-budget runs)",
     )
     return parser
 
