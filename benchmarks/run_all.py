@@ -233,7 +233,9 @@ def train_and_measure(args):
         "image_shape": list(splits.image_shape),
         "parameters": model.count_params(),
         "batch_size": args.batch_size,
-        "train_seconds": 60 * curve.elapsed_minutes(),
+        # Where the budget stopped training (the last curve point).
+        "train_seconds": curve.points[-1]["seconds"],
+        "slowest_step_s": max(curve.step_seconds),
         "train_images": curve.images,
         "train_images_per_s": train_images_per_s,
         "seconds_per_epoch": splits.num_train / train_images_per_s,
@@ -312,10 +314,13 @@ def plot_samples(rows, dataset, path):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 3.6))
+    grids = [np.load(row["grid"]) for row in rows]
+    aspect = grids[0].shape[0] / grids[0].shape[1]
+    fig, axes = plt.subplots(
+        1, len(rows), figsize=(3.2 * len(rows), 3.2 * aspect + 0.8)
+    )
     axes = np.atleast_1d(axes)
-    for ax, row in zip(axes, rows, strict=True):
-        grid = np.load(row["grid"])
+    for ax, row, grid in zip(axes, rows, grids, strict=True):
         ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray")
         ax.set_title(TITLES[row["family"]])
         ax.axis("off")
@@ -325,7 +330,7 @@ def plot_samples(rows, dataset, path):
     plt.close(fig)
 
 
-def markdown(report, docs_dir):
+def markdown(report, docs_dir, out_dir):
     """BENCHMARKS.md from the report dict."""
     roof = report["matmul"]["flops_per_s"]
     budget = report["budget_minutes"]
@@ -342,6 +347,9 @@ def markdown(report, docs_dir):
         f"- Every family trained for **{budget:g} minutes** of training "
         f"time (validation excluded), batch {report['batch_size']}, Adam "
         f"at {report['learning_rate']:g}, seed {report['seed']}.",
+        "- The training clock runs through whatever `fit` does between "
+        "steps (input pipeline, epoch ends) and stops at the first step "
+        "past the budget; validation for the curves is not counted.",
         "- Train images/s: median step, after the first two (tracing). "
         "Seconds/epoch: one pass over the training set at that rate. Peak "
         "RSS: the whole process (data included).",
@@ -376,7 +384,10 @@ def markdown(report, docs_dir):
                 f"CIFAR-10, {size}. Test NLL in bits/dim on the first "
                 f"{first['num_test']:,} official test images, whose pixels "
                 "are exact. The training images are partly decoded from a "
-                "JPEG copy (see the data README), and the models are far "
+                "JPEG copy (see the data README); the validation curve "
+                "is scored on held-out training images, which JPEG makes "
+                "smoother, so it lies below the test figures. The models "
+                "are far "
                 "smaller and shorter-trained than the papers' (PixelRNN "
                 "table 5; Gated PixelCNN table 1)."
             )
@@ -385,6 +396,7 @@ def markdown(report, docs_dir):
         header = [
             "family",
             "params",
+            "images trained",
             "train img/s",
             "s/epoch",
             "peak RSS MiB",
@@ -410,6 +422,7 @@ def markdown(report, docs_dir):
             cells = [
                 TITLES[r["family"]],
                 f"{r['parameters']:,}",
+                f"{r['train_images']:,}",
                 f"{r['train_images_per_s']:.1f}",
                 f"{r['seconds_per_epoch']:.0f}",
                 f"{r['peak_rss_mib']:.0f}",
@@ -424,7 +437,7 @@ def markdown(report, docs_dir):
                 "—" if paper is None else f"{paper:.2f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        rel = os.path.relpath(docs_dir, report["out_dir"])
+        rel = os.path.relpath(docs_dir, out_dir)
         lines += [
             "",
             f"![NLL against training time]({rel}/nll_vs_time_{dataset}.png)",
@@ -432,7 +445,7 @@ def markdown(report, docs_dir):
             f"![Samples]({rel}/samples_{dataset}.png)",
             "",
         ]
-    rel = os.path.relpath(docs_dir, report["out_dir"])
+    rel = os.path.relpath(docs_dir, out_dir)
     lines += [
         "## Receptive fields",
         "",
@@ -496,6 +509,12 @@ def build_parser():
         "--work-dir", default=os.path.join(ROOT, "runs", "benchmarks")
     )
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite BENCHMARKS.md and the plots from --results, "
+        "without running anything",
+    )
     parser.add_argument("--single", help=argparse.SUPPRESS)
     return parser
 
@@ -508,6 +527,11 @@ def main(argv=None):
             "--budget-minutes must be positive. "
             f"Received: {args.budget_minutes}"
         )
+    if args.render_only:
+        with open(args.results) as f:
+            report = json.load(f)
+        render(report, args)
+        return report
     os.makedirs(args.work_dir, exist_ok=True)
     if args.single:
         print(json.dumps(train_and_measure(args)))
@@ -529,15 +553,6 @@ def main(argv=None):
                 f"{r['train_images_per_s']:.1f} train img/s",
                 flush=True,
             )
-        rows = [r for r in results if r["dataset"] == dataset]
-        plot_curves(
-            rows,
-            dataset,
-            os.path.join(args.docs_dir, f"nll_vs_time_{dataset}.png"),
-        )
-        plot_samples(
-            rows, dataset, os.path.join(args.docs_dir, f"samples_{dataset}.png")
-        )
     sys.path.insert(0, os.path.join(ROOT, "examples"))
     import receptive_fields
 
@@ -556,11 +571,31 @@ def main(argv=None):
         num_samples=args.num_samples,
         datasets=args.datasets,
     )
-    report["out_dir"] = os.path.dirname(os.path.abspath(args.out))
-    with open(args.out, "w") as f:
-        f.write(markdown(report, os.path.abspath(args.docs_dir)))
-    print(f"Wrote {args.out}")
+    render(report, args)
     return report
+
+
+def render(report, args):
+    """The plots under `--docs-dir` and `--out` from a report dict."""
+    os.makedirs(args.docs_dir, exist_ok=True)
+    for dataset in report["datasets"]:
+        rows = [r for r in report["results"] if r["dataset"] == dataset]
+        plot_curves(
+            rows,
+            dataset,
+            os.path.join(args.docs_dir, f"nll_vs_time_{dataset}.png"),
+        )
+        # The sample grids live in the work folder of the run.
+        if all(os.path.exists(r["grid"]) for r in rows):
+            plot_samples(
+                rows,
+                dataset,
+                os.path.join(args.docs_dir, f"samples_{dataset}.png"),
+            )
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    with open(args.out, "w") as f:
+        f.write(markdown(report, os.path.abspath(args.docs_dir), out_dir))
+    print(f"Wrote {args.out}")
 
 
 if __name__ == "__main__":

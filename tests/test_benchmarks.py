@@ -111,7 +111,8 @@ def test_run_all_writes_the_report(tmp_path):
         assert r["naive_sample_s_per_image"] > 0
         assert r["curve"] and r["curve"][-1]["images"] == r["train_images"]
         # The budget was spent (one step may overshoot it).
-        assert r["train_seconds"] >= 0.02 * 60
+        assert r["train_seconds"] == r["curve"][-1]["seconds"] >= 0.02 * 60
+        assert f"| {r['train_images']:,} |" in text
         nats = r["dataset"] == "binarized_mnist"
         nll = r["test_nats_per_image"] if nats else r["test_bits_per_dim"]
         achieved = r["train_flops_per_image"] * r["train_images_per_s"]
@@ -132,6 +133,14 @@ def test_run_all_writes_the_report(tmp_path):
         rows[0]["test_bits_per_dim"] * 28 * 28 * math.log(2),
         rel_tol=1e-6,
     )
+    # The report can be re-rendered from its figures alone, unchanged.
+    out.unlink()
+    render = command + ["--render-only"]
+    process = subprocess.run(
+        render, env=env, capture_output=True, text=True, check=False
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert out.read_text() == text
     for name in (
         "nll_vs_time_binarized_mnist.png",
         "nll_vs_time_cifar10.png",
