@@ -14,6 +14,7 @@ the chief and writes the run directory.
 """
 
 import math
+import os
 
 import keras
 from keras import ops
@@ -37,8 +38,6 @@ def worker_log_dir(strategy, log_dir):
     Each worker keeps its own checkpoints and backup, so no two processes
     write one file, and every worker can resume from its own backup.
     """
-    import os
-
     if is_chief(strategy):
         return log_dir
     resolver = strategy.cluster_resolver
@@ -66,6 +65,20 @@ def _sums(model, x, y, training):
     per_image = ops.mean(discrete_nll(y, logits), axis=(1, 2, 3))
     count = ops.cast(ops.shape(per_image)[0], "float32")
     return ops.sum(per_image), count
+
+
+def _any_worker(strategy, flag):
+    """Whether `flag` is true on any worker (a one-number all-reduce).
+
+    Workers must run the same steps: one that stopped alone (its own
+    clock ran out, say) would leave the others waiting forever.
+    """
+    import tensorflow as tf
+
+    value = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(float(flag))
+    )
+    return float(strategy.reduce("SUM", value, axis=None)) > 0
 
 
 def _logs(nats_per_dim, prefix=""):
@@ -218,11 +231,16 @@ def fit_multi_worker(
             callback_list.on_train_batch_end(
                 step, _logs(total / max(count, 1.0))
             )
+            model.stop_training = _any_worker(strategy, model.stop_training)
             if model.stop_training:
                 break
         epoch_logs = _logs(total / max(count, 1.0))
-        if validation_data is not None and not model.stop_training:
+        if validation_data is not None and math.isfinite(epoch_logs["loss"]):
+            # As in `fit`: the epoch's validation runs even when a
+            # callback stops training, and callbacks see it as a test.
+            callback_list.on_test_begin()
             nats = _evaluate(eval_step, strategy, validation_data)
+            callback_list.on_test_end()
             epoch_logs.update(_logs(nats, prefix="val_"))
         callback_list.on_epoch_end(epoch, epoch_logs)
         if model.stop_training or not math.isfinite(epoch_logs["loss"]):

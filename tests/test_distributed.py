@@ -124,6 +124,23 @@ MULTI_WORKER = textwrap.dedent(
         validation_data=tf.data.Dataset.from_tensor_slices((x, x)).batch(8),
         verbose=0,
     )
+
+    class StopOnWorkerZero(keras.callbacks.Callback):
+        # Only worker 0 asks to stop, as when its own clock runs out.
+        steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if index == 0 and batch == 1:
+                self.model.stop_training = True
+
+    stopper = StopOnWorkerZero()
+    with strategy.scope():
+        other = build()
+    fit_multi_worker(
+        other, data, strategy=strategy, epochs=2, steps_per_epoch=5,
+        callbacks=[stopper], verbose=0,
+    )
     weights = model.get_weights()
     gap = max(
         float(np.max(np.abs(a - b)))
@@ -132,6 +149,7 @@ MULTI_WORKER = textwrap.dedent(
     digest = hashlib.sha256(b"".join(w.tobytes() for w in weights))
     print(json.dumps({
         "replicas": strategy.num_replicas_in_sync,
+        "steps_before_stop": stopper.steps,
         "digest": digest.hexdigest(),
         "gap": gap,
         "moved": float(max(np.max(np.abs(a - b))
@@ -188,6 +206,8 @@ def test_two_workers_agree_and_match_one_device_training():
     outputs = _run_workers([sys.executable, "-c", MULTI_WORKER])
     results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     assert [r["replicas"] for r in results] == [2, 2]
+    # One worker's stop request stops both, at the same step.
+    assert [r["steps_before_stop"] for r in results] == [2, 2]
     # Both workers hold the very same weights...
     assert results[0]["digest"] == results[1]["digest"]
     # ...which moved, exactly as one device training on whole batches.
