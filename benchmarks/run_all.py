@@ -133,7 +133,7 @@ def train_and_measure(args):
     from pixel_models.models import build_model
     from pixel_models.plotting import image_grid
     from pixel_models.sampling import sample
-    from pixel_models.training import compile_model
+    from pixel_models.training import compile_model, repeat_for_fit
 
     dataset, family = args.single.split(",")
     layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
@@ -193,9 +193,13 @@ def train_and_measure(args):
                 )
 
     curve = Curve()
+    train, steps_per_epoch = repeat_for_fit(
+        splits.train, splits.num_train, args.batch_size
+    )
     log(f"[{dataset} / {family}] training for {args.budget_minutes} min")
     model.fit(
-        splits.train,
+        train,
+        steps_per_epoch=steps_per_epoch,
         epochs=100000,
         callbacks=[curve],
         verbose=args.verbose,

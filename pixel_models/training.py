@@ -21,6 +21,7 @@ from pixel_models.callbacks import (
     TimeBudget,
     save_atomically,
 )
+from pixel_models.checks import check_int
 from pixel_models.losses import (
     LN2,
     BitsPerDim,
@@ -142,6 +143,30 @@ def make_callbacks(
             keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup"))
         )
     return callbacks
+
+
+def repeat_for_fit(dataset, num_images, batch_size, steps_per_epoch=None):
+    """`dataset` repeated, and the steps of an epoch (default: one pass).
+
+    Keras 3 makes a new iterator at each epoch of a finite data set, and
+    that stalled training between epochs here: 8 s for a one-layer
+    PixelCNN on MNIST, 56 s for seven layers of h = 16, against 81 s for
+    the epoch itself. A repeated data set with a fixed number of steps
+    keeps one iterator for the whole run, with no stall.
+
+    Args:
+        dataset: batches of one pass (`DatasetSplits.train`).
+        num_images: images in one pass.
+        batch_size: images per batch.
+        steps_per_epoch: batches per epoch; None for one pass.
+
+    Returns:
+        `(repeated dataset, steps_per_epoch)` for `model.fit`.
+    """
+    check_int("steps_per_epoch", steps_per_epoch, allow_none=True)
+    if not steps_per_epoch:
+        steps_per_epoch = max(1, math.ceil(num_images / batch_size))
+    return dataset.repeat(), steps_per_epoch
 
 
 def evaluate_nll(
@@ -331,14 +356,10 @@ def run_training(args):
             model, args.learning_rate, args.clipnorm or None, args.weight_decay
         )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
-    train = splits.train
-    steps_per_epoch = args.steps_per_epoch
+    train, steps_per_epoch = repeat_for_fit(
+        splits.train, splits.num_train, args.batch_size, args.steps_per_epoch
+    )
     several_workers = multi_worker.is_multi_worker(strategy)
-    if several_workers and not steps_per_epoch:
-        # Every worker must run the same number of steps.
-        steps_per_epoch = max(1, splits.num_train // args.batch_size)
-    if steps_per_epoch:
-        train = train.repeat()
     log_dir = multi_worker.worker_log_dir(strategy, args.log_dir)
     callbacks = make_callbacks(
         log_dir,

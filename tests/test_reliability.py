@@ -10,6 +10,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from datafiles import write_mnist
 
 from pixel_models.callbacks import AtomicModelCheckpoint, save_atomically
@@ -173,3 +174,16 @@ def test_model_input_of_the_wrong_shape_is_refused_clearly(shape, expected):
     message = str(info.value)
     assert expected in message
     assert str(shape) in message or str(shape[:-1]) in message
+
+
+def test_repeat_for_fit_is_one_pass_per_epoch_by_default():
+    from pixel_models.training import repeat_for_fit
+
+    ds = tf.data.Dataset.range(10).batch(4)  # 3 batches, the last of 2
+    repeated, steps = repeat_for_fit(ds, 10, 4)
+    assert steps == 3
+    seen = [int(v) for batch in repeated.take(2 * steps) for v in batch]
+    assert seen == list(range(10)) * 2  # two epochs, each one pass
+    assert repeat_for_fit(ds, 10, 4, steps_per_epoch=7)[1] == 7
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        repeat_for_fit(ds, 10, 4, steps_per_epoch=0)

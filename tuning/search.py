@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from pixel_models import data  # noqa: E402
 from pixel_models.callbacks import TimeBudget  # noqa: E402
+from pixel_models.training import repeat_for_fit  # noqa: E402
 from tuning.hypermodels import HYPERMODELS  # noqa: E402
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
@@ -190,9 +191,9 @@ def main(argv=None):
         args.seed,
     )
     tuner.search_space_summary()
-    train = splits.train
-    if args.steps_per_epoch:
-        train = train.repeat()
+    train, steps_per_epoch = repeat_for_fit(
+        splits.train, splits.num_train, args.batch_size, args.steps_per_epoch
+    )
     callbacks = [
         keras.callbacks.TensorBoard(
             os.path.join(args.directory, "tensorboard")
@@ -205,7 +206,7 @@ def main(argv=None):
         train,
         validation_data=splits.validation,
         epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
         shuffle=False,  # the train split is shuffled by tf.data
         verbose=2,
