@@ -283,12 +283,18 @@ def plot_curves(rows, dataset, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pixel_models.losses import bits_per_dim_to_nats_per_image
+
     nats = "mnist" in dataset
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for row in rows:
         seconds = [p["seconds"] / 60 for p in row["curve"]]
         values = [
-            p["bits_per_dim"] * (row_dims(row) if nats else 1)
+            bits_per_dim_to_nats_per_image(
+                p["bits_per_dim"], row["image_shape"]
+            )
+            if nats
+            else p["bits_per_dim"]
             for p in row["curve"]
         ]
         ax.plot(seconds, values, marker="o", label=TITLES[row["family"]])
@@ -302,13 +308,6 @@ def plot_curves(rows, dataset, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def row_dims(row):
-    """Sub-pixels per image times ln 2: bits/dim -> nats/image."""
-    import math
-
-    return math.prod(row["image_shape"]) * math.log(2)
 
 
 def plot_samples(rows, dataset, path):
@@ -336,6 +335,7 @@ def plot_samples(rows, dataset, path):
 
 def markdown(report, docs_dir, out_dir):
     """BENCHMARKS.md from the report dict."""
+    rel = os.path.relpath(docs_dir, out_dir)
     roof = report["matmul"]["flops_per_s"]
     budget = report["budget_minutes"]
     lines = [
@@ -441,7 +441,6 @@ def markdown(report, docs_dir, out_dir):
                 "—" if paper is None else f"{paper:.2f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        rel = os.path.relpath(docs_dir, out_dir)
         lines += [
             "",
             f"![NLL against training time]({rel}/nll_vs_time_{dataset}.png)",
@@ -449,7 +448,6 @@ def markdown(report, docs_dir, out_dir):
             f"![Samples]({rel}/samples_{dataset}.png)",
             "",
         ]
-    rel = os.path.relpath(docs_dir, out_dir)
     lines += [
         "## Receptive fields",
         "",
