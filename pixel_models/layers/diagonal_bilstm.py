@@ -7,6 +7,9 @@ from keras import ops
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
+    lstm_gates,
+    stack_neighbours,
+    scan_lines,
 )
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.skew import skew, unskew
@@ -74,11 +77,6 @@ class DiagonalBiLSTM(keras.layers.Layer):
             LineLSTMCell(units, 2, "causal", True, name=f"cell_{d}")
             for d in ("forward", "backward")
         ]
-        # Diagonals (columns of the skewed map) are the time axis.
-        self.rnns = [
-            keras.layers.RNN(cell, return_sequences=True, name=f"rnn_{d}")
-            for cell, d in zip(self.cells, ("forward", "backward"), strict=True)
-        ]
 
     def build(self, input_shape):
         if len(input_shape) != 4 or None in input_shape[1:3]:
@@ -87,24 +85,72 @@ class DiagonalBiLSTM(keras.layers.Layer):
                 f"with known sizes. Received: input_shape={input_shape}"
             )
         height, width = input_shape[1], input_shape[2]
-        steps = width + height - 1
-        for conv, rnn in zip(self.input_to_state, self.rnns, strict=True):
+        for conv, cell, d in zip(
+            self.input_to_state,
+            self.cells,
+            ("forward", "backward"),
+            strict=True,
+        ):
             conv.build(input_shape)
-            rnn.build((input_shape[0], steps, height, 4 * self.units + 1))
-        self.valid = ops.convert_to_tensor(diagonal_mask(height, width))
-
-    def scan_diagonals(self, x, direction):
-        """One diagonal LSTM, left to right: `(B, H, W, C) -> (B, H, W, h)`."""
-        z = self.input_to_state[direction](x)
-        z = skew(regroup(z, 4, self.color_channels))
-        z = ops.moveaxis(z, 2, 1)  # (B, diagonals, H, 4h)
-        valid = ops.broadcast_to(self.valid, (*ops.shape(z)[:3], 1))
-        h = self.rnns[direction](ops.concatenate([z, valid], axis=-1))
-        return unskew(ops.moveaxis(h, 1, 2), x.shape[2])
+            # The cells' weights keep the paths they had under the RNN
+            # layers of earlier versions, so weight names stay the same.
+            with keras.name_scope(f"rnn_{d}"):
+                cell.build((input_shape[0], height, 4 * self.units + 1))
+        # (diagonals, H, 1): 1 where the skewed position is a pixel.
+        # (diagonals, H, 1): 1 where the skewed position is a pixel.
+        self.valid = ops.convert_to_tensor(diagonal_mask(height, width)[0])
 
     def call(self, inputs):
-        forward = self.scan_diagonals(inputs, 0)
-        backward = self.scan_diagonals(ops.flip(inputs, axis=2), 1)
+        batch = ops.shape(inputs)[0]
+        height, width = inputs.shape[1], inputs.shape[2]
+        steps, units = width + height - 1, self.units
+        # Both directions in one scan: the right-to-left one runs on the
+        # mirrored image. Stacked on the batch axis for the skew, then
+        # (diagonals, direction, batch * H, C), time first.
+        x = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
+        x = ops.reshape(skew(x), (2, batch, height, steps, -1))
+        x = ops.reshape(ops.transpose(x, (3, 0, 1, 2, 4)), (steps, 2, -1, x.shape[-1]))
+        # The 1x1 input-to-state convolutions as one product per
+        # direction on the skewed input (a 1x1 conv without bias maps the
+        # skew's zero padding to zero), the gates regrouped in the kernel.
+        kernels = ops.stack(
+            [
+                regroup(
+                    ops.reshape(conv.masked_kernel(), (-1, 4 * units)),
+                    4,
+                    self.color_channels,
+                )
+                for conv in self.input_to_state
+            ]
+        )
+        z = ops.matmul(x, kernels)  # (diagonals, 2, B * H, 4h)
+        z = ops.reshape(z, (steps, 2, batch, height, 4 * units))
+        # The gate bias only where the skewed position is a pixel. Before
+        # a row starts its input is the skew's zero padding, so with no
+        # bias g = 0 there, and c = h = 0 exactly, as the states outside
+        # the image must be (what comes after a row ends is never read).
+        biases = ops.stack([cell.bias.value for cell in self.cells])
+        z = z + biases[:, None, None, :] * self.valid[:, None, None]
+        state_kernels = ops.stack(
+            [cell.flat_state_kernel() for cell in self.cells]
+        )
+        k, left = 2, self.cells[0].left_context
+
+        def step(states, inputs):
+            h, c = states
+            # (2, B, H, h): shift along H, one product per direction.
+            neighbours = stack_neighbours(h, k, left)
+            neighbours = ops.reshape(neighbours, (2, -1, k * units))
+            state = ops.matmul(neighbours, state_kernels)
+            h, states = lstm_gates(inputs[0] + ops.reshape(state, ops.shape(inputs[0])), c)
+            return h, states
+
+        zeros = ops.zeros((2, batch, height, units), z.dtype)
+        h = scan_lines(step, [zeros, zeros], [z])
+        # (diagonals, 2, B, H, h) -> (2B, H, diagonals, h) -> unskew.
+        h = ops.transpose(h, (1, 2, 3, 0, 4))
+        h = ops.reshape(h, (-1, height, steps, units))
+        forward, backward = ops.split(unskew(h, width), 2, axis=0)
         backward = ops.flip(backward, axis=2)
         # Sec. 3.2: shift the right-to-left output down one row, so that
         # row i sees only rows < i of the right-hand context.

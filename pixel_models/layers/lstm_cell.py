@@ -25,6 +25,102 @@ def check_units(units, color_channels):
     check_divisible("units", units, color_channels)
 
 
+def shift_line(h, shift):
+    """`out[..., l, :] = h[..., l - shift, :]`, zero where l - shift is
+    outside the line. `h` is `(..., L, units)`.
+
+    Split and pad rather than slice: on TensorFlow the gradient of a
+    strided slice scatters into a zeroed copy of the whole input, and it
+    was the slowest op of a training step when it ran at every line.
+    """
+    if shift == 0:
+        return h
+    length = h.shape[-2]
+    pad = [(0, 0)] * len(h.shape)
+    if shift > 0:
+        pad[-2] = (shift, 0)
+        return ops.pad(ops.split(h, [length - shift], axis=-2)[0], pad)
+    pad[-2] = (0, -shift)
+    return ops.pad(ops.split(h, [-shift], axis=-2)[1], pad)
+
+
+def stack_neighbours(h, kernel_size, left):
+    """The k neighbours of each line position, side by side.
+
+    `(..., L, units) -> (..., L, k * units)`: block t holds
+    `h[l + t - left]` (zero outside the line), so that a product with a
+    `(k, units, n)` kernel reshaped to `(k * units, n)` is the 1D
+    convolution `sum_t h[l + t - left] @ kernel[t]` as one matrix
+    product, rather than a pad and a general convolution per step.
+    """
+    return ops.concatenate(
+        [shift_line(h, left - t) for t in range(kernel_size)], axis=-1
+    )
+
+
+def line_lstm_step(z, h, c, kernel, kernel_size, left):
+    """One LSTM step over a line (PixelRNN paper, Eq. 3).
+
+    Works on any leading axes, so one call can advance several
+    independent lines with their own kernels (the two directions of a
+    Diagonal BiLSTM).
+
+    Args:
+        z: `(..., L, 4 * units)` input-to-state pre-activations plus the
+            gate bias, gates in `[o, f, i, g]` order.
+        h: `(..., L, units)` previous hidden state.
+        c: `(..., L, units)` previous cell state.
+        kernel: `(k * units, 4 * units)` state-to-state kernel (see
+            `LineLSTMCell.flat_state_kernel`), or `(..., k * units,
+            4 * units)` with leading axes that broadcast against h's.
+        kernel_size: k.
+        left: how many positions before l the kernel reaches.
+
+    Returns:
+        `(h, [h, c])`: the new hidden state (also the output), and the
+        new states.
+    """
+    z = z + ops.matmul(stack_neighbours(h, kernel_size, left), kernel)
+    return lstm_gates(z, c)
+
+
+def lstm_gates(z, c):
+    """The LSTM update from the full gate pre-activations.
+
+    `z` is `(..., 4 * units)`, gates `[o, f, i, g]`; `c` the previous cell
+    state. Returns `(h, [h, c])` with `c = f * c + i * g` and
+    `h = o * tanh(c)` (sigmoid for o, f, i; tanh for g).
+    """
+    o, f, i, g = ops.split(z, 4, axis=-1)
+    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    h = ops.sigmoid(o) * ops.tanh(c)
+    return h, [h, c]
+
+
+def scan_lines(step, states, sequences):
+    """Runs `step` over the leading (time) axis of `sequences`.
+
+    `step(states, inputs) -> (output, states)`, with `inputs` one slice
+    of each sequence. Returns the outputs stacked on a new leading axis.
+    The loop is unrolled into the graph (the lines of an image are few
+    and known when the model is built), with one unstack of the inputs
+    and one stack of the outputs, so that the backward pass is one
+    unstack and one stack too rather than a per-step slice gradient.
+    """
+    import os
+    if os.environ.get("PM_SCAN") == "scan":
+        def f(carry, xs):
+            out, carry = step(carry, xs)
+            return carry, carry
+        return ops.scan(f, states, sequences)[1][0]
+    steps = [ops.unstack(x, axis=0) for x in sequences]
+    outputs = []
+    for inputs in zip(*steps, strict=True):
+        output, states = step(states, inputs)
+        outputs.append(output)
+    return ops.stack(outputs, axis=0)
+
+
 @keras.saving.register_keras_serializable(package="pixel_models")
 class LineLSTMCell(keras.layers.Layer):
     """One LSTM step over a line of L pixels, with a convolutional state.
@@ -124,22 +220,40 @@ class LineLSTMCell(keras.layers.Layer):
         zeros = ops.zeros((batch_size, self.line_length, self.units))
         return [zeros, zeros]
 
-    def state_to_state(self, h):
+    @property
+    def left_context(self):
+        """How many positions before l the state-to-state kernel reaches."""
         k = self.kernel_size
-        pad = (k // 2, k // 2) if self.padding == "same" else (k - 1, 0)
-        h = ops.pad(h, ((0, 0), pad, (0, 0)))
-        return ops.conv(h, self.state_kernel, padding="valid")
+        return k // 2 if self.padding == "same" else k - 1
+
+    def flat_state_kernel(self):
+        """`(k * units, 4 * units)`: the state-to-state kernel as one
+        matrix, for `line_lstm_step`."""
+        k, u = self.kernel_size, self.units
+        return ops.reshape(self.state_kernel, (k * u, 4 * u))
+
+    def state_to_state(self, h):
+        """`(..., L, units) -> (..., L, 4 * units)`: the convolution of
+        the previous line's state."""
+        return ops.matmul(
+            stack_neighbours(h, self.kernel_size, self.left_context),
+            self.flat_state_kernel(),
+        )
 
     def call(self, inputs, states):
         h, c = states
-        z = inputs
+        z, valid = inputs, None
         if self.validity_channel:
-            z, valid = inputs[..., :-1], inputs[..., -1:]
-        z = z + self.state_to_state(h) + self.bias
-        o, f, i, g = ops.split(z, 4, axis=-1)
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        h = ops.sigmoid(o) * ops.tanh(c)
-        if self.validity_channel:
+            z, valid = ops.split(inputs, [4 * self.units], axis=-1)
+        h, (_, c) = line_lstm_step(
+            z + self.bias,
+            h,
+            c,
+            self.flat_state_kernel(),
+            self.kernel_size,
+            self.left_context,
+        )
+        if valid is not None:
             h, c = h * valid, c * valid
         return h, [h, c]
 

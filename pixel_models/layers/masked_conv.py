@@ -216,6 +216,10 @@ class MaskedConv2D(keras.layers.Conv2D):
             )
         )
 
+    def masked_kernel(self):
+        """The kernel with the mask applied, as the convolution uses it."""
+        return self.kernel * ops.cast(self.mask, self.kernel.dtype)
+
     def convolution_op(self, inputs, kernel):
         mask = ops.cast(self.mask, kernel.dtype)
         return super().convolution_op(inputs, kernel * mask)

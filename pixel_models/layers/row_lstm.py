@@ -2,9 +2,13 @@
 
 import keras
 
+from keras import ops
+
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
+    line_lstm_step,
+    scan_lines,
 )
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 
@@ -52,19 +56,31 @@ class RowLSTM(keras.layers.Layer):
             use_bias=False,
             name="input_to_state",
         )
-        self.rnn = keras.layers.RNN(
-            self.cell, return_sequences=True, name="rows"
-        )
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
-        self.rnn.build((*input_shape[:3], 4 * self.units))
+        # The cell's weights keep the path they had under an RNN layer
+        # named "rows", so weight names stay as in earlier versions.
+        with keras.name_scope("rows"):
+            self.cell.build((input_shape[0], input_shape[2], 4 * self.units))
 
     def call(self, inputs):
-        # Gates [o, f, i, g], each with its units in R, G, B order.
+        # Gates [o, f, i, g], each with its units in R, G, B order; the
+        # bias is added once for all rows rather than at every step.
         z = regroup(self.input_to_state(inputs), 4, self.color_channels)
+        z = ops.moveaxis(z + self.cell.bias, 1, 0)  # (H, B, W, 4h)
+        kernel = self.cell.flat_state_kernel()
+        k, left = self.kernel_size, self.cell.left_context
+
+        def step(states, inputs):
+            h, states = line_lstm_step(inputs[0], *states, kernel, k, left)
+            return h, states
+
+        batch, width = ops.shape(inputs)[0], inputs.shape[2]
+        zeros = ops.zeros((batch, width, self.units), z.dtype)
         # Rows are the time axis: one batched step per row.
-        return self.rnn(z)
+        rows = scan_lines(step, [zeros, zeros], [z])
+        return ops.moveaxis(rows, 0, 1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:3], self.units)
