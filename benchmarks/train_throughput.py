@@ -39,8 +39,14 @@ DEFAULT_CONFIGS = [
 ]
 
 
-def measure(family, dataset, num_layers, width, batch_size, steps, warmup):
-    """Times train steps of one configuration in this process."""
+def measure(
+    family, dataset, num_layers, width, batch_size, steps, warmup, unroll=False
+):
+    """Times train steps of one configuration in this process.
+
+    `unroll=True` unrolls the recurrent layers' scans (Row LSTM and
+    Diagonal BiLSTM only).
+    """
     import keras
     import numpy as np
 
@@ -49,8 +55,9 @@ def measure(family, dataset, num_layers, width, batch_size, steps, warmup):
 
     shape, levels = DATASETS[dataset]
     keras.utils.set_random_seed(0)
+    extra = {"unroll": True} if unroll else {}
     model = build_model(
-        family, shape, levels, num_layers=num_layers, width=width
+        family, shape, levels, num_layers=num_layers, width=width, **extra
     )
     compile_model(model)
     rng = np.random.default_rng(0)
@@ -123,10 +130,13 @@ def main(argv=None):
         "--out", default="benchmarks/results/train_throughput.json"
     )
     parser.add_argument("--single", type=parse_config, help=argparse.SUPPRESS)
+    parser.add_argument("--unroll", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.single:
-        result = measure(*args.single, args.batch_size, args.steps, args.warmup)
+        result = measure(
+            *args.single, args.batch_size, args.steps, args.warmup, args.unroll
+        )
         print(json.dumps(result))
         return result
 

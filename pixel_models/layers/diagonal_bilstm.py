@@ -7,8 +7,7 @@ from keras import ops
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
-    lstm_gates,
-    stack_neighbours,
+    line_lstm_step,
     scan_lines,
 )
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
@@ -45,6 +44,9 @@ class DiagonalBiLSTM(keras.layers.Layer):
     Args:
         units: h, the hidden state size; divisible by 3 for RGB.
         color_channels: 1, or 3 for R -> G -> B masking of the gates.
+        unroll: if True, the scan over diagonals is unrolled into the
+            graph: faster steps on a CPU, much slower tracing (see
+            `scan_lines`). Like `keras.layers.RNN(unroll=...)`.
 
     Input shape:
         `(batch, H, W, C)`; for RGB, C divisible by 3 (R, G, B groups).
@@ -57,10 +59,11 @@ class DiagonalBiLSTM(keras.layers.Layer):
     (2, 4, 5, 6)
     """
 
-    def __init__(self, units, color_channels=1, **kwargs):
+    def __init__(self, units, color_channels=1, unroll=False, **kwargs):
         super().__init__(**kwargs)
         check_units(units, color_channels)
         self.units = units
+        self.unroll = bool(unroll)
         self.color_channels = color_channels
         self.input_to_state = [
             MaskedConv2D(
@@ -96,65 +99,60 @@ class DiagonalBiLSTM(keras.layers.Layer):
             # layers of earlier versions, so weight names stay the same.
             with keras.name_scope(f"rnn_{d}"):
                 cell.build((input_shape[0], height, 4 * self.units + 1))
-        # (diagonals, H, 1): 1 where the skewed position is a pixel.
-        # (diagonals, H, 1): 1 where the skewed position is a pixel.
-        self.valid = ops.convert_to_tensor(diagonal_mask(height, width)[0])
+        # (diagonals, 1, H, 1): 1 where the skewed position is a pixel.
+        self.valid = ops.convert_to_tensor(
+            np.transpose(diagonal_mask(height, width), (1, 0, 2, 3))
+        )
 
     def call(self, inputs):
-        batch = ops.shape(inputs)[0]
         height, width = inputs.shape[1], inputs.shape[2]
-        steps, units = width + height - 1, self.units
+        units = self.units
         # Both directions in one scan: the right-to-left one runs on the
-        # mirrored image. Stacked on the batch axis for the skew, then
-        # (diagonals, direction, batch * H, C), time first.
+        # mirrored image. Skewed together (stacked on the batch axis),
+        # then diagonals first: (diagonals, 2B, H, C).
         x = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
-        x = ops.reshape(skew(x), (2, batch, height, steps, -1))
-        x = ops.reshape(ops.transpose(x, (3, 0, 1, 2, 4)), (steps, 2, -1, x.shape[-1]))
-        # The 1x1 input-to-state convolutions as one product per
-        # direction on the skewed input (a 1x1 conv without bias maps the
-        # skew's zero padding to zero), the gates regrouped in the kernel.
-        kernels = ops.stack(
-            [
-                regroup(
-                    ops.reshape(conv.masked_kernel(), (-1, 4 * units)),
-                    4,
-                    self.color_channels,
-                )
-                for conv in self.input_to_state
-            ]
-        )
-        z = ops.matmul(x, kernels)  # (diagonals, 2, B * H, 4h)
-        z = ops.reshape(z, (steps, 2, batch, height, 4 * units))
-        # The gate bias only where the skewed position is a pixel. Before
-        # a row starts its input is the skew's zero padding, so with no
-        # bias g = 0 there, and c = h = 0 exactly, as the states outside
-        # the image must be (what comes after a row ends is never read).
-        biases = ops.stack([cell.bias.value for cell in self.cells])
-        z = z + biases[:, None, None, :] * self.valid[:, None, None]
-        state_kernels = ops.stack(
-            [cell.flat_state_kernel() for cell in self.cells]
-        )
+        x = ops.transpose(skew(x), (2, 0, 1, 3))
+        gates, kernels = [], []
+        for conv, cell, x_d in zip(
+            self.input_to_state,
+            self.cells,
+            ops.split(x, 2, axis=1),
+            strict=True,
+        ):
+            # The 1x1 input-to-state convolution as one matrix product
+            # on the skewed input (a 1x1 conv without bias maps the
+            # skew's zero padding to zero), the gates regrouped in the
+            # kernel. The bias only where the position is a pixel: before
+            # a row starts the input is padding, so g = 0 there and
+            # c = h = 0 exactly, as states outside the image must be
+            # (what comes after a row ends is never read).
+            kernel = ops.reshape(conv.masked_kernel(), (-1, 4 * units))
+            z = ops.matmul(x_d, regroup(kernel, 4, self.color_channels))
+            z = z + cell.bias * ops.cast(self.valid, z.dtype)
+            gates.extend(ops.split(z, 4, axis=-1))
+            kernels.append(cell.gate_kernels())
         k, left = 2, self.cells[0].left_context
 
         def step(states, inputs):
-            h, c = states
-            # (2, B, H, h): shift along H, one product per direction.
-            neighbours = stack_neighbours(h, k, left)
-            neighbours = ops.reshape(neighbours, (2, -1, k * units))
-            state = ops.matmul(neighbours, state_kernels)
-            h, states = lstm_gates(inputs[0] + ops.reshape(state, ops.shape(inputs[0])), c)
-            return h, states
+            _, states_f = line_lstm_step(
+                inputs[:4], *states[:2], kernels[0], k, left
+            )
+            _, states_b = line_lstm_step(
+                inputs[4:], *states[2:], kernels[1], k, left
+            )
+            return states_f + states_b
 
-        zeros = ops.zeros((2, batch, height, units), z.dtype)
-        h = scan_lines(step, [zeros, zeros], [z])
-        # (diagonals, 2, B, H, h) -> (2B, H, diagonals, h) -> unskew.
-        h = ops.transpose(h, (1, 2, 3, 0, 4))
-        h = ops.reshape(h, (-1, height, steps, units))
+        batch = ops.shape(inputs)[0]
+        zeros = ops.zeros((batch, height, units), gates[0].dtype)
+        h_f, _, h_b, _ = scan_lines(step, [zeros] * 4, gates, self.unroll)
+        # (diagonals, 2B, H, h) -> (2B, H, diagonals, h) -> unskew.
+        h = ops.transpose(ops.concatenate([h_f, h_b], axis=1), (1, 2, 0, 3))
         forward, backward = ops.split(unskew(h, width), 2, axis=0)
         backward = ops.flip(backward, axis=2)
         # Sec. 3.2: shift the right-to-left output down one row, so that
         # row i sees only rows < i of the right-hand context.
-        backward = ops.pad(backward[:, :-1], ((0, 0), (1, 0), (0, 0), (0, 0)))
+        backward = ops.split(backward, [height - 1], axis=1)[0]
+        backward = ops.pad(backward, ((0, 0), (1, 0), (0, 0), (0, 0)))
         return forward + backward
 
     def compute_output_shape(self, input_shape):
@@ -165,4 +163,5 @@ class DiagonalBiLSTM(keras.layers.Layer):
             **super().get_config(),
             "units": self.units,
             "color_channels": self.color_channels,
+            "unroll": self.unroll,
         }

@@ -19,7 +19,9 @@ def skew(x):
     _, height, width, channels = x.shape
     x = ops.pad(x, ((0, 0), (0, 0), (0, height), (0, 0)))
     x = ops.reshape(x, (-1, height * (width + height), channels))
-    x = x[:, : height * (width + height - 1)]
+    # Split, not slice: a split's gradient is a concatenation, a strided
+    # slice's a scatter into a zeroed copy (slow on TensorFlow's CPU).
+    x = ops.split(x, [height * (width + height - 1)], axis=1)[0]
     return ops.reshape(x, (-1, height, width + height - 1, channels))
 
 
@@ -29,7 +31,7 @@ def unskew(x, width):
     x = ops.reshape(x, (-1, height * skewed_width, channels))
     x = ops.pad(x, ((0, 0), (0, height), (0, 0)))
     x = ops.reshape(x, (-1, height, skewed_width + 1, channels))
-    return x[:, :, :width]
+    return ops.split(x, [width], axis=2)[0]
 
 
 def _check_rank(layer, input_shape):

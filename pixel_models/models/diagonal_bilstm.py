@@ -15,6 +15,7 @@ def build_diagonal_bilstm(
     dropout=0.0,
     input_kernel_size=7,
     num_classes=None,
+    unroll=False,
 ):
     """Builds a Diagonal BiLSTM PixelRNN.
 
@@ -38,6 +39,8 @@ def build_diagonal_bilstm(
         num_classes: None, or the number of classes of a class-conditional
             model, which then takes `[pixels, labels]` (integer labels of
             shape `(batch,)`).
+        unroll: unroll each layer's scan into the graph: faster training
+            steps on a CPU, much slower tracing (see `scan_lines`).
 
     Returns:
         A functional `keras.Model` named `"diagonal_bilstm"`: pixel values
@@ -52,7 +55,7 @@ def build_diagonal_bilstm(
     """
 
     def make_layer(units, color_channels, name):
-        return DiagonalBiLSTM(units, color_channels, name=name)
+        return DiagonalBiLSTM(units, color_channels, unroll=unroll, name=name)
 
     return pixel_rnn(
         "diagonal_bilstm",

@@ -16,6 +16,7 @@ def build_row_lstm(
     input_kernel_size=7,
     kernel_size=3,
     num_classes=None,
+    unroll=False,
 ):
     """Builds a Row LSTM PixelRNN.
 
@@ -38,6 +39,8 @@ def build_row_lstm(
         num_classes: None, or the number of classes of a class-conditional
             model, which then takes `[pixels, labels]` (integer labels of
             shape `(batch,)`).
+        unroll: unroll each layer's scan into the graph: faster training
+            steps on a CPU, much slower tracing (see `scan_lines`).
         kernel_size: width k of the Row LSTM convolutions.
 
     Returns:
@@ -52,7 +55,9 @@ def build_row_lstm(
     """
 
     def make_layer(units, color_channels, name):
-        return RowLSTM(units, kernel_size, color_channels, name=name)
+        return RowLSTM(
+            units, kernel_size, color_channels, unroll=unroll, name=name
+        )
 
     return pixel_rnn(
         "row_lstm",

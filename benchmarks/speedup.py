@@ -1,0 +1,181 @@
+"""Training images/s of this code against an earlier commit, back to back.
+
+Checks out `--baseline` (any git revision) into a temporary worktree and,
+for each configuration, times training steps with the baseline's own
+`benchmarks/train_throughput.py` on the baseline's package, then with
+this tree's, each in its own process, one right after the other; the
+recurrent families are timed a third time with `unroll=True`. The dense
+matmul roof is measured in the same run, so each figure is also given as
+a % of the roof (training FLOPs from `benchmarks/flops.py`).
+
+Example (about 15 minutes on two CPU cores):
+    python benchmarks/speedup.py --baseline f7451fe \
+        --out benchmarks/results/speedup.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from report import write_report  # noqa: E402
+from train_throughput import DATASETS, parse_config  # noqa: E402
+
+RECURRENT = ("row_lstm", "diagonal_bilstm")
+DEFAULT_CONFIGS = [
+    (family, dataset, layers, width)
+    for family in ("diagonal_bilstm", "row_lstm", "pixelcnn", "gated_pixelcnn")
+    for dataset, layers, width in (("mnist", 7, 16), ("cifar10", 3, 48))
+]
+
+
+def time_steps(tree, config, args, unroll=False):
+    """Images/s of one configuration with the package in `tree`."""
+    command = [
+        sys.executable,
+        os.path.join(tree, "benchmarks", "train_throughput.py"),
+        "--single",
+        ",".join(str(v) for v in config),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
+    if unroll:
+        command.append("--unroll")
+    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tree
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{config} in {tree} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"]
+
+
+def train_flops_per_image(config):
+    """Training FLOPs per image of a configuration (this tree's count)."""
+    from flops import train_flops
+
+    from pixel_models.models import build_model
+
+    family, dataset, layers, width = config
+    shape, levels = DATASETS[dataset]
+    model = build_model(family, shape, levels, num_layers=layers, width=width)
+    return train_flops(model)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--baseline",
+        required=True,
+        help="git revision to compare against, e.g. the commit before a "
+        "speed-up",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=parse_config,
+        help="family,dataset,num_layers,width (repeatable); default: "
+        "every family at 7x16 on MNIST and 3x48 on CIFAR-10",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="times each pair is timed; the median is reported",
+    )
+    parser.add_argument("--out", default="benchmarks/results/speedup.json")
+    args = parser.parse_args(argv)
+
+    from run_all import describe_device, matmul_roof
+
+    device, gpu = describe_device()
+    roof = matmul_roof(gpu)["flops_per_s"]
+    print(f"{device}; dense matmul roof {roof / 1e9:.1f} GFLOP/s", flush=True)
+    print(
+        f"{'family':<16}{'data':<9}{'size':>6}{'before':>9}{'after':>9}"
+        f"{'ratio':>7}{'% roof':>8}{'unrolled':>10}{'ratio':>7}{'% roof':>8}"
+    )
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        old_tree = os.path.join(scratch, "baseline")
+        subprocess.run(
+            ["git", "-C", ROOT, "worktree", "add", "--detach", "-q"]
+            + [old_tree, args.baseline],
+            check=True,
+        )
+        try:
+            for config in args.config or DEFAULT_CONFIGS:
+                variants = {"before": (old_tree, False), "after": (ROOT, False)}
+                if config[0] in RECURRENT:
+                    variants["after_unrolled"] = (ROOT, True)
+                rates = {name: [] for name in variants}
+                for _ in range(args.rounds):
+                    for name, (tree, unroll) in variants.items():
+                        rates[name].append(
+                            time_steps(tree, config, args, unroll)
+                        )
+                flops = train_flops_per_image(config)
+                row = {
+                    "family": config[0],
+                    "dataset": config[1],
+                    "num_layers": config[2],
+                    "width": config[3],
+                    "train_flops_per_image": flops,
+                }
+                for name, values in rates.items():
+                    rate = statistics.median(values)
+                    row[f"{name}_images_per_s"] = rate
+                    row[f"{name}_roof_percent"] = 100 * rate * flops / roof
+                    row[f"{name}_ratio"] = rate / row["before_images_per_s"]
+                results.append(row)
+                unrolled = (
+                    ""
+                    if config[0] not in RECURRENT
+                    else (
+                        f"{row['after_unrolled_images_per_s']:>10.1f}"
+                        f"{row['after_unrolled_ratio']:>6.2f}x"
+                        f"{row['after_unrolled_roof_percent']:>7.1f}%"
+                    )
+                )
+                print(
+                    f"{config[0]:<16}{config[1]:<9}"
+                    f"{f'{config[2]}x{config[3]}':>6}"
+                    f"{row['before_images_per_s']:>9.1f}"
+                    f"{row['after_images_per_s']:>9.1f}"
+                    f"{row['after_ratio']:>6.2f}x"
+                    f"{row['after_roof_percent']:>7.1f}%{unrolled}",
+                    flush=True,
+                )
+        finally:
+            subprocess.run(
+                ["git", "-C", ROOT, "worktree", "remove", "--force", old_tree],
+                check=False,
+            )
+    return write_report(
+        args.out,
+        results,
+        device=device,
+        matmul_roof_flops_per_s=roof,
+        baseline=args.baseline,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        rounds=args.rounds,
+    )
+
+
+if __name__ == "__main__":
+    main()
