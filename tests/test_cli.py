@@ -163,3 +163,12 @@ def test_conditional_training_sampling_and_evaluation(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sample.main([path, "--num", "2", "--label", "10"])
     assert "labels" in capsys.readouterr().err
+
+
+def test_unroll_is_refused_for_a_convolutional_model(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="--model='pixelcnn'"):
+        train_mnist.main(
+            ["--model", "pixelcnn", "--unroll", "--log-dir", str(run)]
+        )
+    assert not run.exists()

@@ -128,23 +128,30 @@ class DiagonalBiLSTM(keras.layers.Layer):
             # (what comes after a row ends is never read).
             kernel = ops.reshape(conv.masked_kernel(), (-1, 4 * units))
             z = ops.matmul(x_d, regroup(kernel, 4, self.color_channels))
-            z = z + cell.bias * ops.cast(self.valid, z.dtype)
-            gates.extend(ops.split(z, 4, axis=-1))
+            gates.append(z + cell.bias * ops.cast(self.valid, z.dtype))
             kernels.append(cell.gate_kernels())
+        # (diagonals, B, H, 2 * 4h) -> (diagonals, 2 * 4, B, H, h): each
+        # step takes its eight gate maps apart with one unstack.
+        z = ops.concatenate(gates, axis=-1)
+        z = ops.reshape(z, (*z.shape[:3], 8, units))
+        z = ops.transpose(z, (0, 3, 1, 2, 4))
         k, left = 2, self.cells[0].left_context
 
-        def step(states, inputs):
-            _, states_f = line_lstm_step(
-                inputs[:4], *states[:2], kernels[0], k, left
+        def step(state, gates):
+            h_f, c_f, h_b, c_b = ops.unstack(state, 4)
+            gates = ops.unstack(gates, 8)
+            _, forward = line_lstm_step(
+                gates[:4], h_f, c_f, kernels[0], k, left
             )
-            _, states_b = line_lstm_step(
-                inputs[4:], *states[2:], kernels[1], k, left
+            _, backward = line_lstm_step(
+                gates[4:], h_b, c_b, kernels[1], k, left
             )
-            return states_f + states_b
+            return ops.stack(forward + backward)
 
         batch = ops.shape(inputs)[0]
-        zeros = ops.zeros((batch, height, units), gates[0].dtype)
-        h_f, _, h_b, _ = scan_lines(step, [zeros] * 4, gates, self.unroll)
+        zeros = ops.zeros((4, batch, height, units), z.dtype)
+        states = scan_lines(step, zeros, z, self.unroll)
+        h_f, _, h_b, _ = ops.unstack(states, 4, axis=1)
         # (diagonals, 2B, H, h) -> (2B, H, diagonals, h) -> unskew.
         h = ops.transpose(ops.concatenate([h_f, h_b], axis=1), (1, 2, 0, 3))
         forward, backward = ops.split(unskew(h, width), 2, axis=0)

@@ -92,23 +92,27 @@ def line_lstm_step(z, h, c, kernels, kernel_size, left):
     return h, [h, c]
 
 
-def scan_lines(step, states, sequences, unroll=False):
-    """Runs `step` over the leading (line) axis of `sequences`.
+def scan_lines(step, state, sequence, unroll=False):
+    """Runs `step` over the leading (line) axis of `sequence`.
+
+    The state and the inputs are one tensor each (stack several on a
+    leading axis): `keras.ops.scan` on TensorFlow keeps one TensorArray
+    per tensor, and each costs a copy of the whole sequence and a zeroed
+    gradient buffer per layer and training step.
 
     Args:
-        step: `step(states, inputs) -> states`, with `inputs` the current
-            slice of each sequence and `states` a list of tensors.
-        states: the initial states.
-        sequences: tensors with the lines on their first axis.
+        step: `step(state, inputs) -> state`, with `inputs` the current
+            slice of `sequence`.
+        state: the initial state, one tensor.
+        sequence: one tensor with the lines on its first axis.
         unroll: if True, unroll the loop into the graph: on TensorFlow's
-            CPU the steps then run 15-20% faster, but a training step of
-            a deep model takes several times longer to trace (over a
-            minute for a 7-layer Diagonal BiLSTM on 28x28 images). If
-            False, `keras.ops.scan` (a `tf.while_loop` on TensorFlow,
-            `lax.scan` on JAX), which XLA compiles too.
+            CPU the steps run faster, but a training step of a deep model
+            takes minutes instead of seconds to trace. If False,
+            `keras.ops.scan` (a `tf.while_loop` on TensorFlow, `lax.scan`
+            on JAX).
 
     Returns:
-        The states after every step, each stacked on a new first axis.
+        The state after every step, stacked on a new first axis.
     """
     if not unroll:
 
@@ -116,16 +120,15 @@ def scan_lines(step, states, sequences, unroll=False):
             carry = step(carry, inputs)
             return carry, carry
 
-        return ops.scan(body, states, sequences)[1]
-    # One unstack of the inputs and one stack of each state: their
-    # gradients are one stack and one unstack, not a slice gradient
-    # per step.
-    steps = [ops.unstack(x, axis=0) for x in sequences]
+        return ops.scan(body, state, sequence)[1]
+    # One unstack of the inputs and one stack of the states: their
+    # gradients are one stack and one unstack, not a slice gradient per
+    # step.
     history = []
-    for inputs in zip(*steps, strict=True):
-        states = step(states, inputs)
-        history.append(states)
-    return [ops.stack(s, axis=0) for s in zip(*history, strict=True)]
+    for inputs in ops.unstack(sequence, axis=0):
+        state = step(state, inputs)
+        history.append(state)
+    return ops.stack(history, axis=0)
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")

@@ -73,19 +73,25 @@ class RowLSTM(keras.layers.Layer):
         # Gates [o, f, i, g], each with its units in R, G, B order; the
         # bias is added once for all rows rather than at every step.
         z = regroup(self.input_to_state(inputs), 4, self.color_channels)
-        z = ops.moveaxis(z + self.cell.bias, 1, 0)  # (H, B, W, 4h)
+        z = z + self.cell.bias
+        # Rows first, gates apart: (H, 4, B, W, h).
+        z = ops.reshape(z, (*z.shape[:3], 4, self.units))
+        z = ops.transpose(z, (1, 3, 0, 2, 4))
         kernels = self.cell.gate_kernels()
         k, left = self.kernel_size, self.cell.left_context
 
-        def step(states, inputs):
-            return line_lstm_step(inputs, *states, kernels, k, left)[1]
+        def step(state, gates):
+            h, c = ops.unstack(state, 2)
+            _, states = line_lstm_step(
+                ops.unstack(gates, 4), h, c, kernels, k, left
+            )
+            return ops.stack(states)
 
         batch, width = ops.shape(inputs)[0], inputs.shape[2]
-        zeros = ops.zeros((batch, width, self.units), z.dtype)
+        zeros = ops.zeros((2, batch, width, self.units), z.dtype)
         # Rows are the time axis: one batched step per row.
-        gates = ops.split(z, 4, axis=-1)
-        rows, _ = scan_lines(step, [zeros, zeros], gates, self.unroll)
-        return ops.moveaxis(rows, 0, 1)
+        states = scan_lines(step, zeros, z, self.unroll)
+        return ops.moveaxis(ops.unstack(states, 2, axis=1)[0], 0, 1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:3], self.units)
