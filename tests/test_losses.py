@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from pixel_models.losses import (
     BitsPerDim,
@@ -47,3 +48,29 @@ def test_unit_conversions():
     np.testing.assert_allclose(
         bits_per_dim_to_nats_per_image(1.0, (2, 2, 1)), 4 * math.log(2)
     )
+
+
+def test_discrete_nll_matches_cross_entropy_and_its_gradient():
+    import tensorflow as tf
+
+    from pixel_models.losses import discrete_nll
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(2, 3, 4, 3, 256)).astype("float32")
+    # Far apart and very large logits must not overflow.
+    logits[0, 0, 0, 0, :2] = [1e4, -1e4]
+    x = rng.integers(0, 256, size=(2, 3, 4, 3)).astype("float32")
+    x[0, 0, 0, 0] = 1.0
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        nll = discrete_nll(x, logits)
+    grad = tape.gradient(nll, logits).numpy()
+    expected = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        x.astype("int32"), logits
+    ).numpy()
+    np.testing.assert_allclose(nll.numpy(), expected, rtol=1e-5, atol=1e-4)
+    assert nll.numpy()[0, 0, 0, 0] == pytest.approx(2e4)
+    softmax = tf.nn.softmax(logits).numpy()
+    one_hot = np.eye(256, dtype="float32")[x.astype("int32")]
+    np.testing.assert_allclose(grad, softmax - one_hot, atol=1e-6)

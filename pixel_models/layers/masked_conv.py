@@ -221,8 +221,20 @@ class MaskedConv2D(keras.layers.Conv2D):
         return self.kernel * ops.cast(self.mask, self.kernel.dtype)
 
     def convolution_op(self, inputs, kernel):
+        kh, kw = self.kernel_size
         mask = ops.cast(self.mask, kernel.dtype)
-        return super().convolution_op(inputs, kernel * mask)
+        if kh == 1 or tuple(self.dilation_rate) != (1, 1):
+            return super().convolution_op(inputs, kernel * mask)
+        # The mask zeroes every row below the centre: convolve with the
+        # rows down to the centre only, over the input padded above
+        # (not below), which is the same sum with up to 43% fewer
+        # multiplications (7x7 -> 4x7, 3x3 -> 2x3).
+        rows = kh // 2 + 1
+        kernel = ops.split(kernel * mask, [rows], axis=0)[0]
+        inputs = ops.pad(
+            inputs, ((0, 0), (kh // 2, 0), (kw // 2, kw // 2), (0, 0))
+        )
+        return ops.conv(inputs, kernel, padding="valid")
 
     def get_config(self):
         config = super().get_config()
