@@ -4,7 +4,9 @@ Every kernel does one multiply and one add per weight at each position
 where it is applied:
 
 - a convolution kernel, at every pixel (all convolutions here keep the
-  image size; masked weights are multiplied too, as hardware does);
+  image size; masked weights are multiplied too, as hardware does, but a
+  `MaskedConv2D` only multiplies the kernel rows down to its centre, the
+  rows below being all masked);
 - a Row LSTM state-to-state kernel, at every pixel (one row per step);
 - a Diagonal BiLSTM state-to-state kernel, at every cell of the skewed
   map, `H * (H + W - 1)`, in each direction;
@@ -22,7 +24,7 @@ Example:
 
 import math
 
-from pixel_models.layers import DiagonalBiLSTM
+from pixel_models.layers import DiagonalBiLSTM, MaskedConv2D
 
 TRAIN_FLOPS_PER_FORWARD = 3
 
@@ -36,6 +38,10 @@ def _layer_flops(layer, height, width):
         for cell in layer.cells:
             total += 2 * math.prod(cell.state_kernel.shape) * skewed
         return total
+    if isinstance(layer, MaskedConv2D):
+        rows = layer.kernel_size[0] // 2 + 1
+        per_row = math.prod(layer.kernel.shape) // layer.kernel_size[0]
+        return 2 * rows * per_row * height * width
     total = 0
     for weight in layer.trainable_weights:
         if len(weight.shape) in (3, 4):  # convolution or state kernel
