@@ -133,7 +133,7 @@ class DiagonalBiLSTM(keras.layers.Layer):
         # (diagonals, B, H, 2 * 4h) -> (diagonals, 2 * 4, B, H, h): each
         # step takes its eight gate maps apart with one unstack.
         z = ops.concatenate(gates, axis=-1)
-        z = ops.reshape(z, (*z.shape[:3], 8, units))
+        z = ops.reshape(z, (z.shape[0], -1, z.shape[2], 8, units))
         z = ops.transpose(z, (0, 3, 1, 2, 4))
         k, left = 2, self.cells[0].left_context
 

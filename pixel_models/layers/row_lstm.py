@@ -75,7 +75,7 @@ class RowLSTM(keras.layers.Layer):
         z = regroup(self.input_to_state(inputs), 4, self.color_channels)
         z = z + self.cell.bias
         # Rows first, gates apart: (H, 4, B, W, h).
-        z = ops.reshape(z, (*z.shape[:3], 4, self.units))
+        z = ops.reshape(z, (-1, *z.shape[1:3], 4, self.units))
         z = ops.transpose(z, (1, 3, 0, 2, 4))
         kernels = self.cell.gate_kernels()
         k, left = self.kernel_size, self.cell.left_context

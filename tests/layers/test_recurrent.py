@@ -135,3 +135,21 @@ def test_config_round_trip_and_reload(name, tmp_path):
     model = keras.Model(inputs, LAYERS[name](3)(inputs))
     x = np.random.default_rng(0).normal(size=(2, 4, 5, 3)).astype("float32")
     assert_reloads_in_fresh_process(model, x, tmp_path / f"{name}.keras")
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_recurrent_layer_takes_an_unknown_batch_size(name, unroll):
+    import tensorflow as tf
+
+    shape = (2, 4, 5, 9)
+    config = LAYERS[name](3).get_config()
+    layer = build_with_random_weights(
+        type(LAYERS[name](3)).from_config({**config, "unroll": unroll}), shape
+    )
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    traced = tf.function(
+        layer, input_signature=[tf.TensorSpec((None, *shape[1:]), "float32")]
+    )
+    np.testing.assert_allclose(traced(x), layer(x), atol=1e-6)
+    np.testing.assert_allclose(traced(x[:1]), layer(x)[:1], atol=1e-6)
