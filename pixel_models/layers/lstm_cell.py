@@ -107,13 +107,16 @@ def scan_lines(step, state, sequence, unroll=False):
         sequence: one tensor with the lines on its first axis.
         unroll: if True, unroll the loop into the graph: on TensorFlow's
             CPU the steps run faster, but a training step of a deep model
-            takes minutes instead of seconds to trace. If False,
-            `keras.ops.scan` (a `tf.while_loop` on TensorFlow, `lax.scan`
-            on JAX).
+            takes minutes instead of seconds to trace. If False, a loop:
+            `keras.ops.scan` (`lax.scan` on JAX), or on TensorFlow a
+            `tf.while_loop` with a fixed number of iterations (see
+            `tf_scan`).
 
     Returns:
         The state after every step, stacked on a new first axis.
     """
+    if not unroll and keras.backend.backend() == "tensorflow":
+        return tf_scan(step, state, sequence)
     if not unroll:
 
         def body(carry, inputs):
@@ -129,6 +132,37 @@ def scan_lines(step, state, sequence, unroll=False):
         state = step(state, inputs)
         history.append(state)
     return ops.stack(history, axis=0)
+
+
+def tf_scan(step, state, sequence):
+    """`scan_lines` on TensorFlow: a `tf.while_loop` of known length.
+
+    `keras.ops.scan` on TensorFlow leaves the loop's iteration count
+    open, and XLA (`jit_compile=True`, Keras's default on GPUs) then
+    refuses to differentiate it ("XLA compilation requires a fixed tensor
+    list size"). Here the count is the static number of lines, so the
+    same loop trains with and without XLA. The only TensorFlow call in
+    the layers: Keras has no public scan that does this.
+    """
+    import tensorflow as tf
+
+    length = sequence.shape[0]
+    inputs = tf.TensorArray(
+        sequence.dtype, size=length, element_shape=sequence.shape[1:]
+    ).unstack(sequence)
+    history = tf.TensorArray(state.dtype, size=length)
+
+    def body(t, state, history):
+        state = step(state, inputs.read(t))
+        return t + 1, state, history.write(t, state)
+
+    _, _, history = tf.while_loop(
+        lambda t, *_: t < length,
+        body,
+        (0, state, history),
+        maximum_iterations=length,
+    )
+    return history.stack()
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")

@@ -153,3 +153,30 @@ def test_recurrent_layer_takes_an_unknown_batch_size(name, unroll):
     )
     np.testing.assert_allclose(traced(x), layer(x), atol=1e-6)
     np.testing.assert_allclose(traced(x[:1]), layer(x)[:1], atol=1e-6)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_recurrent_layer_gradients_under_xla(name, unroll):
+    # XLA (jit_compile=True, Keras's default on GPUs) needs loops of a
+    # fixed length to differentiate them.
+    import tensorflow as tf
+
+    shape = (2, 4, 5, 9)
+    config = LAYERS[name](3).get_config()
+    layer = build_with_random_weights(
+        type(LAYERS[name](3)).from_config({**config, "unroll": unroll}), shape
+    )
+    x = tf.constant(np.random.default_rng(0).normal(size=shape), "float32")
+
+    def loss_and_grads(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) ** 2)
+        return loss, tape.gradient(loss, [x, *layer.trainable_weights])
+
+    plain = tf.function(loss_and_grads)(x)
+    compiled = tf.function(loss_and_grads, jit_compile=True)(x)
+    np.testing.assert_allclose(compiled[0], plain[0], rtol=1e-5)
+    for got, want in zip(compiled[1], plain[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
