@@ -137,21 +137,20 @@ class DiagonalBiLSTM(keras.layers.Layer):
         z = ops.transpose(z, (0, 3, 1, 2, 4))
         k, left = 2, self.cells[0].left_context
 
-        def step(state, gates):
-            h_f, c_f, h_b, c_b = ops.unstack(state, 4)
+        def step(states, gates):
+            h_f, h_b, c_f, c_b = states
             gates = ops.unstack(gates, 8)
-            _, forward = line_lstm_step(
+            _, (h_f, c_f) = line_lstm_step(
                 gates[:4], h_f, c_f, kernels[0], k, left
             )
-            _, backward = line_lstm_step(
+            _, (h_b, c_b) = line_lstm_step(
                 gates[4:], h_b, c_b, kernels[1], k, left
             )
-            return ops.stack(forward + backward)
+            return [h_f, h_b, c_f, c_b]
 
         batch = ops.shape(inputs)[0]
-        zeros = ops.zeros((4, batch, height, units), z.dtype)
-        states = scan_lines(step, zeros, z, self.unroll)
-        h_f, _, h_b, _ = ops.unstack(states, 4, axis=1)
+        zeros = ops.zeros((batch, height, units), z.dtype)
+        h_f, h_b = scan_lines(step, [zeros] * 4, z, 2, self.unroll)
         # (diagonals, 2B, H, h) -> (2B, H, diagonals, h) -> unskew.
         h = ops.transpose(ops.concatenate([h_f, h_b], axis=1), (1, 2, 0, 3))
         forward, backward = ops.split(unskew(h, width), 2, axis=0)

@@ -92,57 +92,63 @@ def line_lstm_step(z, h, c, kernels, kernel_size, left):
     return h, [h, c]
 
 
-def scan_lines(step, state, sequence, unroll=False):
+def scan_lines(step, states, sequence, keep=1, unroll=False):
     """Runs `step` over the leading (line) axis of `sequence`.
 
-    The state and the inputs are one tensor each (stack several on a
-    leading axis): `keras.ops.scan` on TensorFlow keeps one TensorArray
-    per tensor, and each costs a copy of the whole sequence and a zeroed
-    gradient buffer per layer and training step.
+    The inputs come as one tensor (stack several on a leading axis) and
+    the loop keeps only the states asked for: on TensorFlow every
+    sequence a loop reads or writes costs a copy of the whole sequence
+    and a gradient buffer per layer and training step.
 
     Args:
-        step: `step(state, inputs) -> state`, with `inputs` the current
-            slice of `sequence`.
-        state: the initial state, one tensor.
+        step: `step(states, inputs) -> states`, with `inputs` the current
+            slice of `sequence` and `states` a list of tensors.
+        states: the initial states, a list of tensors.
         sequence: one tensor with the lines on its first axis.
+        keep: how many of the states, from the first, to keep from every
+            step (the hidden states; not the cell states).
         unroll: if True, unroll the loop into the graph: on TensorFlow's
             CPU the steps run faster, but a training step of a deep model
             takes minutes instead of seconds to trace. If False, a loop:
-            `keras.ops.scan` (`lax.scan` on JAX), or on TensorFlow a
-            `tf.while_loop` with a fixed number of iterations (see
-            `tf_scan`).
+            on TensorFlow a `tf.while_loop` with a fixed number of
+            iterations (see `tf_scan`), elsewhere `keras.ops.scan`
+            (`lax.scan` on JAX).
 
     Returns:
-        The state after every step, stacked on a new first axis.
+        The first `keep` states after every step, each stacked on a new
+        first axis.
     """
+    states = list(states)
     if not unroll and keras.backend.backend() == "tensorflow":
-        return tf_scan(step, state, sequence)
+        return tf_scan(step, states, sequence, keep)
     if not unroll:
 
         def body(carry, inputs):
-            carry = step(carry, inputs)
-            return carry, carry
+            carry = list(step(carry, inputs))
+            return carry, carry[:keep]
 
-        return ops.scan(body, state, sequence)[1]
-    # One unstack of the inputs and one stack of the states: their
+        return list(ops.scan(body, states, sequence)[1])
+    # One unstack of the inputs and one stack of each kept state: their
     # gradients are one stack and one unstack, not a slice gradient per
     # step.
     history = []
     for inputs in ops.unstack(sequence, axis=0):
-        state = step(state, inputs)
-        history.append(state)
-    return ops.stack(history, axis=0)
+        states = list(step(states, inputs))
+        history.append(states[:keep])
+    return [ops.stack(s, axis=0) for s in zip(*history, strict=True)]
 
 
-def tf_scan(step, state, sequence):
+def tf_scan(step, states, sequence, keep):
     """`scan_lines` on TensorFlow: a `tf.while_loop` of known length.
 
     `keras.ops.scan` on TensorFlow leaves the loop's iteration count
     open, and XLA (`jit_compile=True`, Keras's default on GPUs) then
     refuses to differentiate it ("XLA compilation requires a fixed tensor
-    list size"). Here the count is the static number of lines, so the
-    same loop trains with and without XLA. The only TensorFlow call in
-    the layers: Keras has no public scan that does this.
+    list size"); it also keeps every step's carried states. Here the count
+    is the static number of lines, so the same loop trains with and
+    without XLA, and only the first `keep` states are kept. The only
+    TensorFlow call in the layers: Keras has no public scan that does
+    this.
     """
     import tensorflow as tf
 
@@ -150,19 +156,21 @@ def tf_scan(step, state, sequence):
     inputs = tf.TensorArray(
         sequence.dtype, size=length, element_shape=sequence.shape[1:]
     ).unstack(sequence)
-    history = tf.TensorArray(state.dtype, size=length)
+    history = [tf.TensorArray(s.dtype, size=length) for s in states[:keep]]
 
-    def body(t, state, history):
-        state = step(state, inputs.read(t))
-        return t + 1, state, history.write(t, state)
+    def body(t, states, history):
+        states = list(step(states, inputs.read(t)))
+        kept = states[: len(history)]
+        history = [h.write(t, s) for h, s in zip(history, kept, strict=True)]
+        return t + 1, states, history
 
     _, _, history = tf.while_loop(
         lambda t, *_: t < length,
         body,
-        (0, state, history),
+        (0, states, history),
         maximum_iterations=length,
     )
-    return history.stack()
+    return [h.stack() for h in history]
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")

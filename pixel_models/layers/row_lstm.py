@@ -80,18 +80,17 @@ class RowLSTM(keras.layers.Layer):
         kernels = self.cell.gate_kernels()
         k, left = self.kernel_size, self.cell.left_context
 
-        def step(state, gates):
-            h, c = ops.unstack(state, 2)
+        def step(states, gates):
             _, states = line_lstm_step(
-                ops.unstack(gates, 4), h, c, kernels, k, left
+                ops.unstack(gates, 4), *states, kernels, k, left
             )
-            return ops.stack(states)
+            return states
 
         batch, width = ops.shape(inputs)[0], inputs.shape[2]
-        zeros = ops.zeros((2, batch, width, self.units), z.dtype)
+        zeros = ops.zeros((batch, width, self.units), z.dtype)
         # Rows are the time axis: one batched step per row.
-        states = scan_lines(step, zeros, z, self.unroll)
-        return ops.moveaxis(ops.unstack(states, 2, axis=1)[0], 0, 1)
+        (rows,) = scan_lines(step, [zeros, zeros], z, 1, self.unroll)
+        return ops.moveaxis(rows, 0, 1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:3], self.units)
