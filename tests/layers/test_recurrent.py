@@ -137,16 +137,20 @@ def test_config_round_trip_and_reload(name, tmp_path):
     assert_reloads_in_fresh_process(model, x, tmp_path / f"{name}.keras")
 
 
+def _built(name, unroll, shape):
+    """An RGB layer of `LAYERS` with `unroll` set, random weights."""
+    config = {**LAYERS[name](3).get_config(), "unroll": unroll}
+    layer = type(LAYERS[name](3)).from_config(config)
+    return build_with_random_weights(layer, shape)
+
+
 @pytest.mark.parametrize("unroll", [False, True])
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_recurrent_layer_takes_an_unknown_batch_size(name, unroll):
     import tensorflow as tf
 
     shape = (2, 4, 5, 9)
-    config = LAYERS[name](3).get_config()
-    layer = build_with_random_weights(
-        type(LAYERS[name](3)).from_config({**config, "unroll": unroll}), shape
-    )
+    layer = _built(name, unroll, shape)
     x = np.random.default_rng(0).normal(size=shape).astype("float32")
     traced = tf.function(
         layer, input_signature=[tf.TensorSpec((None, *shape[1:]), "float32")]
@@ -163,10 +167,7 @@ def test_recurrent_layer_gradients_under_xla(name, unroll):
     import tensorflow as tf
 
     shape = (2, 4, 5, 9)
-    config = LAYERS[name](3).get_config()
-    layer = build_with_random_weights(
-        type(LAYERS[name](3)).from_config({**config, "unroll": unroll}), shape
-    )
+    layer = _built(name, unroll, shape)
     x = tf.constant(np.random.default_rng(0).normal(size=shape), "float32")
 
     def loss_and_grads(x):
