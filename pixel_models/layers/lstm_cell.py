@@ -1,9 +1,11 @@
 """The per-step LSTM cell shared by Row LSTM and Diagonal BiLSTM.
 
 A PixelRNN LSTM advances over a whole line of pixels at once: a row (Row
-LSTM) or a diagonal (Diagonal BiLSTM). The cell below is the math of one
-such step; the layers that skew, scan and unskew live in `row_lstm.py`
-and `diagonal_bilstm.py`.
+LSTM) or a diagonal (Diagonal BiLSTM). `line_lstm_step` is the math of
+one such step, `scan_lines` the loop over lines, and `LineLSTMCell` holds
+a step's weights; the layers that skew, scan and unskew live in
+`row_lstm.py` and `diagonal_bilstm.py`. Why each piece is written as it
+is: `docs/performance.md`.
 """
 
 import keras
@@ -185,8 +187,9 @@ class LineLSTMCell(keras.layers.Layer):
 
     The state-to-state convolution is unmasked: the previous line holds
     only past pixels. The cell follows the Keras RNN cell API, so
-    `keras.layers.RNN(cell)` scans it over lines (with `tf.while_loop`
-    on TensorFlow, which XLA compiles).
+    `keras.layers.RNN(cell)` can scan it over lines; the layers here run
+    `line_lstm_step` with its weights in `scan_lines` instead, which
+    advances both Diagonal BiLSTM directions at once.
 
     Args:
         units: h, the size of the hidden state per pixel.

@@ -19,8 +19,8 @@ class RowLSTM(keras.layers.Layer):
     Input-to-state is a masked (mask B) 1 x k convolution along the row,
     computed for all rows at once; state-to-state is an unmasked 1 x k
     convolution of the previous row's hidden state. Each step updates a
-    whole row, for the whole batch (a `keras.layers.RNN` over rows with a
-    `LineLSTMCell`). Receptive field: a triangle above the
+    whole row, for the whole batch (`scan_lines` over rows, with the
+    weights of a `LineLSTMCell`). Receptive field: a triangle above the
     pixel that widens by k//2 per row, plus the row's pixels to the left.
 
     Args:
