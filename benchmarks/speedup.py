@@ -26,7 +26,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from report import write_report  # noqa: E402
-from train_throughput import DATASETS, parse_config  # noqa: E402
+from train_throughput import DATASETS, add_config_argument  # noqa: E402
 
 RECURRENT = ("row_lstm", "diagonal_bilstm")
 DEFAULT_CONFIGS = [
@@ -81,12 +81,8 @@ def main(argv=None):
         help="git revision to compare against, e.g. the commit before a "
         "speed-up",
     )
-    parser.add_argument(
-        "--config",
-        action="append",
-        type=parse_config,
-        help="family,dataset,num_layers,width (repeatable); default: "
-        "every family at 7x16 on MNIST and 3x48 on CIFAR-10",
+    add_config_argument(
+        parser, "every family at 7x16 on MNIST and 3x48 on CIFAR-10"
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5)

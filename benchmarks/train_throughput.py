@@ -109,6 +109,17 @@ def run_in_subprocess(config, args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def add_config_argument(parser, default):
+    """`--config family,dataset,num_layers,width`, repeatable."""
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=parse_config,
+        help="family,dataset,num_layers,width (repeatable); default: "
+        + default,
+    )
+
+
 def parse_config(text):
     family, dataset, num_layers, width = text.split(",")
     return family, dataset, int(num_layers), int(width)
@@ -116,13 +127,7 @@ def parse_config(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--config",
-        action="append",
-        type=parse_config,
-        help="family,dataset,num_layers,width (repeatable); "
-        "default: the paper's widths and smaller ones",
-    )
+    add_config_argument(parser, "the paper's widths and smaller ones")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)

@@ -287,15 +287,6 @@ class LineLSTMCell(keras.layers.Layer):
         k, u = self.kernel_size, self.units
         return ops.split(ops.reshape(self.state_kernel, (k * u, 4 * u)), 4, -1)
 
-    def state_to_state(self, h):
-        """`(..., L, units) -> (..., L, 4 * units)`: the convolution of
-        the previous line's state."""
-        k, u = self.kernel_size, self.units
-        return ops.matmul(
-            stack_neighbours(h, k, self.left_context),
-            ops.reshape(self.state_kernel, (k * u, 4 * u)),
-        )
-
     def call(self, inputs, states):
         h, c = states
         z, valid = inputs, None
