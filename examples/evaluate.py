@@ -9,16 +9,32 @@ import argparse
 import sys
 
 from pixel_models import data
-from pixel_models.training import compile_model, evaluate_nll, load_checkpoint
+from pixel_models.presets import preset_card
+from pixel_models.training import (
+    compile_model,
+    evaluate_nll,
+    load_model_or_preset,
+)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a .keras file written by training")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help="a .keras file written by training (or give --preset)",
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="a trained model shipped with the package instead, e.g. "
+        "pixelcnn_binarized_mnist (see pixel_models.presets.list_presets)",
+    )
     parser.add_argument(
         "--dataset",
-        required=True,
-        help="mnist, binarized_mnist, cifar10, tfds:NAME or a folder",
+        default=None,
+        help="mnist, binarized_mnist, cifar10, tfds:NAME or a folder "
+        "(default with --preset: the preset's data set)",
     )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -30,13 +46,29 @@ def main(argv=None):
         default="stochastic",
         choices=["stochastic", "threshold"],
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="binarization seed (default: the preset's, or 0)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     try:
-        model = load_checkpoint(args.model)
+        model = load_model_or_preset(args.model, args.preset)
+        if args.preset:
+            # The preset's own data set and binarization seed by default.
+            card_data = preset_card(args.preset).get("data", {})
+            if args.dataset is None:
+                args.dataset = card_data.get("name")
+            if args.seed is None:
+                args.seed = card_data.get("seed")
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    if args.dataset is None:
+        parser.error("--dataset is required with a model file")
+    if args.seed is None:
+        args.seed = 0
     height, width, channels = model.inputs[0].shape[1:]
     try:
         splits = data.get_datasets(
@@ -68,7 +100,7 @@ def main(argv=None):
     split = "test"
     if not num:
         test, num, split = splits.train, splits.num_train, "all"
-    if model.optimizer is None or model.loss is None:
+    if getattr(model, "optimizer", None) is None:
         compile_model(model)
     results = evaluate_nll(model, test, splits.image_shape, num)
     print(

@@ -12,12 +12,22 @@ import numpy as np
 
 from pixel_models.plotting import save_grid
 from pixel_models.sampling import num_classes, sample
-from pixel_models.training import load_checkpoint
+from pixel_models.training import load_model_or_preset
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a .keras file written by training")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help="a .keras file written by training (or give --preset)",
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="a trained model shipped with the package instead, e.g. "
+        "pixelcnn_binarized_mnist (see pixel_models.presets.list_presets)",
+    )
     parser.add_argument("--num", type=int, default=16, help="images to draw")
     parser.add_argument("--out", default="samples.png")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -41,7 +51,7 @@ def main(argv=None):
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     try:
-        model = load_checkpoint(args.model)
+        model = load_model_or_preset(args.model, args.preset)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     print(f"Model {model.name}: {model.count_params():,} parameters")
@@ -50,7 +60,8 @@ def main(argv=None):
         classes = num_classes(model)
         if classes is None:
             parser.error(
-                f"--per-class needs a class-conditional model; {args.model} "
+                "--per-class needs a class-conditional model; "
+                f"{args.model or args.preset} "
                 "is not one."
             )
         labels = np.repeat(np.arange(classes), args.per_class)

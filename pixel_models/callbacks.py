@@ -59,6 +59,56 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class RunCounters(keras.callbacks.Callback):
+    """Adds `images_seen` and `train_hours` to each epoch's logs.
+
+    Both count from the start of the run, across resumed sessions: the
+    epoch index that Keras passes is absolute (BackupAndRestore and
+    `initial_epoch` keep it), and the hours of earlier sessions are read
+    from the last row of the run's `history.csv` (`CSVLogger`). Put this
+    callback before `CSVLogger` and TensorBoard so that they record both.
+
+    Args:
+        images_per_epoch: images trained in one epoch (steps x batch).
+        history_path: the run's `CSVLogger` file, or None.
+
+    Example:
+    >>> counters = RunCounters(100 * 64, "runs/x/history.csv")
+    """
+
+    def __init__(self, images_per_epoch, history_path=None):
+        super().__init__()
+        check_int("images_per_epoch", images_per_epoch)
+        self.images_per_epoch = images_per_epoch
+        self.history_path = history_path
+        self.earlier_hours = 0.0
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        self.earlier_hours = last_logged(self.history_path, "train_hours")
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["images_seen"] = (epoch + 1) * self.images_per_epoch
+        elapsed = (time.perf_counter() - self.start) / 3600.0
+        logs["train_hours"] = self.earlier_hours + elapsed
+
+
+def last_logged(history_path, column):
+    """The last value of `column` in a `CSVLogger` file (0.0 if none)."""
+    import csv
+
+    if not history_path or not os.path.exists(history_path):
+        return 0.0
+    with open(history_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not rows[-1].get(column):
+        return 0.0
+    return float(rows[-1][column])
+
+
 class SampleGrid(keras.callbacks.Callback):
     """Writes a grid of samples to TensorBoard every `every` epochs.
 

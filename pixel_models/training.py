@@ -17,6 +17,7 @@ import keras
 from pixel_models import data, models, multi_worker
 from pixel_models.callbacks import (
     AtomicModelCheckpoint,
+    RunCounters,
     SampleGrid,
     TimeBudget,
     save_atomically,
@@ -97,11 +98,20 @@ def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
 
 
 def make_callbacks(
-    log_dir, *, patience=5, lr_patience=2, backup=True, sample_every=1
+    log_dir,
+    *,
+    patience=5,
+    lr_patience=2,
+    backup=True,
+    sample_every=1,
+    images_per_epoch=None,
 ):
     """The standard callbacks of a training run, all writing to `log_dir`.
 
     - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate);
+    - CSVLogger of every epoch to `log_dir/history.csv`, appended to when
+      a run resumes (with `images_seen` and `train_hours` from the start
+      of the run when `images_per_epoch` is given);
     - ModelCheckpoint of the best model (by `val_loss`) to
       `log_dir/checkpoints/best.keras`, written atomically;
     - ReduceLROnPlateau and EarlyStopping on `val_loss`;
@@ -114,12 +124,19 @@ def make_callbacks(
         lr_patience: epochs without improvement before halving the LR.
         backup: include BackupAndRestore.
         sample_every: epochs between sample grids in TensorBoard (0: none).
+        images_per_epoch: images trained in one epoch, for the run's
+            counters (`RunCounters`); None leaves them out.
 
     Returns:
         A list of `keras.callbacks.Callback`.
     """
     os.makedirs(os.path.join(log_dir, "checkpoints"), exist_ok=True)
-    callbacks = [
+    history_path = os.path.join(log_dir, "history.csv")
+    callbacks = []
+    if images_per_epoch:
+        # First, so that every later callback sees the counters.
+        callbacks.append(RunCounters(images_per_epoch, history_path))
+    callbacks += [
         keras.callbacks.TerminateOnNaN(),
         AtomicModelCheckpoint(
             os.path.join(log_dir, "checkpoints", "best.keras"),
@@ -132,6 +149,8 @@ def make_callbacks(
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
         ),
+        # After ReduceLROnPlateau, which adds the learning rate to the logs.
+        keras.callbacks.CSVLogger(history_path, append=True),
         keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard")),
     ]
     if sample_every:
@@ -292,6 +311,16 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         help=f"local data folder (default: ${data.DATA_DIR_ENV})",
     )
     parser.add_argument("--log-dir", default="runs/latest")
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="MODEL",
+        help="continue training this .keras file (weights and optimizer "
+        "state; its architecture and learning rate replace the model "
+        "flags) for --epochs more epochs; epochs and counters go on from "
+        "LOG_DIR/history.csv. A killed run needs no flag: rerun the same "
+        "command and it resumes from LOG_DIR/backup",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument(
@@ -327,6 +356,12 @@ def run_training(args):
             "be 'row_lstm' or 'diagonal_bilstm' with it. Received: "
             f"--model={args.model!r}"
         )
+    if args.resume and args.strategy == "multi_worker":
+        raise ValueError(
+            "--resume is not supported with --strategy multi_worker (a "
+            "killed multi-worker run resumes from LOG_DIR/backup when the "
+            "same command is run again)."
+        )
     # First: some strategies must exist before any other TF op runs.
     strategy = make_strategy(args.strategy)
     set_precision(args.mixed_precision)
@@ -355,29 +390,52 @@ def run_training(args):
         f"test={splits.num_test}"
     )
     with strategy.scope():
-        model = models.build_model(
-            args.model,
-            splits.image_shape,
-            levels=splits.levels,
-            num_layers=args.num_layers,
-            width=args.width,
-            dropout=args.dropout,
-            num_classes=NUM_CLASSES if args.conditional else None,
-            **({"unroll": True} if args.unroll else {}),
-        )
-        compile_model(
-            model, args.learning_rate, args.clipnorm or None, args.weight_decay
-        )
+        if args.resume:
+            model = load_checkpoint(args.resume)
+            check_resumed_model(model, args, splits)
+            if getattr(model, "optimizer", None) is None:
+                compile_model(
+                    model,
+                    args.learning_rate,
+                    args.clipnorm or None,
+                    args.weight_decay,
+                )
+        else:
+            model = models.build_model(
+                args.model,
+                splits.image_shape,
+                levels=splits.levels,
+                num_layers=args.num_layers,
+                width=args.width,
+                dropout=args.dropout,
+                num_classes=NUM_CLASSES if args.conditional else None,
+                **({"unroll": True} if args.unroll else {}),
+            )
+            compile_model(
+                model,
+                args.learning_rate,
+                args.clipnorm or None,
+                args.weight_decay,
+            )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
     train, steps_per_epoch = repeat_for_fit(
         splits.train, splits.num_train, args.batch_size, args.steps_per_epoch
     )
     several_workers = multi_worker.is_multi_worker(strategy)
     log_dir = multi_worker.worker_log_dir(strategy, args.log_dir)
+    initial_epoch = start_history(log_dir, resume=bool(args.resume))
+    if not args.resume:
+        # What built and trained this run (a resumed run keeps the first).
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, "run_args.json"), "w") as f:
+            json.dump(vars(args), f, indent=2)
+    if initial_epoch:
+        print(f"Resuming after epoch {initial_epoch} of {log_dir}")
     callbacks = make_callbacks(
         log_dir,
         patience=args.patience,
         sample_every=args.sample_every if log_dir == args.log_dir else 0,
+        images_per_epoch=steps_per_epoch * args.batch_size,
     )
     if args.time_budget:
         callbacks.append(TimeBudget(args.time_budget))
@@ -396,7 +454,8 @@ def run_training(args):
         history = model.fit(
             train,
             validation_data=splits.validation,
-            epochs=args.epochs,
+            epochs=initial_epoch + args.epochs,
+            initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             shuffle=False,  # the train split is shuffled by tf.data
@@ -441,6 +500,55 @@ def run_training(args):
     return results
 
 
+def start_history(log_dir, resume):
+    """Epochs already trained in `log_dir`, and a clean start if none.
+
+    With `resume` (training a saved model on), the run goes on after the
+    last epoch in `log_dir/history.csv`. A run killed part-way resumes
+    from `log_dir/backup` (BackupAndRestore) and keeps its history too.
+    Any other run in an old `log_dir` starts a new history.
+
+    Returns:
+        The index of the first epoch to train.
+    """
+    from pixel_models.callbacks import last_logged
+
+    history = os.path.join(log_dir, "history.csv")
+    backup = os.path.join(log_dir, "backup")
+    if resume:
+        if not os.path.exists(history):
+            return 0
+        return int(last_logged(history, "epoch")) + 1
+    if os.path.exists(history) and not (
+        os.path.isdir(backup) and os.listdir(backup)
+    ):
+        os.remove(history)
+    return 0
+
+
+def check_resumed_model(model, args, splits):
+    """Raises ValueError when a `--resume` model does not fit the data."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != tuple(splits.image_shape):
+        raise ValueError(
+            f"--resume {args.resume} takes images of shape {shape}, but "
+            f"--dataset {args.dataset} has {tuple(splits.image_shape)}."
+        )
+    levels = model.outputs[0].shape[-1]
+    if levels != splits.levels:
+        raise ValueError(
+            f"--resume {args.resume} predicts {levels} levels, but "
+            f"--dataset {args.dataset} has {splits.levels}."
+        )
+    conditional = len(model.inputs) > 1
+    if conditional != bool(args.conditional):
+        raise ValueError(
+            f"--resume {args.resume} is "
+            f"{'' if conditional else 'not '}class-conditional, so "
+            f"--conditional must {'' if conditional else 'not '}be given."
+        )
+
+
 def load_checkpoint(path):
     """Loads a `.keras` model file, with clear errors for bad files.
 
@@ -475,6 +583,33 @@ def load_checkpoint(path):
         raise ValueError(
             f"Could not load the model in {path!r}: {error}"
         ) from error
+
+
+def load_model_or_preset(path=None, preset=None):
+    """Loads a `.keras` file or a shipped preset: exactly one of the two.
+
+    Args:
+        path: path of a `.keras` file (see `load_checkpoint`).
+        preset: name of a preset (see `pixel_models.presets`).
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        ValueError: both or neither given, or a bad file or preset.
+        FileNotFoundError: a missing file.
+    """
+    if (path is None) == (preset is None):
+        raise ValueError(
+            "Give either a model file or --preset NAME, not "
+            f"{'both' if path else 'neither'}. Received: model={path!r}, "
+            f"preset={preset!r}"
+        )
+    if preset is not None:
+        from pixel_models.presets import load_preset
+
+        return load_preset(preset, compile=False)
+    return load_checkpoint(path)
 
 
 def parse_args(description, argv, **kwargs):

@@ -1,0 +1,382 @@
+"""How each preset is trained, and how a training run becomes a preset.
+
+A recipe is the flag list of the training scripts (`examples/train_mnist.py`
+and `examples/train_cifar.py` take the same flags). Long runs go on across
+sessions: `train` runs the recipe in a run folder, and the same command
+goes on from where the folder's run stopped (see `train`). `export` scores
+the run's best checkpoint (by validation NLL) on the test set and writes
+the preset: `model.keras` (without optimizer state) and its `card.json`.
+
+Example:
+    python -m pixel_models.presets.recipes train pixelcnn_binarized_mnist \\
+        --log-dir runs/presets/pixelcnn_binarized_mnist
+    python -m pixel_models.presets.recipes export pixelcnn_binarized_mnist \\
+        --log-dir runs/presets/pixelcnn_binarized_mnist
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import sys
+
+MNIST = ("binarized_mnist", "mnist")
+CIFAR = ("cifar10",)
+# The defaults of examples/train_mnist.py and train_cifar.py.
+SCRIPT_SIZES = {
+    "train_mnist": {"num_layers": 7, "width": 16, "batch_size": 64},
+    "train_cifar": {"num_layers": 3, "width": 48, "batch_size": 16},
+}
+SCRIPT_DEFAULT_EPOCHS = {"train_mnist": 20, "train_cifar": 20}
+
+# Every preset: the training script and its flags. Sizes are what reaches
+# the best NLL in a few hours of two CPU cores, not the paper's (see each
+# card for what was trained and for how long).
+RECIPES = {
+    "pixelcnn_binarized_mnist": (
+        "train_mnist",
+        "--model pixelcnn --num-layers 7 --width 32 --batch-size 64 "
+        "--epochs 100 --patience 6",
+    ),
+    "gated_pixelcnn_binarized_mnist": (
+        "train_mnist",
+        "--model gated_pixelcnn --num-layers 7 --width 16 --batch-size 64 "
+        "--epochs 100 --steps-per-epoch 430 --patience 6",
+    ),
+    "gated_pixelcnn_binarized_mnist_conditional": (
+        "train_mnist",
+        "--model gated_pixelcnn --num-layers 7 --width 16 --batch-size 64 "
+        "--epochs 100 --steps-per-epoch 430 --patience 6 --conditional",
+    ),
+    "row_lstm_binarized_mnist": (
+        "train_mnist",
+        "--model row_lstm --num-layers 7 --width 16 --batch-size 64 "
+        "--epochs 100 --steps-per-epoch 400 --patience 6 --unroll",
+    ),
+    "diagonal_bilstm_binarized_mnist": (
+        "train_mnist",
+        "--model diagonal_bilstm --num-layers 7 --width 16 --batch-size 64 "
+        "--epochs 100 --steps-per-epoch 200 --patience 6",
+    ),
+    "pixelcnn_cifar10": (
+        "train_cifar",
+        "--model pixelcnn --num-layers 3 --width 48 --batch-size 16 "
+        "--epochs 100 --steps-per-epoch 1000 --patience 6",
+    ),
+}
+
+
+def recipe_flags(name):
+    """The training flags of preset `name`, as a list."""
+    check_name(name)
+    return RECIPES[name][1].split()
+
+
+def check_name(name):
+    if name not in RECIPES:
+        raise ValueError(
+            f"Unknown preset. name must be one of {sorted(RECIPES)}. "
+            f"Received: name={name!r}"
+        )
+
+
+def parse_recipe(name, extra=()):
+    """The parsed training arguments of preset `name` plus `extra` flags."""
+    from pixel_models.training import parse_args
+
+    script = RECIPES[name][0]
+    datasets = MNIST if script == "train_mnist" else CIFAR
+    sizes = dict(SCRIPT_SIZES[script], epochs=SCRIPT_DEFAULT_EPOCHS[script])
+    return parse_args(
+        name,
+        [*recipe_flags(name), *extra],
+        datasets=list(datasets),
+        default_dataset=datasets[0],
+        sizes=sizes,
+    )
+
+
+def command(name, log_dir):
+    """The shell command that trains preset `name` into `log_dir`."""
+    return (
+        f"python -m pixel_models.presets.recipes train {name} "
+        f"--log-dir {log_dir}"
+    )
+
+
+def train(name, log_dir, data_dir=None, minutes=None, extra=()):
+    """Trains preset `name` in `log_dir`, going on from where it stopped.
+
+    One command for every session of a long run: in a new `log_dir` it
+    starts the recipe; after a run killed part-way it resumes from
+    `log_dir/backup` (BackupAndRestore); after a run that ended (its time
+    budget spent, or stopped early) it trains `log_dir/model.keras` on
+    with its optimizer state (`--resume`), for the recipe's epochs.
+
+    Args:
+        name: a preset name (`RECIPES`).
+        log_dir: the run folder.
+        data_dir: the data folder (default `$PIXEL_MODELS_DATA_DIR`).
+        minutes: stop after this many minutes of training (validation
+            not counted); None trains the recipe's epochs.
+        extra: more training flags, after the recipe's (a later flag
+            wins): for a quick run, say, `["--max-train", "1000"]`.
+
+    Returns:
+        The results dict of `pixel_models.training.run_training`.
+    """
+    from pixel_models.training import run_training
+
+    check_name(name)
+    extra = [*extra, "--log-dir", log_dir]
+    if data_dir:
+        extra += ["--data-dir", data_dir]
+    if minutes:
+        extra += ["--time-budget", str(minutes)]
+    saved = os.path.join(log_dir, "model.keras")
+    backup = os.path.join(log_dir, "backup")
+    if os.path.isfile(saved) and not (
+        os.path.isdir(backup) and os.listdir(backup)
+    ):
+        print(f"Training {saved} on")
+        extra += ["--resume", saved]
+    return run_training(parse_recipe(name, extra))
+
+
+def run_arguments(name, log_dir):
+    """The training arguments of the run in `log_dir`.
+
+    Read from `log_dir/run_args.json`, which training writes, so that a
+    card tells what was trained even where flags were added to the
+    recipe's; the recipe's own arguments if the file is missing.
+    """
+    path = os.path.join(log_dir, "run_args.json")
+    if not os.path.exists(path):
+        return parse_recipe(name, ["--log-dir", log_dir])
+    with open(path) as f:
+        return argparse.Namespace(**json.load(f))
+
+
+def read_history(log_dir):
+    """The rows of `log_dir/history.csv` as dicts of floats."""
+    path = os.path.join(log_dir, "history.csv")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No training history at {path!r}: train the preset there first."
+        )
+    with open(path, newline="") as f:
+        return [
+            {key: float(value) for key, value in row.items() if value}
+            for row in csv.DictReader(f)
+        ]
+
+
+def machine():
+    """A line that says what machine trained the run."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, no GPU"
+
+
+def export(name, log_dir, out_dir=None, data_dir=None, first=500):
+    """Scores a run's best checkpoint and writes it as preset `name`.
+
+    Loads `log_dir/checkpoints/best.keras` (the epoch of lowest validation
+    NLL), scores it on the whole test split and on its first `first`
+    images, and writes `out_dir/name/model.keras` (weights only, no
+    optimizer state) and `out_dir/name/card.json`.
+
+    Returns:
+        The card (a dict).
+    """
+    import keras
+
+    import pixel_models
+    from pixel_models import data
+    from pixel_models.losses import bits_per_dim_to_nats_per_image
+    from pixel_models.presets import sha256
+    from pixel_models.training import (
+        NUM_CLASSES,
+        compile_model,
+        evaluate_nll,
+        load_checkpoint,
+    )
+
+    check_name(name)
+    args = run_arguments(name, log_dir)
+    data_dir = data_dir or args.data_dir
+    out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
+    best = os.path.join(log_dir, "checkpoints", "best.keras")
+    model = load_checkpoint(best)
+    history = read_history(log_dir)
+    best_row = min(history, key=lambda row: row["val_loss"])
+    results = {}
+    counts = None
+    for key, limit in (("test", None), (f"test_first_{first}", first)):
+        splits = data.get_datasets(
+            args.dataset,
+            data_dir=data_dir,
+            batch_size=64,
+            validation_size=args.validation_size,
+            seed=args.seed,
+            with_labels=args.conditional,
+            max_test=limit,
+        )
+        counts = counts or {
+            "train_images": splits.num_train,
+            "validation_images": splits.num_validation,
+            "validation": f"the last {splits.num_validation} training images",
+            "test_images": splits.num_test,
+        }
+        fresh = keras.models.clone_model(model)
+        fresh.set_weights(model.get_weights())
+        compile_model(fresh)
+        scored = evaluate_nll(
+            fresh, splits.test, splits.image_shape, splits.num_test
+        )
+        results[key] = {
+            "split": "test",
+            "first_images": splits.num_test,
+            "nats_per_image": scored["nats_per_image"],
+            "bits_per_dim": scored["bits_per_dim"],
+        }
+    folder = os.path.join(out_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    model_path = os.path.join(folder, "model.keras")
+    # Without the optimizer: half the size, and a preset is for use.
+    keras.models.load_model(best, compile=False, safe_mode=True).save(
+        model_path
+    )
+    card = {
+        "name": name,
+        "family": args.model,
+        "builder_arguments": {
+            "input_shape": list(splits.image_shape),
+            "levels": splits.levels,
+            "num_layers": args.num_layers,
+            "width": args.width,
+            "dropout": args.dropout,
+            "num_classes": NUM_CLASSES if args.conditional else None,
+            "unroll": bool(args.unroll),
+        },
+        "parameters": model.count_params(),
+        "data": {
+            "name": args.dataset,
+            "binarization": "stochastic"
+            if args.dataset == "binarized_mnist"
+            else None,
+            "binarization_seed": args.seed
+            if args.dataset == "binarized_mnist"
+            else None,
+            "seed": args.seed,
+            **counts,
+            "notes": data_note(args.dataset),
+        },
+        "training": {
+            "images_seen": int(best_row["images_seen"]),
+            "epochs": int(best_row["epoch"]) + 1,
+            "images_seen_in_run": int(history[-1]["images_seen"]),
+            "epochs_in_run": int(history[-1]["epoch"]) + 1,
+            "wall_clock_hours": round(best_row["train_hours"], 3),
+            "wall_clock_hours_in_run": round(history[-1]["train_hours"], 3),
+            "machine": machine(),
+            "batch_size": args.batch_size,
+            "optimizer": f"Adam, learning rate {args.learning_rate}, "
+            f"gradient clipnorm {args.clipnorm}",
+            "schedule": "learning rate halved after 2 epochs without a "
+            "better validation NLL (ReduceLROnPlateau); stopped after "
+            f"{args.patience} (EarlyStopping); the epoch of lowest "
+            "validation NLL is kept",
+            "validation_nats_per_image": bits_per_dim_to_nats_per_image(
+                best_row["val_bits_per_dim"], splits.image_shape
+            ),
+        },
+        "results": results,
+        "paper_nats_per_image": PAPER_NATS.get(name),
+        "command": command(name, log_dir),
+        "recipe": f"examples/{RECIPES[name][0]}.py {RECIPES[name][1]}",
+        "package_version": pixel_models.__version__,
+        "keras_version": keras.__version__,
+        "exported": datetime.date.today().isoformat(),
+        "sha256": sha256(model_path),
+    }
+    with open(os.path.join(folder, "card.json"), "w") as f:
+        json.dump(card, f, indent=2)
+        f.write("\n")
+    return card
+
+
+# PixelRNN paper, table 4 (binarized MNIST, nats/image).
+PAPER_NATS = {
+    "pixelcnn_binarized_mnist": 81.30,
+    "row_lstm_binarized_mnist": 80.54,
+    "diagonal_bilstm_binarized_mnist": 79.20,
+}
+
+
+def data_note(dataset):
+    if dataset == "binarized_mnist":
+        return (
+            "MNIST pixels, each set to 1 with probability pixel/255, drawn "
+            "once with the seed (train and test with derived seeds)"
+        )
+    if dataset == "cifar10":
+        return (
+            "CIFAR-10 training images partly decoded from a JPEG copy "
+            "(pixels differ from the official ones by a few levels); "
+            "bits/dim not comparable with published figures"
+        )
+    return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["train", "export", "show"])
+    parser.add_argument("name", help=f"one of {', '.join(sorted(RECIPES))}")
+    parser.add_argument(
+        "--log-dir", default=None, help="run folder (default runs/presets/NAME)"
+    )
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="train: stop after this many minutes of training",
+    )
+    parser.add_argument(
+        "--out-dir",
+        default=None,
+        help="export: where preset folders go (default: the package's)",
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.name not in RECIPES:
+        parser.error(
+            f"unknown preset {args.name!r}; known: {', '.join(sorted(RECIPES))}"
+        )
+    log_dir = args.log_dir or os.path.join("runs", "presets", args.name)
+    try:
+        if args.action == "show":
+            print(command(args.name, log_dir))
+            script, flags = RECIPES[args.name]
+            print(f"examples/{script}.py {flags}")
+            return None
+        if args.action == "train":
+            return train(args.name, log_dir, args.data_dir, args.minutes)
+        card = export(args.name, log_dir, args.out_dir, args.data_dir)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(json.dumps(card["results"], indent=2))
+    return card
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Presets: the shipped trained models, their cards, and their recipes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from datafiles import write_mnist
+
+from pixel_models import models, presets
+from pixel_models.presets import recipes
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import evaluate  # noqa: E402
+import sample  # noqa: E402
+
+# Read before any test unsets it: the real data, where CI has it.
+REAL_DATA = os.environ.get("PIXEL_MODELS_DATA_DIR")
+SHIPPED = presets.list_presets()
+ISSUE_PRESETS = [
+    "pixelcnn_binarized_mnist",
+    "row_lstm_binarized_mnist",
+    "diagonal_bilstm_binarized_mnist",
+    "gated_pixelcnn_binarized_mnist",
+    "gated_pixelcnn_binarized_mnist_conditional",
+]
+
+# Loads a preset in a fresh process, scores the first 500 test images the
+# way its card says they were scored, and draws two images from it.
+CHECK_PRESET = """
+import json, sys
+import numpy as np
+from pixel_models import data, presets
+from pixel_models.sampling import num_classes, sample
+from pixel_models.training import evaluate_nll
+
+name = sys.argv[1]
+card = presets.preset_card(name)
+model = presets.load_preset(name)
+conditional = card["builder_arguments"]["num_classes"] is not None
+splits = data.get_datasets(
+    card["data"]["name"],
+    batch_size=64,
+    validation_size=card["data"]["validation_images"],
+    seed=card["data"]["seed"],
+    with_labels=conditional,
+    max_test=500,
+)
+scored = evaluate_nll(
+    model, splits.test, splits.image_shape, splits.num_test, verbose=0
+)
+labels = np.arange(2) if num_classes(model) else None
+images = sample(model, 2, labels=labels, seed=0, progress=False)
+print(json.dumps({
+    "nats": scored["nats_per_image"],
+    "num": splits.num_test,
+    "shape": list(images.shape),
+    "dtype": str(images.dtype),
+    "max": int(images.max()),
+}))
+"""
+
+
+def test_the_issue_presets_and_a_cifar_one_ship():
+    assert set(ISSUE_PRESETS) <= set(SHIPPED)
+    assert any("cifar10" in name for name in SHIPPED)
+    package = os.path.dirname(presets.__file__)
+    total = sum(
+        os.path.getsize(os.path.join(package, name, "model.keras"))
+        for name in SHIPPED
+    )
+    assert total <= 30 * 2**20
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_describes_its_preset(name):
+    card = presets.preset_card(name)
+    family, flags = recipes.RECIPES[name]
+    assert card["name"] == name and card["family"] in models.MODEL_FAMILIES
+    assert f"--model {card['family']}" in flags
+    assert (card["builder_arguments"]["num_classes"] is not None) == (
+        "--conditional" in flags
+    )
+    path = os.path.join(os.path.dirname(presets.__file__), name, "model.keras")
+    assert presets.sha256(path) == card["sha256"]
+    for key in ("images_seen", "epochs", "wall_clock_hours", "batch_size"):
+        assert card["training"][key] > 0
+    test = card["results"]["test"]
+    assert test["first_images"] == card["data"]["test_images"]
+    assert 0 < test["bits_per_dim"] < 8
+
+
+@pytest.mark.skipif(not REAL_DATA, reason="needs PIXEL_MODELS_DATA_DIR")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_preset_scores_its_card_figure_in_a_fresh_process(name):
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_PRESET, name],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PIXEL_MODELS_DATA_DIR=REAL_DATA),
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    card = presets.preset_card(name)["results"]["test_first_500"]
+    assert result["num"] == card["first_images"] == 500
+    assert abs(result["nats"] - card["nats_per_image"]) <= 1e-3
+    shape = presets.preset_card(name)["builder_arguments"]["input_shape"]
+    levels = presets.preset_card(name)["builder_arguments"]["levels"]
+    assert result["shape"] == [2, *shape] and result["dtype"] == "uint8"
+    assert result["max"] < levels
+
+
+@pytest.fixture
+def tiny_preset(tmp_path, monkeypatch):
+    """A preset folder of one tiny model, in place of the package's."""
+    model = models.build_pixelcnn((8, 8, 1), levels=2, num_layers=1, filters=4)
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    card = {"name": "tiny", "sha256": presets.sha256(folder / "model.keras")}
+    (folder / "card.json").write_text(json.dumps(card))
+    monkeypatch.setattr(presets, "PRESETS_DIR", str(tmp_path))
+    return model, folder
+
+
+def test_load_preset_gives_the_saved_model_compiled(tiny_preset):
+    model, _ = tiny_preset
+    assert presets.list_presets() == ["tiny"]
+    loaded = presets.load_preset("tiny")
+    x = np.random.default_rng(0).integers(0, 2, (3, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    assert loaded.optimizer is not None and loaded.loss is not None
+    uncompiled = presets.load_preset("tiny", compile=False)
+    assert getattr(uncompiled, "optimizer", None) is None
+
+
+def test_unknown_preset_names_the_known_ones(tiny_preset):
+    with pytest.raises(ValueError, match=r"\['tiny'\].*name='nope'"):
+        presets.load_preset("nope")
+    with pytest.raises(ValueError, match="name='nope'"):
+        presets.preset_card("nope")
+
+
+def test_corrupted_preset_file_is_refused(tiny_preset):
+    _, folder = tiny_preset
+    with open(folder / "model.keras", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="corrupted.*sha256"):
+        presets.load_preset("tiny")
+
+
+def test_missing_preset_files_are_named(tiny_preset):
+    _, folder = tiny_preset
+    (folder / "model.keras").unlink()
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        presets.load_preset("tiny")
+    # A recipe whose preset this installation lacks.
+    with pytest.raises(FileNotFoundError, match="has no card"):
+        presets.load_preset("pixelcnn_binarized_mnist")
+
+
+def test_sample_and_evaluate_clis_take_a_preset(tiny_preset, tmp_path):
+    images = sample.main(
+        ["--preset", "tiny", "--num", "2", "--out", str(tmp_path / "g.png")]
+    )
+    assert images.shape == (2, 8, 8, 1) and (tmp_path / "g.png").exists()
+    with pytest.raises(SystemExit):
+        sample.main(["model.keras", "--preset", "tiny"])
+    with pytest.raises(SystemExit):
+        sample.main(["--preset", "nope"])
+    with pytest.raises(SystemExit):  # no data set: the card names none
+        evaluate.main(["--preset", "tiny", "--data-dir", str(tmp_path)])
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_every_recipe_parses_to_its_family(name):
+    args = recipes.parse_recipe(name)
+    assert args.model in models.MODEL_FAMILIES
+    assert args.model.replace("_", "") in name.replace("_", "")
+    assert args.conditional == name.endswith("_conditional")
+
+
+def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    write_mnist(data_dir / "mnist.npz", num_train=48, num_test=12)
+    log_dir = str(tmp_path / "run")
+    small = [
+        "--num-layers", "1", "--width", "4", "--batch-size", "8",
+        "--epochs", "1", "--steps-per-epoch", "2", "--validation-size",
+        "16", "--sample-every", "0",
+    ]  # fmt: skip
+    name = "pixelcnn_binarized_mnist"
+    recipes.train(name, log_dir, str(data_dir), extra=small)
+    first = keras.models.load_model(os.path.join(log_dir, "model.keras"))
+    assert int(first.optimizer.iterations) == 2
+    # The same command again trains the saved model on, optimizer and all.
+    recipes.train(name, log_dir, str(data_dir), extra=small)
+    second = keras.models.load_model(os.path.join(log_dir, "model.keras"))
+    assert int(second.optimizer.iterations) == 4
+    history = recipes.read_history(log_dir)
+    assert [row["epoch"] for row in history] == [0, 1]
+    assert [row["images_seen"] for row in history] == [16, 32]
+    assert 0 < history[0]["train_hours"] < history[1]["train_hours"]
+
+    out = tmp_path / "presets"
+    card = recipes.export(name, log_dir, str(out), str(data_dir))
+    best = min(history, key=lambda row: row["val_loss"])
+    assert card["training"]["images_seen"] == best["images_seen"]
+    assert card["training"]["images_seen_in_run"] == 32
+    assert card["builder_arguments"]["num_layers"] == 1
+    assert card["builder_arguments"]["width"] == 4
+    assert card["data"]["test_images"] == 12
+    assert card["sha256"] == presets.sha256(out / name / "model.keras")
+    monkeypatch.setattr(presets, "PRESETS_DIR", str(out))
+    assert presets.list_presets() == [name]
+    results = evaluate.main(["--preset", name, "--data-dir", str(data_dir)])
+    assert results["nats_per_image"] == pytest.approx(
+        card["results"]["test"]["nats_per_image"], abs=1e-3
+    )
+
+
+def test_resume_refuses_a_model_of_other_data(tmp_path):
+    from pixel_models.training import parse_args, run_training
+
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=12)
+
+    def args(*flags):
+        return parse_args(
+            "test",
+            [
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--epochs",
+                "1",
+                "--num-layers",
+                "1",
+                "--width",
+                "4",
+                "--batch-size",
+                "16",
+                "--validation-size",
+                "16",
+                "--sample-every",
+                "0",
+                "--log-dir",
+                str(tmp_path / "run"),
+                *flags,
+            ],  # fmt: skip
+            datasets=["binarized_mnist", "mnist"],
+            default_dataset="binarized_mnist",
+            sizes={"num_layers": 1, "width": 4, "batch_size": 16, "epochs": 1},
+        )
+
+    run_training(args())
+    saved = str(tmp_path / "run" / "model.keras")
+    with pytest.raises(ValueError, match="--resume .* predicts 2 levels"):
+        run_training(args("--dataset", "mnist", "--resume", saved))
+    with pytest.raises(ValueError, match="--conditional must not be given"):
+        run_training(args("--conditional", "--resume", saved))
