@@ -17,6 +17,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import evaluate  # noqa: E402
 import sample  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import presets as presets_page  # noqa: E402
+
 # Read before any test unsets it: the real data, where CI has it.
 REAL_DATA = os.environ.get("PIXEL_MODELS_DATA_DIR")
 SHIPPED = presets.list_presets()
@@ -221,6 +224,20 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     assert results["nats_per_image"] == pytest.approx(
         card["results"]["test"]["nats_per_image"], abs=1e-3
     )
+
+    # The presets page, from the cards alone.
+    page = tmp_path / "docs" / "presets.md"
+    presets_page.main(["--out", str(page)])
+    text = page.read_text()
+    test_nats = card["results"]["test"]["nats_per_image"]
+    assert (
+        f"| `{name}` | PixelCNN, 1 x h=4 | 714 | **{test_nats:.2f} nats**"
+        in text
+    )
+    assert f"| `{name}` | 83.3 |" in text
+    for picture in ("nll_vs_images.png", f"samples_{name}.png"):
+        assert (page.parent / "presets" / picture).stat().st_size > 1000
+        assert f"(presets/{picture})" in text
 
 
 def test_resume_refuses_a_model_of_other_data(tmp_path):

@@ -299,6 +299,15 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
             "validation_nats_per_image": bits_per_dim_to_nats_per_image(
                 best_row["val_bits_per_dim"], splits.image_shape
             ),
+            # [images seen, validation bits/dim, hours] after every epoch.
+            "validation_curve": [
+                [
+                    int(row["images_seen"]),
+                    row["val_bits_per_dim"],
+                    round(row["train_hours"], 4),
+                ]
+                for row in history
+            ],
         },
         "results": results,
         "paper_nats_per_image": PAPER_NATS.get(name),
