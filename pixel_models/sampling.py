@@ -113,7 +113,15 @@ def _progbar(total, progress):
     return keras.utils.Progbar(total, verbose=1 if progress else 0)
 
 
-def _naive(model, noise, labels, temperature, top_p, progress):
+def _keep_given(values, given, i, j, c):
+    """`values` where pixel (i, j) is to be drawn, the given ones elsewhere."""
+    if given is None:
+        return values
+    images, mask = given
+    return np.where(mask[:, i, j], images[:, i, j, c], values)
+
+
+def _naive(model, noise, labels, temperature, top_p, progress, given=None):
     """One full forward pass per sub-pixel. Returns (samples, logits)."""
     n, height, width, channels = noise.shape
     levels = model.output_shape[-1]
@@ -126,7 +134,8 @@ def _naive(model, noise, labels, temperature, top_p, progress):
                 inputs = x if labels is None else [x, labels]
                 out = np.asarray(model.predict_on_batch(inputs))[:, i, j, c]
                 logits[:, i, j, c] = out
-                x[:, i, j, c] = draw(out, noise[:, i, j, c], temperature, top_p)
+                values = draw(out, noise[:, i, j, c], temperature, top_p)
+                x[:, i, j, c] = _keep_given(values, given, i, j, c)
             bar.add(1)
     return x, logits
 
@@ -421,7 +430,7 @@ class _FastExecutor:
         return self.cache[self.output_name]
 
 
-def _fast(model, noise, labels, temperature, top_p, progress):
+def _fast(model, noise, labels, temperature, top_p, progress, given=None):
     """Exact cached sampling, one pixel at a time. Returns (samples, logits)."""
     n, height, width, channels = noise.shape
     levels = model.output_shape[-1]
@@ -435,6 +444,7 @@ def _fast(model, noise, labels, temperature, top_p, progress):
                 out = executor.step(i, j)[:, c]
                 logits[:, i, j, c] = out
                 values = draw(out, noise[:, i, j, c], temperature, top_p)
+                values = _keep_given(values, given, i, j, c)
                 executor.write_input(i, j, c, values)
             bar.add(1)
     return executor.images(), logits
@@ -567,3 +577,99 @@ def sample(
         )
         out.append(x)
     return np.concatenate(out).astype("uint8")
+
+
+def _known_mask(known, n, height, width):
+    """`known` as a boolean `(n, H, W)` mask of the given pixels."""
+    if isinstance(known, (bool, np.bool_)) or (
+        not isinstance(known, (int, np.integer)) and np.ndim(known) == 0
+    ):
+        raise ValueError(
+            "known must be an int (the number of top rows given) or a "
+            f"boolean mask of shape ({height}, {width}) or ({n}, {height}, "
+            f"{width}). Received: known={known!r}"
+        )
+    if isinstance(known, (int, np.integer)):
+        if not 0 <= known <= height:
+            raise ValueError(
+                f"known must be a number of rows in [0, {height}]. "
+                f"Received: known={known}"
+            )
+        mask = np.zeros((n, height, width), bool)
+        mask[:, :known] = True
+        return mask
+    mask = np.asarray(known)
+    if mask.dtype != bool or mask.shape not in (
+        (height, width),
+        (n, height, width),
+    ):
+        raise ValueError(
+            f"known must be a boolean mask of shape ({height}, {width}) or "
+            f"({n}, {height}, {width}), or an int. Received: known of "
+            f"shape {mask.shape} and dtype {mask.dtype}"
+        )
+    return np.broadcast_to(mask, (n, height, width))
+
+
+def complete(
+    model,
+    images,
+    known,
+    *,
+    labels=None,
+    num_completions=1,
+    temperature=1.0,
+    top_p=None,
+    seed=None,
+    progress=True,
+):
+    """Completes partly known images (the PixelRNN paper's Figure 1).
+
+    The given pixels are kept; every other one is drawn in raster order
+    from the model, given all the pixels before it (given or drawn). An
+    autoregressive model conditions only on the past: with a mask that is
+    not a raster prefix (say, a hole in the middle), a drawn pixel does
+    not see the given pixels after it in raster order, so the completion
+    need not agree with them; the given pixels are kept all the same.
+
+    Args:
+        model: a model from `pixel_models.models` (or loaded from a file).
+        images: `(n, H, W, C)` integer pixel values in `[0, levels - 1]`;
+            only the given pixels are read.
+        known: an int k (the top k rows are given), or a boolean mask of
+            the given pixels, `(H, W)` for all images or `(n, H, W)`.
+        labels: for a class-conditional model, the class of every image
+            or one for all; None otherwise.
+        num_completions: completions of each image.
+        temperature: softmax temperature (> 0).
+        top_p: nucleus sampling (see `sample`).
+        seed: seed of the noise; the same seed gives the same completions.
+        progress: show a progress bar.
+
+    Returns:
+        uint8 NumPy array `(n, num_completions, H, W, C)`.
+
+    Example:
+    >>> model = build_pixelcnn((8, 8, 1), levels=2, num_layers=1, filters=4)
+    >>> top = np.zeros((2, 8, 8, 1), "uint8")
+    >>> complete(model, top, 4, num_completions=3).shape  # doctest: +SKIP
+    (2, 3, 8, 8, 1)
+    """
+    from pixel_models.evaluation import check_images
+
+    check_int("num_completions", num_completions)
+    x = check_images(model, images)
+    n, height, width, _ = x.shape
+    _check_arguments(model, n, temperature, top_p, "fast", None)
+    mask = _known_mask(known, n, height, width)
+    labels = _check_labels(model, labels, n)
+    k = num_completions
+    x = np.repeat(x, k, axis=0)
+    mask = np.repeat(mask, k, axis=0)
+    if labels is not None:
+        labels = np.repeat(labels, k)
+    noise = np.random.default_rng(seed).random(x.shape)
+    out, _ = _fast(
+        model, noise, labels, temperature, top_p, progress, given=(x, mask)
+    )
+    return out.astype("uint8").reshape(n, k, *x.shape[1:])

@@ -8,6 +8,7 @@ import pytest
 from datafiles import write_cifar, write_mnist
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import complete  # noqa: E402
 import evaluate  # noqa: E402
 import sample  # noqa: E402
 import train_mnist  # noqa: E402
@@ -87,6 +88,83 @@ def test_evaluate_cli_matches_training(trained, capsys):
     np.testing.assert_allclose(
         scored["bits_per_dim"], results["bits_per_dim"], rtol=1e-5
     )
+
+
+def test_evaluate_cli_writes_per_image_nll(trained, tmp_path):
+    import csv
+
+    root, _ = trained
+    path = tmp_path / "nll.csv"
+    scored = evaluate.main(
+        [
+            str(root / "run" / "model.keras"),
+            "--dataset",
+            "binarized_mnist",
+            "--data-dir",
+            str(root / "data"),
+            "--batch-size",
+            "5",
+            "--per-image",
+            str(path),
+        ]
+    )
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["index"]) for row in rows] == list(range(12))
+    nats = np.array([float(row["nats"]) for row in rows])
+    assert nats.mean() == pytest.approx(scored["nats_per_image"], rel=1e-5)
+    assert float(rows[0]["bits_per_dim"]) == pytest.approx(
+        nats[0] / (28 * 28 * np.log(2)), rel=1e-6
+    )
+    assert len(set(nats.round(3))) > 1  # each image its own figure
+
+
+def test_complete_cli_keeps_the_given_rows(trained, tmp_path):
+    from PIL import Image
+
+    from pixel_models import data
+
+    root, _ = trained
+    common = [
+        str(root / "run" / "model.keras"),
+        "--dataset",
+        "binarized_mnist",
+        "--data-dir",
+        str(root / "data"),
+        "--num",
+        "2",
+        "--completions",
+        "3",
+    ]
+    out = tmp_path / "completions.png"
+    completions = complete.main([*common, "--rows", "10", "--out", str(out)])
+    test = data.get_datasets(
+        "binarized_mnist", data_dir=root / "data", validation_size=0
+    ).test
+    images = next(iter(test.as_numpy_iterator()))[0][:2]
+    assert completions.shape == (2, 3, 28, 28, 1)
+    np.testing.assert_array_equal(
+        completions[:, :, :10], np.repeat(images[:, None, :10], 3, axis=1)
+    )
+    assert out.stat().st_size > 1000
+    # A mask picture: the left half given.
+    mask = np.zeros((28, 28), "uint8")
+    mask[:, :14] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    left = complete.main(
+        [*common, "--mask", str(tmp_path / "mask.png"), "--out", str(out)]
+    )
+    np.testing.assert_array_equal(
+        left[:, :, :, :14], np.repeat(images[:, None, :, :14], 3, axis=1)
+    )
+    Image.fromarray(mask[:20]).save(tmp_path / "small.png")
+    for bad in (
+        ["--rows", "29"],
+        ["--mask", str(tmp_path / "small.png")],
+        ["--rows", "3", "--mask", str(tmp_path / "mask.png")],
+    ):
+        with pytest.raises(SystemExit):
+            complete.main([*common, *bad, "--out", str(out)])
 
 
 def test_evaluate_refuses_a_data_set_of_another_shape(trained, capsys):
