@@ -144,6 +144,11 @@ def sample_grid(name, card, path, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/presets.md")
+    parser.add_argument(
+        "--readme",
+        default="README.md",
+        help="also put the table between this file's presets markers",
+    )
     args = parser.parse_args(argv)
     folder = os.path.join(os.path.dirname(args.out), "presets")
     os.makedirs(folder, exist_ok=True)
@@ -200,7 +205,26 @@ def main(argv=None):
     with open(args.out, "w") as f:
         f.write(page)
     print(f"Wrote {args.out}")
+    if args.readme and os.path.exists(args.readme):
+        replace_between_markers(args.readme, "\n".join(rows))
     return cards
+
+
+START, END = "<!-- presets table: start -->", "<!-- presets table: end -->"
+
+
+def replace_between_markers(path, text):
+    """Puts `text` between the presets markers of the file at `path`."""
+    with open(path) as f:
+        content = f.read()
+    if START not in content or END not in content:
+        return False
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{START}\n{text}\n{END}{tail}")
+    print(f"Updated the presets table in {path}")
+    return True
 
 
 PAGE = """# Pretrained models (presets)
