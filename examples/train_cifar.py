@@ -12,18 +12,17 @@ must be divisible by 3 (e.g. 126 or 129).
 
 import sys
 
-from pixel_models.training import parse_args, run_training
+from pixel_models.training import run_script
 
 
 def main(argv=None):
-    args = parse_args(
+    return run_script(
         __doc__.splitlines()[0],
         sys.argv[1:] if argv is None else argv,
         datasets=["cifar10"],
         default_dataset="cifar10",
         sizes={"num_layers": 15, "width": 129, "batch_size": 32, "epochs": 20},
     )
-    return run_training(args)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,17 @@ logs, checkpoints and the final `model.keras` under `--log-dir`.
 
 import sys
 
-from pixel_models.training import parse_args, run_training
+from pixel_models.training import run_script
 
 
 def main(argv=None):
-    args = parse_args(
+    return run_script(
         __doc__.splitlines()[0],
         sys.argv[1:] if argv is None else argv,
         datasets=["binarized_mnist", "mnist"],
         default_dataset="binarized_mnist",
         sizes={"num_layers": 7, "width": 16, "batch_size": 64, "epochs": 20},
     )
-    return run_training(args)
 
 
 if __name__ == "__main__":

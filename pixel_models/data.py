@@ -575,7 +575,7 @@ def get_datasets(
     *,
     data_dir=None,
     batch_size=64,
-    validation_size=5000,
+    validation_size=None,
     image_size=None,
     binarization="stochastic",
     seed=0,
@@ -602,7 +602,9 @@ def get_datasets(
             argument is used (the environment variable names the directory
             of raw files, which tfds cannot read).
         batch_size: images per batch.
-        validation_size: number of training images held out for validation.
+        validation_size: number of training images held out for
+            validation; None holds out 5000 of a named data set, and a
+            tenth of a folder of images.
         image_size: `(height, width)`; required for a folder, which is
             centre-cropped and resized to it. For the other data sets the
             images are resized to it if given.
@@ -623,7 +625,7 @@ def get_datasets(
     ((28, 28, 1), 2, 1000)
     """
     check_int("batch_size", batch_size, 1)
-    check_int("validation_size", validation_size, 0)
+    check_int("validation_size", validation_size, 0, allow_none=True)
     for arg, value in (("max_train", max_train), ("max_test", max_test)):
         if value is not None:
             check_int(arg, value, 1)
@@ -689,6 +691,10 @@ def get_datasets(
             ((x_train, y_train), (x_test, y_test)), binarization, seed
         )
 
+    if validation_size is None:
+        validation_size = 5000
+        if folder is not None:
+            validation_size = max(1, len(x_train) // 10)
     if validation_size >= len(x_train):
         raise ValueError(
             "validation_size must be smaller than the number of training "

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 
 import keras
@@ -231,21 +232,31 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
             `--batch-size`, `--epochs`.
     """
     parser.add_argument(
-        "--model", default="pixelcnn", choices=sorted(models.MODEL_FAMILIES)
+        "--model",
+        default="pixelcnn",
+        choices=sorted(models.MODEL_FAMILIES),
+        help="model family",
     )
     parser.add_argument(
         "--dataset",
         default=default_dataset,
         help=f"one of {', '.join(datasets)}, or a folder of images",
     )
-    parser.add_argument("--num-layers", type=int, default=sizes["num_layers"])
+    parser.add_argument(
+        "--num-layers",
+        type=int,
+        default=sizes["num_layers"],
+        help="residual blocks / recurrent layers",
+    )
     parser.add_argument(
         "--width",
         type=int,
         default=sizes["width"],
         help="h: filters of a PixelCNN block / units of a recurrent layer",
     )
-    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--dropout", type=float, default=0.0, help="dropout rate in blocks"
+    )
     parser.add_argument(
         "--unroll",
         action="store_true",
@@ -257,16 +268,30 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         action="store_true",
         help="train a class-conditional model on the data set's labels",
     )
-    parser.add_argument("--epochs", type=int, default=sizes["epochs"])
+    parser.add_argument(
+        "--epochs", type=int, default=sizes["epochs"], help="epochs to train"
+    )
     parser.add_argument(
         "--steps-per-epoch",
         type=int,
         default=None,
         help="train steps per epoch (default: one pass over the data)",
     )
-    parser.add_argument("--batch-size", type=int, default=sizes["batch_size"])
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=sizes["batch_size"],
+        help="images per step",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam's"
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="decoupled weight decay (AdamW when > 0)",
+    )
     parser.add_argument(
         "--clipnorm", type=float, default=1.0, help="0: no clipping"
     )
@@ -290,8 +315,9 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
     parser.add_argument(
         "--validation-size",
         type=int,
-        default=5000,
-        help="training images held out for validation",
+        default=None,
+        help="training images held out for validation (default: 5000, or "
+        "a tenth of a folder of images)",
     )
     parser.add_argument(
         "--max-train", type=int, default=None, help="use at most N train images"
@@ -310,7 +336,11 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         default=None,
         help=f"local data folder (default: ${data.DATA_DIR_ENV})",
     )
-    parser.add_argument("--log-dir", default="runs/latest")
+    parser.add_argument(
+        "--log-dir",
+        default="runs/latest",
+        help="run folder: TensorBoard logs, checkpoints, model.keras",
+    )
     parser.add_argument(
         "--resume",
         default=None,
@@ -321,8 +351,18 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         "LOG_DIR/history.csv. A killed run needs no flag: rerun the same "
         "command and it resumes from LOG_DIR/backup",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, the shuffle and the binarization",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=5,
+        help="epochs without a better validation NLL before stopping",
+    )
     parser.add_argument(
         "--sample-every",
         type=int,
@@ -612,8 +652,63 @@ def load_model_or_preset(path=None, preset=None):
     return load_checkpoint(path)
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Help that ends with each flag's default, unless it says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        hidden = action.default is None or action.default is False
+        if "default" in text or hidden or action.default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def make_parser(description, **kwargs):
+    """The parser of a training script (`add_training_arguments`)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=_ShowDefaults
+    )
+    return add_training_arguments(parser, **kwargs)
+
+
 def parse_args(description, argv, **kwargs):
     """Builds the parser of a training script and parses `argv`."""
-    parser = argparse.ArgumentParser(description=description)
-    add_training_arguments(parser, **kwargs)
-    return parser.parse_args(argv)
+    return make_parser(description, **kwargs).parse_args(argv)
+
+
+# Library argument names and the training scripts' flags for them, so
+# that an error met while setting up a run names the flag the user typed.
+FLAG_NAMES = {
+    "validation_size": "--validation-size",
+    "max_train": "--max-train",
+    "max_test": "--max-test",
+    "batch_size": "--batch-size",
+    "image_size": "--image-size",
+    "steps_per_epoch": "--steps-per-epoch",
+    "data_dir": "--data-dir",
+    "name": "--dataset",
+}
+
+
+def in_flag_terms(message):
+    """`message` with library argument names turned into flag names."""
+    pattern = r"\b(" + "|".join(FLAG_NAMES) + r")\b(?==| must| is)"
+    return re.sub(pattern, lambda m: FLAG_NAMES[m.group(1)], message)
+
+
+def run_script(description, argv, **kwargs):
+    """Parses a training script's flags and runs it.
+
+    A user's mistake (a bad flag value, a missing folder or file) ends
+    the script with a one-line `error:` naming the flag, as `argparse`
+    does, and exit status 2, not a traceback.
+
+    Returns:
+        The results dict of `run_training`.
+    """
+    parser = make_parser(description, **kwargs)
+    args = parser.parse_args(argv)
+    try:
+        return run_training(args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(in_flag_terms(str(error)))

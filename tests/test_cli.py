@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import complete  # noqa: E402
 import evaluate  # noqa: E402
 import sample  # noqa: E402
+import train_cifar  # noqa: E402
 import train_mnist  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_downloads")
@@ -243,10 +244,51 @@ def test_conditional_training_sampling_and_evaluation(tmp_path, capsys):
     assert "labels" in capsys.readouterr().err
 
 
-def test_unroll_is_refused_for_a_convolutional_model(tmp_path):
+def test_unroll_is_refused_for_a_convolutional_model(tmp_path, capsys):
     run = tmp_path / "run"
-    with pytest.raises(ValueError, match="--model='pixelcnn'"):
+    with pytest.raises(SystemExit):
         train_mnist.main(
             ["--model", "pixelcnn", "--unroll", "--log-dir", str(run)]
         )
+    assert "--model='pixelcnn'" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_training_scripts_end_a_users_mistake_with_one_error_line(
+    tmp_path, capsys
+):
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=12)
+    base = ["--data-dir", str(tmp_path / "data"), "--log-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as stop:
+        train_mnist.main([*base])  # 5000 validation images of 48
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert "error: --validation-size must be smaller" in err
+    assert "Received: --validation-size=5000" in err
+    with pytest.raises(SystemExit):
+        train_mnist.main([*base, "--dataset", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert "error: Unknown data set" in err and "--dataset=" in err
+    with pytest.raises(SystemExit):
+        train_mnist.main(["--help"])
+    assert "(default: 7)" in capsys.readouterr().out
+
+
+def test_a_small_folder_gets_a_tenth_for_validation(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(30):
+        pixels = rng.integers(0, 256, (8, 8, 3), "uint8")
+        Image.fromarray(pixels).save(folder / f"{k}.png")
+    results = train_cifar.main(
+        [
+            "--dataset", str(folder), "--image-size", "8", "--epochs", "1",
+            "--num-layers", "1", "--width", "6", "--batch-size", "8",
+            "--sample-every", "0", "--log-dir", str(tmp_path / "run"),
+        ]
+    )  # fmt: skip
+    assert "train=27, validation=3" in capsys.readouterr().out
+    assert results["split"] == "validation" and results["num_images"] == 3
