@@ -2,9 +2,9 @@
 
 The autoregressive order is tested, not trusted: the Jacobian of every
 output with respect to every input sub-pixel must be exactly zero where the
-order forbids a dependence. These helpers compute that Jacobian with
-TensorFlow's automatic differentiation and compare its non-zero pattern
-with the pattern the order allows.
+order forbids a dependence. These helpers compute that Jacobian with the
+automatic differentiation of the Keras backend in use and compare its
+non-zero pattern with the pattern the order allows.
 """
 
 import os
@@ -14,11 +14,15 @@ import textwrap
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def jacobian(fn, x):
     """Jacobian of `fn(x)[0]` with respect to `x[0]`, as a NumPy array.
+
+    Computed with the automatic differentiation of the Keras backend in
+    use (TensorFlow's `GradientTape`, `jax.jacrev`, or
+    `torch.autograd.functional.jacobian`), so the causality tests check
+    the functions each backend really runs.
 
     Args:
         fn: a layer, model or function mapping a batch to a batch.
@@ -27,12 +31,66 @@ def jacobian(fn, x):
     Returns:
         Array of shape `fn(x).shape[1:] + x.shape[1:]`.
     """
-    x = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
+    x = np.asarray(x, dtype="float32")
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def first(v):
+            return keras.ops.cast(fn(v), "float32")[0]
+
+        jac = np.asarray(jax.jacrev(first)(jax.numpy.asarray(x)))
+    elif backend == "torch":
+        import torch
+
+        def first(v):
+            return fn(v)[0].float()
+
+        device = keras.ops.convert_to_tensor(x).device
+        jac = torch.autograd.functional.jacobian(
+            first, torch.tensor(x, device=device)
+        )
+        jac = jac.detach().cpu().numpy()
+    else:
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(fn(x), "float32")
+        jac = tape.jacobian(y, x, experimental_use_pfor=True).numpy()[0]
+    return jac[..., 0, :, :, :]
+
+
+def gradient(fn, x):
+    """Gradient of the scalar `fn(x)` with respect to the array `x`.
+
+    With the automatic differentiation of the Keras backend in use, like
+    `jacobian`.
+
+    Returns:
+        NumPy array of the shape of `x`.
+    """
+    x = np.asarray(x, dtype="float32")
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(jax.numpy.asarray(x)))
+    if backend == "torch":
+        import torch
+
+        device = keras.ops.convert_to_tensor(x).device
+        v = torch.tensor(x, device=device, requires_grad=True)
+        fn(v).backward()
+        return v.grad.detach().cpu().numpy()
+    import tensorflow as tf
+
+    v = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = tf.cast(fn(x), "float32")
-    jac = tape.jacobian(y, x, experimental_use_pfor=True)
-    return jac.numpy()[0][..., 0, :, :, :]
+        tape.watch(v)
+        y = fn(v)
+    return tape.gradient(y, v).numpy()
 
 
 def dependency_map(fn, x, color_channels=1):
@@ -164,7 +222,7 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
     """
     path = os.fspath(path)
     model.save(path)
-    expected = np.asarray(model(inputs, training=False))
+    expected = keras.ops.convert_to_numpy(model(inputs, training=False))
     inputs_path = path + ".inputs.npz"
     outputs_path = path + ".outputs.npy"
     arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
@@ -179,7 +237,8 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
         data = np.load({inputs_path!r})
         arrays = [data[f"arr_{{k}}"] for k in range(len(data.files))]
         inputs = arrays if len(arrays) > 1 else arrays[0]
-        np.save({outputs_path!r}, np.asarray(model(inputs, training=False)))
+        outputs = model(inputs, training=False)
+        np.save({outputs_path!r}, keras.ops.convert_to_numpy(outputs))
         """
     )
     result = subprocess.run(

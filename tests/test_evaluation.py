@@ -65,7 +65,7 @@ def test_mean_log_prob_is_the_evaluated_nll(family):
     nll = -log_prob(model, x, batch_size=3)
     assert nll.mean() == pytest.approx(nats_per_dim * dims, rel=1e-5)
     np.testing.assert_allclose(
-        bits_per_dim(model, x), nll / (dims * math.log(2)), rtol=1e-12
+        bits_per_dim(model, x), nll / (dims * math.log(2)), rtol=1e-6
     )
 
 
@@ -115,7 +115,9 @@ def test_completion_keeps_the_given_pixels_and_is_exact(family, shape, levels):
     np.testing.assert_allclose(fast_logits, naive_logits, atol=1e-4)
     assert np.mean(fast == naive) >= 0.999
     # The logits are the model's own, given the completed images.
-    np.testing.assert_allclose(fast_logits, model(fast), atol=1e-4)
+    np.testing.assert_allclose(
+        fast_logits, keras.ops.convert_to_numpy(model(fast)), atol=1e-4
+    )
 
 
 def test_complete_top_rows():

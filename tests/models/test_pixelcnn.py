@@ -66,9 +66,9 @@ def test_dropout_and_no_residual_stay_causal():
         (5, 5, 3),
         levels=2,
         num_layers=2,
-        filters=3,
+        filters=6,
         residual=False,
-        dropout=0.5,
+        dropout=0.3,
         kernel_size=3,
     )
     assert not any(

@@ -34,7 +34,7 @@ def test_model_saved_before_the_speed_up_gives_the_same_logits(saved, name):
     model = keras.models.load_model(path, safe_mode=True)
     weights = sorted(f"{w.path}:{tuple(w.shape)}" for w in model.weights)
     assert weights == sorted(str(w) for w in saved[f"{name}_weights"])
-    logits = np.asarray(model(saved[f"{name}_x"]))
+    logits = keras.ops.convert_to_numpy(model(saved[f"{name}_x"]))
     np.testing.assert_allclose(logits, saved[f"{name}_logits"], atol=1e-5)
 
 
@@ -55,7 +55,9 @@ def test_unrolled_and_looped_scans_agree_with_the_saved_model(
     rebuilt.set_weights(model.get_weights())
     x = saved[f"{name}_x"]
     np.testing.assert_allclose(
-        np.asarray(rebuilt(x)), saved[f"{name}_logits"], atol=1e-5
+        keras.ops.convert_to_numpy(rebuilt(x)),
+        saved[f"{name}_logits"],
+        atol=1e-5,
     )
     # The same inside a compiled (traced) function, forward and backward.
     rebuilt.compile(loss="sparse_categorical_crossentropy")
