@@ -216,8 +216,13 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     data_dir = data_dir or args.data_dir
     out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
     best = os.path.join(log_dir, "checkpoints", "best.keras")
-    model = load_checkpoint(best)
     history = read_history(log_dir)
+    if not history or not os.path.isfile(best):
+        raise FileNotFoundError(
+            f"The run in {log_dir!r} has no finished epoch yet (no "
+            "history rows or no checkpoints/best.keras): train it first."
+        )
+    model = load_checkpoint(best)
     best_row = min(history, key=lambda row: row["val_loss"])
     results = {}
     counts = None
