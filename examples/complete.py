@@ -122,7 +122,7 @@ def main(argv=None):
         mask = np.zeros((height, width), bool)
         mask[:known] = True
     mask = np.broadcast_to(mask, images.shape[:3])
-    title = f"{args.preset or args.model}: occluded, completions, original"
+    title = f"occluded | {args.completions} completions | original"
     figure(images, mask, completions, model.output_shape[-1], args.out, title)
     print(f"Wrote {args.out}")
     return completions
