@@ -13,6 +13,7 @@ import argparse
 import os
 
 import numpy as np
+from report import replace_between_markers
 
 from pixel_models import presets
 from pixel_models.losses import bits_per_dim_to_nats_per_image
@@ -206,25 +207,8 @@ def main(argv=None):
         f.write(page)
     print(f"Wrote {args.out}")
     if args.readme and os.path.exists(args.readme):
-        replace_between_markers(args.readme, "\n".join(rows))
+        replace_between_markers(args.readme, "presets table", "\n".join(rows))
     return cards
-
-
-START, END = "<!-- presets table: start -->", "<!-- presets table: end -->"
-
-
-def replace_between_markers(path, text):
-    """Puts `text` between the presets markers of the file at `path`."""
-    with open(path) as f:
-        content = f.read()
-    if START not in content or END not in content:
-        return False
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    with open(path, "w") as f:
-        f.write(f"{head}{START}\n{text}\n{END}{tail}")
-    print(f"Updated the presets table in {path}")
-    return True
 
 
 PAGE = """# Pretrained models (presets)

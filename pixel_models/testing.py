@@ -39,7 +39,9 @@ def jacobian(fn, x):
         def first(v):
             return keras.ops.cast(fn(v), "float32")[0]
 
-        jac = np.asarray(jax.jacrev(first)(jax.numpy.asarray(x)))
+        # Compiled whole: op by op, a recurrent model's Jacobian takes
+        # several times longer.
+        jac = np.asarray(jax.jit(jax.jacrev(first))(jax.numpy.asarray(x)))
     elif backend == "torch":
         import torch
 

@@ -50,11 +50,23 @@ def make_strategy(name="default"):
 
     Build and compile the model inside `strategy.scope()`; `model.fit`
     then splits each global batch across the replicas.
+
+    `"mirrored"` and `"multi_worker"` are `tf.distribute` and run on the
+    TensorFlow backend only; on JAX or PyTorch they raise a `ValueError`
+    that says so (`"default"` works on every backend).
     """
     import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
+    backend = keras.backend.backend()
+    if name in STRATEGIES and backend != "tensorflow":
+        raise ValueError(
+            f"--strategy {name} uses tf.distribute, which runs on the "
+            "TensorFlow backend only: set KERAS_BACKEND=tensorflow, or use "
+            f"--strategy default. Received: strategy={name!r} on backend "
+            f"{backend!r}"
+        )
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -62,6 +74,24 @@ def make_strategy(name="default"):
     raise ValueError(
         f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}"
     )
+
+
+def make_deterministic():
+    """Makes the backend's ops deterministic: the same seed then gives the
+    same losses, at some cost in speed.
+
+    TensorFlow: `enable_op_determinism`; PyTorch:
+    `use_deterministic_algorithms`; JAX's CPU ops already are.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+    # tf.data shuffles and maps on every backend, so TF's ops count too.
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
 
 
 def set_precision(policy="float32"):
@@ -407,9 +437,7 @@ def run_training(args):
     set_precision(args.mixed_precision)
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        make_deterministic()
     image_size = None
     if args.image_size:
         image_size = (args.image_size, args.image_size)

@@ -150,3 +150,34 @@ def test_run_all_writes_the_report(tmp_path):
     ):
         assert (docs / name).stat().st_size > 1000
         assert re.search(rf"\]\(docs/{re.escape(name)}\)", text)
+
+
+def test_backends_benchmark_writes_its_figures_and_the_readme_table(tmp_path):
+    import backends
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "before\n<!-- backends table: start -->\nold\n"
+        "<!-- backends table: end -->\nafter\n"
+    )
+    out = tmp_path / "backends.json"
+    report = backends.main(
+        ["--backends", "tensorflow", "--families", "pixelcnn", "row_lstm"]
+        + ["--num-layers", "1", "--width", "4", "--batch-size", "4"]
+        + ["--num-samples", "2", "--steps", "1", "--out", str(out)]
+        + ["--readme", str(readme)]
+    )
+    with open(out) as f:
+        assert json.load(f) == json.loads(json.dumps(report))
+    rows = report["results"]
+    assert [r["family"] for r in rows] == ["pixelcnn", "row_lstm"]
+    for r in rows:
+        assert r["train_images_per_s"] == pytest.approx(4 / r["median_step_s"])
+        assert r["fast_images_per_s"] == pytest.approx(2 / r["fast_s"])
+        assert r["naive_images_per_s"] < r["fast_images_per_s"]
+    assert report["matmul_flops"]["tensorflow"] > 1e8
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n")
+    assert "old" not in text
+    assert re.search(r"\| Row LSTM \| \d+ \(1\.00x\), \d+ s \|", text)
+    assert "GFLOP/s" in text

@@ -22,6 +22,7 @@ def _model(family, shape, levels=3, num_classes=3, seed=0):
     return model
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize("family", FAMILIES)
 def test_output_depends_on_the_label_and_stays_causal(family):
     shape = (4, 5, 3) if family == "gated_pixelcnn" else (4, 5, 1)
@@ -37,6 +38,7 @@ def test_output_depends_on_the_label_and_stays_causal(family):
     assert_causal(lambda t: model([t, label]), x, color_channels=shape[2])
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize("family", FAMILIES)
 def test_conditional_fast_sampling_equals_naive(family):
     shape = (4, 4, 3) if family == "gated_pixelcnn" else (4, 5, 1)

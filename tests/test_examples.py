@@ -41,11 +41,13 @@ def _check_run(log_dir, results, levels, shape):
     x = np.zeros((2, *shape), "float32")
     logged = model.evaluate(x, x, verbose=0, return_dict=True)
     assert set(logged) == {"loss", "bits_per_dim"}
+    # Two float32 means, each in its own order (1e-5 apart on JAX).
     np.testing.assert_allclose(
-        logged["bits_per_dim"], logged["loss"] / np.log(2), rtol=1e-5
+        logged["bits_per_dim"], logged["loss"] / np.log(2), rtol=1e-4
     )
 
 
+@pytest.mark.every_backend
 def test_train_mnist_binarized_end_to_end(tmp_path, capsys):
     write_mnist(tmp_path / "data" / "mnist.npz", num_train=80, num_test=16)
     log_dir = tmp_path / "run"

@@ -21,6 +21,7 @@ def _model(family, shape, levels, seed=0):
     return model
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("shape, levels", [((5, 6, 1), 2), ((4, 5, 3), 5)])
 def test_fast_equals_naive_and_the_full_forward_pass(family, shape, levels):

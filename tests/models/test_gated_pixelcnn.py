@@ -12,6 +12,7 @@ from pixel_models.testing import (
 from pixel_models.training import compile_model
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize(
     "shape, levels", [((6, 6, 1), 2), ((5, 7, 1), 3), ((5, 6, 3), 4)]
 )
@@ -31,6 +32,7 @@ def test_gated_pixelcnn_is_causal(shape, levels):
         assert same[..., 1, 0].any() and same[..., 2, 1].any()
 
 
+@pytest.mark.every_backend
 def test_no_blind_spot_unlike_pixelcnn():
     height, width = 6, 7
     i, j = height - 1, 2

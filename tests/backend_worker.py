@@ -1,0 +1,81 @@
+"""Saves or loads small models on the Keras backend this process runs.
+
+Run by `test_backends.py`, once per backend (`KERAS_BACKEND` is set by the
+caller before Keras is imported):
+
+    python backend_worker.py save FOLDER  # FOLDER/BACKEND-NAME.keras + logits
+    python backend_worker.py load FOLDER  # logits of every saved model
+
+Every family is saved, grey and colour, one of them class-conditional,
+with random weights, so that every kernel entry and bias is in play.
+"""
+
+import glob
+import os
+import sys
+
+import keras
+import numpy as np
+
+from pixel_models.models import build_model
+
+# name: (family, input shape, levels, num_classes)
+MODELS = {
+    "pixelcnn_rgb": ("pixelcnn", (4, 5, 3), 7, None),
+    "row_lstm_grey": ("row_lstm", (5, 6, 1), 2, None),
+    "diagonal_bilstm_rgb": ("diagonal_bilstm", (4, 5, 3), 7, None),
+    "gated_pixelcnn_grey_conditional": ("gated_pixelcnn", (5, 6, 1), 2, 3),
+}
+
+
+def model_inputs(name):
+    """The same inputs on every backend: pixels, and labels if any."""
+    _, shape, levels, num_classes = MODELS[name]
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, levels, (3, *shape)).astype("float32")
+    if num_classes is None:
+        return pixels
+    return [pixels, np.array([0, 1, 2], "int32")]
+
+
+def logits_of(model, name):
+    return keras.ops.convert_to_numpy(model(model_inputs(name)))
+
+
+def save(folder):
+    backend = keras.backend.backend()
+    for name, (family, shape, levels, num_classes) in MODELS.items():
+        keras.utils.set_random_seed(0)
+        model = build_model(
+            family,
+            shape,
+            levels,
+            num_layers=2,
+            width=6,
+            num_classes=num_classes,
+        )
+        rng = np.random.default_rng(0)
+        model.set_weights(
+            [0.5 * rng.normal(size=w.shape) for w in model.get_weights()]
+        )
+        model.save(os.path.join(folder, f"{backend}-{name}.keras"))
+        np.save(
+            os.path.join(folder, f"{backend}-{name}.saved.npy"),
+            logits_of(model, name),
+        )
+
+
+def load(folder):
+    backend = keras.backend.backend()
+    for path in sorted(glob.glob(os.path.join(folder, "*.keras"))):
+        saved_on, name = os.path.basename(path)[: -len(".keras")].split("-")
+        model = keras.models.load_model(path, safe_mode=True)
+        np.save(
+            os.path.join(folder, f"{saved_on}-{name}.on-{backend}.npy"),
+            logits_of(model, name),
+        )
+
+
+if __name__ == "__main__":
+    mode, folder = sys.argv[1:]
+    {"save": save, "load": load}[mode](folder)

@@ -1,0 +1,91 @@
+"""The package on every Keras backend: TensorFlow, JAX and PyTorch.
+
+The tests marked `every_backend` (causality of every layer and model,
+receptive fields, fast against naive sampling, a training script end to
+end) run again in one pytest process per other backend, started at
+collection so that they run beside the TensorFlow run (`conftest.py`).
+Every family, saved on any backend, must reload in a fresh process on
+each of the three with the same logits.
+"""
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from backend_worker import MODELS
+
+BACKENDS = ("tensorflow", "jax", "torch")
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+# Started once, from the run on the default backend, not from the runs it
+# starts itself.
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="started from the TensorFlow run",
+)
+
+
+def _env(backend):
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_every_backend_tests_pass(backend, other_backend_run):
+    # The run was started at collection (conftest.py), beside this one.
+    returncode, output = other_backend_run(backend, timeout=1200)
+    lines = output.strip().splitlines()
+    summary = lines[-1] if lines else ""
+    assert returncode == 0, output[-8000:]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed.group(1)) >= 50, summary
+    # A test the other backends skip is one nobody runs there.
+    assert "skipped" not in summary and "failed" not in summary, summary
+
+
+def _run_all(mode, folder):
+    """Runs the worker on every backend at once; fails with its stderr."""
+    worker = os.path.join(TESTS, "backend_worker.py")
+    processes = {
+        backend: subprocess.Popen(
+            [sys.executable, worker, mode, str(folder)],
+            env=_env(backend),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for backend in BACKENDS
+    }
+    for backend, process in processes.items():
+        _, stderr = process.communicate(timeout=600)
+        message = f"{mode} on {backend}:\n{stderr[-4000:]}"
+        assert process.returncode == 0, message
+
+
+def test_a_keras_file_moves_between_backends_with_the_same_logits(tmp_path):
+    _run_all("save", tmp_path)
+    _run_all("load", tmp_path)
+    # Loaded in a fresh process on the backend that saved it, too.
+    for saved_on, loaded_on in itertools.product(BACKENDS, repeat=2):
+        for name in MODELS:
+            expected = np.load(tmp_path / f"{saved_on}-{name}.saved.npy")
+            actual = np.load(tmp_path / f"{saved_on}-{name}.on-{loaded_on}.npy")
+            assert expected.ndim == 5 and np.ptp(expected) > 0.1, name
+            np.testing.assert_allclose(
+                actual,
+                expected,
+                atol=1e-5,
+                rtol=0,
+                err_msg=f"{name} saved on {saved_on}, loaded on {loaded_on}",
+            )
+    # The three backends build the same model from the same seed and
+    # weights, so they agree before any file moves too.
+    for name in MODELS:
+        tf_logits = np.load(tmp_path / f"tensorflow-{name}.saved.npy")
+        for backend in ("jax", "torch"):
+            other = np.load(tmp_path / f"{backend}-{name}.saved.npy")
+            np.testing.assert_allclose(other, tf_logits, atol=1e-5, rtol=0)
