@@ -228,10 +228,11 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     # The presets page, from the cards alone.
     page = tmp_path / "docs" / "presets.md"
     readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{presets_page.START}\nold\n{presets_page.END}\nb\n")
+    start, end = "<!-- presets table: start -->", "<!-- presets table: end -->"
+    readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
     presets_page.main(["--out", str(page), "--readme", str(readme)])
-    assert readme.read_text().startswith(f"a\n{presets_page.START}\n| preset")
-    assert f"{presets_page.END}\nb\n" in readme.read_text()
+    assert readme.read_text().startswith(f"a\n{start}\n| preset")
+    assert f"{end}\nb\n" in readme.read_text()
     assert "old" not in readme.read_text()
     text = page.read_text()
     test_nats = card["results"]["test"]["nats_per_image"]
