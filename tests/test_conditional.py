@@ -22,7 +22,6 @@ def _model(family, shape, levels=3, num_classes=3, seed=0):
     return model
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize("family", FAMILIES)
 def test_output_depends_on_the_label_and_stays_causal(family):
     shape = (4, 5, 3) if family == "gated_pixelcnn" else (4, 5, 1)

@@ -32,7 +32,6 @@ def test_gated_pixelcnn_is_causal(shape, levels):
         assert same[..., 1, 0].any() and same[..., 2, 1].any()
 
 
-@pytest.mark.every_backend
 def test_no_blind_spot_unlike_pixelcnn():
     height, width = 6, 7
     i, j = height - 1, 2
