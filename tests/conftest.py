@@ -1,11 +1,18 @@
 """Test set-up: quiet TensorFlow, deterministic seeds."""
 
 import os
+import subprocess
+import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+OTHER_BACKENDS = ("jax", "torch")
+WAIT_TEST = "test_every_backend_tests_pass"
+_BACKEND_RUNS = pytest.StashKey[dict]()
 
 
 def pytest_configure(config):
@@ -22,6 +29,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The waits for the other backends' runs go last, so that those runs
+    # go on beside every other test of this one.
+    waits = [
+        item
+        for item in items
+        if getattr(item, "originalname", None) == WAIT_TEST
+    ]
+    items[:] = [item for item in items if item not in waits] + waits
     backend = keras.backend.backend()
     if backend == "tensorflow":
         return
@@ -29,6 +44,55 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tensorflow_only" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """Starts the JAX and PyTorch runs of the `every_backend` tests when
+    `test_backends.py` asks for them, so that they run beside this run
+    instead of after it; `other_backend_run` waits for one."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    names = {getattr(item, "originalname", None) for item in session.items}
+    if WAIT_TEST not in names:
+        return
+    tests = os.path.dirname(os.path.abspath(__file__))
+    runs = {}
+    for backend in OTHER_BACKENDS:
+        log = tempfile.TemporaryFile("w+")
+        command = [sys.executable, "-m", "pytest", "-q", "-m", "every_backend"]
+        process = subprocess.Popen(
+            [*command, "-p", "no:cacheprovider", tests],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # One thread each, at a lower priority: they take the cycles
+            # this run leaves idle, and its wall-clock tests keep theirs.
+            env=dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS="1"),
+            preexec_fn=lambda: os.nice(10),
+        )
+        runs[backend] = (process, log)
+    session.config.stash[_BACKEND_RUNS] = runs
+
+
+def pytest_sessionfinish(session):
+    for process, log in session.config.stash.get(_BACKEND_RUNS, {}).values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def other_backend_run(request):
+    """`wait(backend, timeout)` -> (exit code, output) of the pytest run
+    of the `every_backend` tests on `backend`, started at collection."""
+
+    def wait(backend, timeout):
+        process, log = request.config.stash[_BACKEND_RUNS][backend]
+        process.wait(timeout)
+        log.seek(0)
+        return process.returncode, log.read()
+
+    return wait
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,8 @@
 
 The tests marked `every_backend` (causality of every layer and model,
 receptive fields, fast against naive sampling, a training script end to
-end) run again in one pytest process per other backend.
+end) run again in one pytest process per other backend, started at
+collection so that they run beside the TensorFlow run (`conftest.py`).
 Every family, saved on any backend, must reload in a fresh process on
 each of the three with the same logits.
 """
@@ -34,21 +35,12 @@ def _env(backend):
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_every_backend_tests_pass(backend):
-    # One after the other: beside this run, they slowed it more than the
-    # time they took alone.
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "every_backend"]
-    result = subprocess.run(
-        [*command, "-p", "no:cacheprovider", TESTS],
-        env=_env(backend),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
-    lines = result.stdout.strip().splitlines()
+def test_every_backend_tests_pass(backend, other_backend_run):
+    # The run was started at collection (conftest.py), beside this one.
+    returncode, output = other_backend_run(backend, timeout=1200)
+    lines = output.strip().splitlines()
     summary = lines[-1] if lines else ""
-    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    assert returncode == 0, output[-8000:]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= 50, summary
     # A test the other backends skip is one nobody runs there.
