@@ -29,15 +29,9 @@ import sys
 import time
 
 from report import replace_between_markers, write_report
+from run_all import FAMILIES, TITLES
 
 BACKENDS = ("tensorflow", "jax", "torch")
-FAMILIES = ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
-FAMILY_NAMES = {
-    "pixelcnn": "PixelCNN",
-    "row_lstm": "Row LSTM",
-    "diagonal_bilstm": "Diagonal BiLSTM",
-    "gated_pixelcnn": "Gated PixelCNN",
-}
 SHAPE, LEVELS = (28, 28, 1), 2
 
 
@@ -171,7 +165,7 @@ def table(roofs, rows, families):
             sample_cells.append(
                 f"{r['fast_images_per_s']:.1f}, {r['naive_images_per_s']:.2f}"
             )
-        name = FAMILY_NAMES[family]
+        name = TITLES[family]
         train.append(f"| {name} | " + " | ".join(cells) + " |")
         sampling.append(f"| {name} | " + " | ".join(sample_cells) + " |")
     roof = "Dense float32 matmul roof (`keras.ops.matmul`, 2048^2): " + (

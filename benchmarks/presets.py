@@ -14,19 +14,12 @@ import os
 
 import numpy as np
 from report import replace_between_markers
+from run_all import TITLES
 
 from pixel_models import presets
 from pixel_models.losses import bits_per_dim_to_nats_per_image
 from pixel_models.plotting import save_grid
 from pixel_models.sampling import num_classes, sample
-
-FAMILY_NAMES = {
-    "pixelcnn": "PixelCNN",
-    "row_lstm": "Row LSTM",
-    "diagonal_bilstm": "Diagonal BiLSTM",
-    "gated_pixelcnn": "Gated PixelCNN",
-}
-
 
 # The issue's targets: within 2 nats of the paper (Gated: 82.0).
 TARGETS = {
@@ -73,7 +66,7 @@ def heading(name, card):
 def describe(card):
     """`(what, size)` words for a card's model."""
     args = card["builder_arguments"]
-    what = FAMILY_NAMES[card["family"]]
+    what = TITLES[card["family"]]
     if args["num_classes"]:
         what = f"class-conditional {what}"
     size = f"{args['num_layers']} x h={args['width']}"

@@ -31,12 +31,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     # The waits for the other backends' runs go last, so that those runs
     # go on beside every other test of this one.
-    waits = [
-        item
-        for item in items
-        if getattr(item, "originalname", None) == WAIT_TEST
-    ]
-    items[:] = [item for item in items if item not in waits] + waits
+    items.sort(key=lambda item: getattr(item, "originalname", "") == WAIT_TEST)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         return
