@@ -5,49 +5,35 @@ output at pixel q depends only on that layer's input at pixels up to q in
 raster order. (Masked convolutions look up and left; the Row LSTM state
 comes from the row above; the Diagonal BiLSTM forward state from the pixel
 above and the one to the left, its shifted backward state from the row
-above.) So when pixel p is generated, every cached layer value before p is
-final, and computing each layer at p alone gives the exact logits of p:
+above.) So when pixel p is generated, every layer value before p is final,
+and computing each layer at p alone gives the exact logits of p.
 
-- PixelCNN: per layer, one masked convolution at p over the cached inputs.
-- Row LSTM: per layer, one LSTM step at p from the cached previous row.
-- Diagonal BiLSTM: the forward stream, one LSTM step at p from the cached
-  states above and to the left; the backward stream of row i-1 depends on
-  all of row i-1, so it is run right-to-left over that row once, when row
-  i starts (W steps per layer per row, against H*W*C full passes).
-
-The fast sampler runs this on NumPy copies of the weights. Both samplers
-draw sub-pixels from the same seeded uniform noise by inverse CDF, so with
-the same seed they give the same samples.
+Each layer computes its own output at one pixel, in `keras.ops`, next to
+its `call` (the protocol: `pixel_models/layers/steps.py`). The fast
+sampler walks the model's graph through public Keras API, keeps the last
+rows of every map, and runs one compiled function per row: the work a
+layer can do for the whole row at once, then a loop over the row's
+pixels (`keras.ops.scan` inside `tf.function` on TensorFlow, `jax.jit` on
+JAX; PyTorch runs it eagerly). Both samplers draw sub-pixels from the same
+seeded uniform noise by inverse CDF with `draw`, so with the same seed
+they give the same samples.
 """
+
+import weakref
 
 import keras
 import numpy as np
+from keras import ops
 
 from pixel_models.checks import check_int
-from pixel_models.layers import (
-    ConditionBias,
-    DiagonalBiLSTM,
-    GatedPixelCNNBlock,
-    MaskedConv2D,
-    RowLSTM,
+from pixel_models.layers.steps import (
+    PixelInput,
+    is_stock_step,
+    scan,
+    stock_pixel_step,
 )
 
 METHODS = ("fast", "naive")
-# The layers the fast sampler can run one pixel at a time.
-KNOWN_LAYERS = (
-    keras.layers.InputLayer,
-    keras.layers.Rescaling,
-    MaskedConv2D,
-    RowLSTM,
-    DiagonalBiLSTM,
-    GatedPixelCNNBlock,
-    keras.layers.ReLU,
-    keras.layers.Add,
-    keras.layers.Dropout,
-    keras.layers.Reshape,
-    keras.layers.Embedding,
-    ConditionBias,
-)
 
 
 def _check_arguments(model, num_samples, temperature, top_p, method, batch):
@@ -81,44 +67,46 @@ def _check_arguments(model, num_samples, temperature, top_p, method, batch):
 def draw(logits, noise, temperature=1.0, top_p=None):
     """Draws values from logits by inverse CDF of the given uniform noise.
 
+    In `keras.ops` (float32), so that it runs inside the compiled sampler;
+    the naive sampler uses it too.
+
     Args:
         logits: `(n, levels)`.
         noise: `(n,)` uniform numbers in [0, 1).
         temperature: divides the logits.
         top_p: keep the smallest set of most likely values whose
-            probability reaches `top_p` (nucleus sampling), renormalised.
+            probability reaches `top_p` (nucleus sampling), renormalised;
+            ties go to the lower value.
 
     Returns:
-        int array `(n,)` of values in `[0, levels - 1]`.
+        int32 tensor `(n,)` of values in `[0, levels - 1]`.
     """
-    z = np.asarray(logits, "float64") / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
+    p = ops.softmax(ops.cast(logits, "float32") / temperature, axis=-1)
+    levels = p.shape[-1]
     if top_p is not None and top_p < 1:
-        order = np.argsort(-p, axis=-1, kind="stable")
-        sorted_p = np.take_along_axis(p, order, -1)
-        # Keep a value if the mass before it is still short of top_p.
-        keep_sorted = np.cumsum(sorted_p, -1) - sorted_p < top_p
-        keep = np.zeros_like(keep_sorted)
-        np.put_along_axis(keep, order, keep_sorted, -1)
-        p = np.where(keep, p, 0.0)
-        p /= p.sum(axis=-1, keepdims=True)
-    cdf = np.cumsum(p, axis=-1)
-    values = (cdf <= np.asarray(noise)[:, None]).sum(axis=-1)
-    return np.minimum(values, p.shape[-1] - 1)
+        # The mass of the values that come before each value in a stable
+        # sort by decreasing probability; keep a value while that mass
+        # is still short of top_p. (Pairwise rather than a sort and a
+        # scatter: the same ops on every backend.)
+        index = ops.arange(levels)
+        p_k, p_m = p[:, :, None], p[:, None, :]
+        before = ops.logical_or(
+            ops.greater(p_m, p_k),
+            ops.logical_and(
+                ops.equal(p_m, p_k), index[None, None, :] < index[None, :, None]
+            ),
+        )
+        mass = ops.sum(ops.where(before, p_m, 0.0), axis=-1)
+        p = ops.where(mass < top_p, p, 0.0)
+        p = p / ops.sum(p, axis=-1, keepdims=True)
+    cdf = ops.cumsum(p, axis=-1)
+    noise = ops.cast(noise, "float32")[:, None]
+    values = ops.sum(ops.cast(cdf <= noise, "int32"), axis=-1)
+    return ops.minimum(values, levels - 1)
 
 
 def _progbar(total, progress):
     return keras.utils.Progbar(total, verbose=1 if progress else 0)
-
-
-def _keep_given(values, given, i, j, c):
-    """`values` where pixel (i, j) is to be drawn, the given ones elsewhere."""
-    if given is None:
-        return values
-    images, mask = given
-    return np.where(mask[:, i, j], images[:, i, j, c], values)
 
 
 def _naive(model, noise, labels, temperature, top_p, progress, given=None):
@@ -134,320 +122,364 @@ def _naive(model, noise, labels, temperature, top_p, progress, given=None):
                 inputs = x if labels is None else [x, labels]
                 out = np.asarray(model.predict_on_batch(inputs))[:, i, j, c]
                 logits[:, i, j, c] = out
-                values = draw(out, noise[:, i, j, c], temperature, top_p)
-                x[:, i, j, c] = _keep_given(values, given, i, j, c)
+                values = np.asarray(draw(out, noise[:, i, j, c], temperature, top_p))
+                if given is not None:
+                    images, mask = given
+                    values = np.where(mask[:, i, j], images[:, i, j, c], values)
+                x[:, i, j, c] = values
             bar.add(1)
     return x, logits
 
 
-class _FastExecutor:
-    """Computes a model one pixel at a time, caching every layer's output.
+# The fast sampler ----------------------------------------------------
 
-    Every cached map is zero-padded by `pad` pixels above, left and right,
-    so a kernel window or a neighbour state at the border is a plain slice
-    that reads zeros outside the image, as the layers' own padding does.
+
+def model_graph(model):
+    """The layers of a functional model, in order, with their tensors.
+
+    Public Keras API only: `model.inputs`, `model.layers`, `layer.input`,
+    `layer.output` (so a layer may be called once in the model).
+
+    Returns:
+        `(inputs, nodes, output)`: the keys of the model's inputs; one
+        `(layer, input_keys, output_keys)` per layer, the input keys in
+        the structure of the layer's call inputs, the output keys a flat
+        list; and the key of the model's output.
+    """
+    keys = {id(t): f"input:{i}" for i, t in enumerate(model.inputs)}
+    nodes = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        outputs = keras.tree.flatten(layer.output)
+        try:
+            inputs = keras.tree.map_structure(lambda t: keys[id(t)], layer.input)
+        except KeyError:
+            raise ValueError(
+                f"The fast sampler needs the layers of model {model.name!r} "
+                f"in the order they are called; layer {layer.name!r} comes "
+                "before one of its inputs."
+            ) from None
+        names = [f"{layer.name}:{k}" for k in range(len(outputs))]
+        keys.update({id(t): name for t, name in zip(outputs, names)})
+        nodes.append((layer, inputs, names))
+    (output,) = model.outputs
+    return [keys[id(t)] for t in model.inputs], nodes, keys[id(output)]
+
+
+def _has_step(layer):
+    return hasattr(layer, "pixel_step") or is_stock_step(layer)
+
+
+class _Sampler:
+    """The fast sampler of one model: its plan and compiled row function.
+
+    Built once per model (and kept while the model lives), compiled once
+    per batch size and drawing setting.
     """
 
-    def __init__(self, model, n, labels=None):
-        pixels = model.inputs[0]
-        self.height, self.width, self.channels = pixels.shape[1:]
-        self.n = n
-        self.plan = []
-        self.cache = {}
-        self.state = {}
-        self.params = {}
-        self.pad = 1
-        for layer in model.layers:
-            if not isinstance(layer, KNOWN_LAYERS):
+    def __init__(self, model):
+        self.model = model
+        inputs, nodes, self.output = model_graph(model)
+        self.pixels = inputs[0]
+        self.constant_inputs = inputs[1:]
+        self.height, self.width, self.channels = model.inputs[0].shape[1:]
+        varying = {self.pixels}
+        self.constant_nodes, self.steps = [], []
+        for layer, in_keys, out_keys in nodes:
+            if not varying.intersection(keras.tree.flatten(in_keys)):
+                self.constant_nodes.append((layer, in_keys, out_keys))
+                continue
+            if not _has_step(layer):
                 raise ValueError(
-                    f"The fast sampler does not know layer {layer.name!r} "
-                    f"of type {type(layer).__name__}; use method='naive'."
+                    f"The fast sampler cannot run layer {layer.name!r} of "
+                    f"type {type(layer).__name__} one pixel at a time. Give "
+                    "it pixel_step (see docs/generation.md), or use "
+                    "method='naive'."
                 )
-            if isinstance(layer, MaskedConv2D):
-                self.pad = max(self.pad, *(k // 2 for k in layer.kernel_size))
-            if isinstance(layer, (RowLSTM, GatedPixelCNNBlock)):
-                self.pad = max(self.pad, layer.kernel_size // 2)
-        for layer in model.layers:
-            node = layer._inbound_nodes[0]
-            inputs = [
-                (t._keras_history.operation.name, t._keras_history.tensor_index)
-                for t in node.input_tensors
-            ]
-            self.plan.append((layer, inputs))
-            for index, out in enumerate(node.output_tensors):
-                if len(out.shape) == 4:
-                    self.cache[layer.name, index] = self._zeros(out.shape[-1])
-            # Label input and embedding: one value per image, known upfront.
-            if isinstance(layer, keras.layers.InputLayer):
-                if len(layer.output.shape) == 1:
-                    self.cache[layer.name, 0] = np.asarray(labels)
-            elif isinstance(layer, keras.layers.Embedding):
-                table = np.asarray(layer.embeddings)
-                self.cache[layer.name, 0] = table[self.cache[inputs[0]]]
-            if isinstance(layer, GatedPixelCNNBlock):
-                self.state[layer.name] = {
-                    "pre_v": self._zeros(2 * layer.filters)
-                }
-                if layer.condition:
-                    embedding = self.cache[inputs[2]]
-                    for part in ("condition_v", "condition_h"):
-                        w, _ = self._weights(getattr(layer, part))
-                        self.state[layer.name][part] = embedding @ w
-            if isinstance(layer, ConditionBias):
-                w, b = self._weights(layer.projection)
-                self.state[layer.name] = {"bias": self.cache[inputs[1]] @ w + b}
-            if isinstance(layer, (RowLSTM, DiagonalBiLSTM)):
-                names = ("h", "c", "hb", "cb")
-                if isinstance(layer, RowLSTM):
-                    names = names[:2]
-                self.state[layer.name] = {
-                    k: self._zeros(layer.units) for k in names
-                }
-        self.input_name = (pixels._keras_history.operation.name, 0)
-        history = model.outputs[0]._keras_history
-        self.output_name = (history.operation.name, history.tensor_index)
+            varying.update(out_keys)
+            self.steps.append((layer, in_keys, out_keys))
+        if self.output not in varying:
+            raise ValueError(
+                f"The output of model {model.name!r} does not depend on "
+                "its pixels input."
+            )
+        reach = [getattr(layer, "pixel_reach", 0) for layer, *_ in self.steps]
+        self.reach = max(1, *reach)
+        # Maps read above or left of the pixel keep their last rows.
+        self.history = set()
+        for layer, in_keys, _ in self.steps:
+            if getattr(layer, "pixel_reach", 0):
+                self.history.update(keras.tree.flatten(in_keys))
+        self.history &= varying
+        self.compiled = {}
 
-    def _zeros(self, channels):
-        p = self.pad
-        shape = (self.n, self.height + p, self.width + 2 * p, channels)
-        return np.zeros(shape, "float32")
+    # Eager set-up -----------------------------------------------------
 
-    def images(self):
-        """The input pixels sampled so far, `(n, H, W, C)`."""
-        p = self.pad
-        x = self.cache[self.input_name]
-        return x[:, p:, p : p + self.width].copy()
+    def constants(self, values):
+        """Every tensor that does not depend on the pixels (the labels and
+        their embedding), computed once."""
+        known = dict(zip(self.constant_inputs, values))
+        for layer, in_keys, out_keys in self.constant_nodes:
+            out = layer(keras.tree.map_structure(known.get, in_keys))
+            known.update(zip(out_keys, keras.tree.flatten(out)))
+        return known
 
-    def _weights(self, obj):
-        """NumPy copies of a conv's or cell's weights, read once.
+    def _row_inputs(self, in_keys, above, constants):
+        return keras.tree.map_structure(
+            lambda k: constants[k] if k in constants else above.get(k), in_keys
+        )
 
-        A conv's kernel keeps only the rows down to the centre (the mask
-        zeroes the rest), flattened for one matrix product per pixel.
-        """
-        key = id(obj)
-        if key not in self.params:
-            if isinstance(obj, MaskedConv2D):
-                kernel = np.asarray(obj.kernel) * np.asarray(obj.mask)
-                kernel = kernel[: obj.kernel_size[0] // 2 + 1]
-                kernel = kernel.reshape(-1, obj.filters)
-                bias = np.asarray(obj.bias) if obj.use_bias else 0.0
-            elif isinstance(obj, (keras.layers.Conv2D, keras.layers.Dense)):
-                kernel = np.asarray(obj.kernel)
-                bias = np.asarray(obj.bias) if obj.use_bias else 0.0
+    def initial(self, n, constants):
+        """The state before row 0, and the carries at a row's start."""
+        r, w = self.reach, self.width
+        channels = {self.pixels: self.channels}
+        for layer, in_keys, out_keys in self.steps:
+            shapes = keras.tree.flatten(layer.output)
+            channels.update({k: t.shape[-1] for k, t in zip(out_keys, shapes)})
+        above = {
+            k: ops.zeros((n, r, w, channels[k]), "float32") for k in self.history
+        }
+        states, carries, starts = {}, {}, {}
+        for layer, in_keys, _ in self.steps:
+            inputs = self._row_inputs(in_keys, above, constants)
+            init = getattr(layer, "pixel_init", None)
+            state, carry = init(inputs) if init else ({}, {})
+            states[layer.name], starts[layer.name] = state, carry
+            carries[layer.name] = keras.tree.map_structure(
+                lambda t: ops.repeat(t[:, None], w, axis=1), carry
+            )
+        state = {"above": above, "states": states, "carries": carries}
+        return state, starts
+
+    # The compiled row -------------------------------------------------
+
+    def _pixel(self, here, left, carries, columns, constants, states):
+        """Every layer at the current pixel: values by key, new carries."""
+        values = {self.pixels: here}
+        new_carries = {}
+        for layer, in_keys, out_keys in self.steps:
+            inputs = keras.tree.map_structure(
+                lambda k: constants[k]
+                if k in constants
+                else PixelInput(values.get(k), left.get(k)),
+                in_keys,
+            )
+            if hasattr(layer, "pixel_step"):
+                out, new_carries[layer.name] = layer.pixel_step(
+                    inputs,
+                    states[layer.name],
+                    columns[layer.name],
+                    carries[layer.name],
+                )
             else:
-                kernel = np.asarray(obj.state_kernel)
-                bias = np.asarray(obj.bias)
-            self.params[key] = (kernel.astype("float32"), bias)
-        return self.params[key]
+                out = stock_pixel_step(layer, inputs)
+                new_carries[layer.name] = carries[layer.name]
+            out = out if isinstance(out, (list, tuple)) else [out]
+            for key, value in zip(out_keys, out):
+                if value is not None:
+                    values[key] = value
+        return values, new_carries
 
-    # Per-layer maths at one pixel -------------------------------------
+    def _refresh(self, values, here, left, constants):
+        """Stock layers again, after the pixel's last colour is drawn.
 
-    def _conv_at(self, conv, source, i, j):
-        """Masked conv output at (i, j): `(n, filters)`."""
-        kernel, bias = self._weights(conv)
-        kh, kw = conv.kernel_size
-        r, c = i + self.pad, j + self.pad
-        window = source[:, r - kh // 2 : r + 1, c - kw // 2 : c + kw // 2 + 1]
-        out = window.reshape(self.n, -1) @ kernel + bias
-        return self._activation(conv)(out)
+        The layers with their own steps cannot depend on the last colour
+        at the pixel (mask A), but a stock layer ahead of the first
+        masked convolution (the input's rescaling) does.
+        """
+        values = {**values, self.pixels: here}
+        for layer, in_keys, out_keys in self.steps:
+            if hasattr(layer, "pixel_step"):
+                continue
+            inputs = keras.tree.map_structure(
+                lambda k: constants[k]
+                if k in constants
+                else PixelInput(values.get(k), left.get(k)),
+                in_keys,
+            )
+            values[out_keys[0]] = stock_pixel_step(layer, inputs)
+        return values
 
-    def _activation(self, conv):
-        """A conv's activation as a NumPy function, looked up once."""
-        key = ("activation", id(conv))
-        if key not in self.params:
-            name = keras.activations.serialize(conv.activation)
-            if name == "relu":
-                self.params[key] = lambda v: np.maximum(v, 0.0)
-            elif name == "linear":
-                self.params[key] = lambda v: v
+    def row(self, constants, starts, state, row, noise, given, mask, options):
+        """Samples one row. `noise`, `given`: `(n, W, C)`; `mask`: `(n, W)`.
+
+        Returns `(state, pixels (n, W, C), logits (n, W, C, levels))`.
+        """
+        temperature, top_p, keep_logits = options
+        above = dict(state["above"])
+        states, columns, late_keys = {}, {}, set()
+        push = lambda buffer, value: ops.concatenate(  # noqa: E731
+            [buffer[:, 1:], value[:, None]], axis=1
+        )
+        for layer, in_keys, out_keys in self.steps:
+            name = layer.name
+            inputs = self._row_inputs(in_keys, above, constants)
+            if hasattr(layer, "pixel_row"):
+                states[name], columns[name], late = layer.pixel_row(
+                    inputs, state["states"][name], state["carries"][name], row
+                )
+                for index, value in late.items():
+                    late_keys.add(out_keys[index])
+                    if out_keys[index] in above:
+                        above[out_keys[index]] = push(above[out_keys[index]], value)
             else:
-                self.params[key] = lambda v: np.asarray(conv.activation(v))
-        return self.params[key]
-
-    @staticmethod
-    def _group(z, parts, color_channels):
-        """NumPy twin of `regroup` for one pixel: `(n, channels)`."""
-        if color_channels == 1:
-            return z
-        n, channels = z.shape
-        z = z.reshape(n, color_channels, parts, -1)
-        return z.transpose(0, 2, 1, 3).reshape(n, channels)
-
-    @staticmethod
-    def _gate(z):
-        f, g = np.split(z, 2, axis=-1)
-        return np.tanh(f) / (1.0 + np.exp(-g))
-
-    def _vertical_row(self, layer, source, i):
-        """A gated block's vertical stack over the whole of row i."""
-        kernel, bias = self._weights(layer.vertical)
-        kh, kw = kernel.shape[:2]
-        p, r = self.pad, i + self.pad
-        rows = source[:, r - kh + 1 : r + 1]
-        windows = np.lib.stride_tricks.sliding_window_view(rows, kw, axis=2)
-        windows = windows[:, :, p - kw // 2 : p - kw // 2 + self.width]
-        pre = np.einsum("nawcb,abco->nwo", windows, kernel) + bias
-        state = self.state[layer.name]
-        if layer.condition:
-            pre = pre + state["condition_v"][:, None]
-        state["pre_v"][:, r, p : p + self.width] = pre
-        self.cache[layer.name, 0][:, r, p : p + self.width] = self._gate(pre)
-
-    def _gated_at(self, layer, h_source, i, j):
-        """A gated block's horizontal stack at (i, j)."""
-        r, c = i + self.pad, j + self.pad
-        link, link_bias = self._weights(layer.vertical_to_horizontal)
-        above = self.state[layer.name]["pre_v"][:, r - 1, c]
-        pre = self._conv_at(layer.horizontal, h_source, i, j)
-        pre = pre + above @ link[0, 0] + link_bias
-        if layer.condition:
-            pre = pre + self.state[layer.name]["condition_h"]
-        gated = self._gate(self._group(pre, 2, layer.color_channels))
-        kernel, bias = self._weights(layer.horizontal_out)
-        out = gated @ kernel + bias
-        if layer.residual:
-            out = out + h_source[:, r, c]
-        return out
-
-    def _lstm(self, cell, z, neighbours, c_prev):
-        """One LineLSTMCell step at one pixel.
-
-        `neighbours` is `(n, taps, units)`: the previous-line hidden state
-        that each kernel tap sees (zeros outside the image).
-        """
-        kernel, bias = self._weights(cell)
-        z = (
-            z
-            + bias
-            + neighbours.reshape(self.n, -1)
-            @ kernel.reshape(-1, kernel.shape[-1])
+                states[name], columns[name] = state["states"][name], {}
+        n, channels = noise.shape[0], self.channels
+        lefts = {
+            k: ops.zeros((n, self.reach, v.shape[-1]), v.dtype)
+            for k, v in above.items()
+            if k not in late_keys
+        }
+        first = lambda t: ops.moveaxis(t, 1, 0)  # noqa: E731
+        xs = (
+            keras.tree.map_structure(first, columns),
+            first(noise),
+            first(given),
+            first(mask),
         )
-        o, f, i, g = np.split(z, 4, axis=-1)
-        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
-        c = sig(f) * c_prev + sig(i) * np.tanh(g)
-        return sig(o) * np.tanh(c), c
+        channel = ops.arange(channels)
 
-    def _row_lstm_at(self, layer, source, i, j):
-        z = self._conv_at(layer.input_to_state, source, i, j)
-        z = self._group(z, 4, layer.color_channels)
-        state = self.state[layer.name]
-        k, r, c = layer.kernel_size, i + self.pad, j + self.pad
-        neighbours = state["h"][:, r - 1, c - k // 2 : c + k // 2 + 1]
-        h, cell = self._lstm(layer.cell, z, neighbours, state["c"][:, r - 1, c])
-        state["h"][:, r, c], state["c"][:, r, c] = h, cell
-        return h
-
-    def _diagonal_step(self, layer, d, source, i, j, step):
-        """Direction d's state at pixel (i, j); `step` is -1 (left to
-        right: previous pixel j-1) or +1 (mirrored: previous pixel j+1)."""
-        z = self._conv_at(layer.input_to_state[d], source, i, j)
-        z = self._group(z, 4, layer.color_channels)
-        hk, ck = ("h", "c") if d == 0 else ("hb", "cb")
-        state = self.state[layer.name]
-        r, c = i + self.pad, j + self.pad
-        # Causal 2-tap kernel over the previous diagonal: tap 0 is the
-        # pixel above, tap 1 the previous pixel in the row.
-        neighbours = np.stack(
-            [state[hk][:, r - 1, c], state[hk][:, r, c + step]], axis=1
-        )
-        c_prev = state[ck][:, r, c + step]
-        h, cell = self._lstm(layer.cells[d], z, neighbours, c_prev)
-        state[hk][:, r, c], state[ck][:, r, c] = h, cell
-        return h
-
-    def _diagonal_at(self, layer, source, i, j):
-        h = self._diagonal_step(layer, 0, source, i, j, -1)
-        # Sec. 3.2: the backward stream, shifted down one row (zeros in
-        # the padding above row 0).
-        return (
-            h + self.state[layer.name]["hb"][:, i - 1 + self.pad, j + self.pad]
-        )
-
-    def start_row(self, i):
-        """Work that needs the whole of row i - 1, done when row i starts:
-        each Diagonal BiLSTM's backward stream and each gated block's
-        vertical stack over row i - 1."""
-        if i == 0:
-            return
-        for layer, inputs in self.plan:
-            if isinstance(layer, DiagonalBiLSTM):
-                source = self.cache[inputs[0]]
-                for j in range(self.width - 1, -1, -1):
-                    self._diagonal_step(layer, 1, source, i - 1, j, +1)
-            elif isinstance(layer, GatedPixelCNNBlock):
-                self._vertical_row(layer, self.cache[inputs[0]], i - 1)
-
-    def write_input(self, i, j, c, values):
-        """Sets sub-pixel (i, j, c) and refreshes the pointwise rescaling.
-
-        Nothing else at (i, j) depends on it: the first convolution is
-        mask A, so a sub-pixel only reaches later pixels, and later
-        channels through the next `step`.
-        """
-        r, col = i + self.pad, j + self.pad
-        self.cache[self.input_name][:, r, col, c] = values
-        for layer, inputs in self.plan:
-            if isinstance(layer, keras.layers.Rescaling):
-                x = self.cache[inputs[0]][:, r, col]
-                self.cache[layer.name, 0][:, r, col] = (
-                    x * layer.scale + layer.offset
-                )
-
-    def step(self, i, j):
-        """Computes every layer at (i, j); returns logits `(n, C, L)`."""
-        r, col = i + self.pad, j + self.pad
-        for layer, inputs in self.plan:
-            if not inputs or isinstance(layer, keras.layers.Embedding):
-                continue
-            sources = [self.cache[name] for name in inputs]
-            x = sources[0][:, r, col]
-            if isinstance(layer, MaskedConv2D):
-                out = self._conv_at(layer, sources[0], i, j)
-            elif isinstance(layer, RowLSTM):
-                out = self._row_lstm_at(layer, sources[0], i, j)
-            elif isinstance(layer, DiagonalBiLSTM):
-                out = self._diagonal_at(layer, sources[0], i, j)
-            elif isinstance(layer, GatedPixelCNNBlock):
-                out = self._gated_at(layer, sources[1], i, j)
-                self.cache[layer.name, 1][:, r, col] = out
-                continue
-            elif isinstance(layer, keras.layers.Rescaling):
-                out = x * layer.scale + layer.offset
-            elif isinstance(layer, keras.layers.ReLU):
-                out = np.maximum(x, 0.0)
-            elif isinstance(layer, keras.layers.Add):
-                out = sum(s[:, r, col] for s in sources)
-            elif isinstance(layer, keras.layers.Dropout):
-                out = x
-            elif isinstance(layer, ConditionBias):
-                out = x + self.state[layer.name]["bias"]
-            else:  # Reshape: the logits, (n, C, levels) at this pixel.
-                self.cache[layer.name, 0] = x.reshape(
-                    self.n, *layer.target_shape[2:]
-                )
-                continue
-            self.cache[layer.name, 0][:, r, col] = out
-        return self.cache[self.output_name]
-
-
-def _fast(model, noise, labels, temperature, top_p, progress, given=None):
-    """Exact cached sampling, one pixel at a time. Returns (samples, logits)."""
-    n, height, width, channels = noise.shape
-    levels = model.output_shape[-1]
-    executor = _FastExecutor(model, n, labels)
-    logits = np.zeros((*noise.shape, levels), "float32")
-    bar = _progbar(height * width, progress)
-    for i in range(height):
-        executor.start_row(i)
-        for j in range(width):
+        def pixel(carry, x):
+            left, carries = carry
+            column, noise_j, given_j, mask_j = x
+            here = ops.zeros((n, channels), "float32")
+            logits = []
             for c in range(channels):
-                out = executor.step(i, j)[:, c]
-                logits[:, i, j, c] = out
-                values = draw(out, noise[:, i, j, c], temperature, top_p)
-                values = _keep_given(values, given, i, j, c)
-                executor.write_input(i, j, c, values)
-            bar.add(1)
-    return executor.images(), logits
+                values, new_carries = self._pixel(
+                    here, left, carries, column, constants, states
+                )
+                out = values[self.output][:, c]
+                logits.append(out)
+                v = draw(out, noise_j[:, c], temperature, top_p)
+                v = ops.where(mask_j, given_j[:, c], ops.cast(v, "float32"))
+                here = ops.where(channel == c, v[:, None], here)
+            values = self._refresh(values, here, left, constants)
+            new_left = {k: push(b, values[k]) for k, b in left.items()}
+            kept = {k: values[k] for k in left}
+            ys = (here, kept, new_carries)
+            if keep_logits:
+                ys = ys + (ops.stack(logits, axis=1),)
+            return (new_left, new_carries), ys
+
+        _, ys = scan(pixel, (lefts, starts), xs)
+        last = lambda t: ops.moveaxis(t, 0, 1)  # noqa: E731
+        pixels, kept, carries = keras.tree.map_structure(last, ys[:3])
+        for k, value in kept.items():
+            above[k] = push(above[k], value)
+        state = {"above": above, "states": states, "carries": carries}
+        logits = last(ys[3]) if keep_logits else None
+        return state, pixels, logits
+
+    def compiled_row(self, n, options):
+        """`row` compiled for the backend, once per batch size and options.
+
+        On JAX the weights are arguments (through a `StatelessScope`), so
+        a sampler made before more training samples from the new weights.
+        """
+        key = (n, *options)
+        if key in self.compiled:
+            return self.compiled[key]
+        backend = keras.backend.backend()
+        if backend == "jax":
+            import jax
+
+            variables = self.model.weights
+
+            def stateless(values, *args):
+                mapping = list(zip(variables, values))
+                with keras.StatelessScope(state_mapping=mapping):
+                    return self.row(*args, options)
+
+            jitted = jax.jit(stateless)
+
+            def run(*args):
+                return jitted([v.value for v in variables], *args)
+
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            run = tf.function(lambda *args: self.row(*args, options))
+        else:  # PyTorch: eager, op by op.
+
+            def run(*args):
+                return self.row(*args, options)
+
+        self.compiled[key] = run
+        return run
+
+
+class _no_grad:
+    """`torch.no_grad()` on PyTorch, nothing elsewhere."""
+
+    def __enter__(self):
+        self.context = None
+        if keras.backend.backend() == "torch":
+            import torch
+
+            self.context = torch.no_grad()
+            self.context.__enter__()
+
+    def __exit__(self, *exc):
+        if self.context is not None:
+            self.context.__exit__(*exc)
+
+
+_SAMPLERS = weakref.WeakKeyDictionary()
+
+
+def fast_sampler(model):
+    """The fast sampler of `model`, made on first use and kept with it."""
+    sampler = _SAMPLERS.get(model)
+    if sampler is None:
+        sampler = _SAMPLERS[model] = _Sampler(model)
+    return sampler
+
+
+def _fast(
+    model,
+    noise,
+    labels,
+    temperature,
+    top_p,
+    progress,
+    given=None,
+    keep_logits=True,
+):
+    """Exact cached sampling, one row per compiled call.
+
+    Returns `(samples, logits)` (logits None without `keep_logits`).
+    """
+    sampler = fast_sampler(model)
+    n, height, width, channels = noise.shape
+    if given is None:
+        images = np.zeros(noise.shape, "float32")
+        mask = np.zeros((n, height, width), bool)
+    else:
+        images, mask = given
+    bar = _progbar(height * width, progress)
+    rows, logits = [], []
+    with _no_grad():
+        values = [] if labels is None else [ops.convert_to_tensor(labels)]
+        constants = sampler.constants(values)
+        state, starts = sampler.initial(n, constants)
+        run = sampler.compiled_row(n, (temperature, top_p, keep_logits))
+        for i in range(height):
+            state, x, out = run(
+                constants,
+                starts,
+                state,
+                ops.convert_to_tensor(i, "int32"),
+                ops.convert_to_tensor(noise[:, i], "float32"),
+                ops.convert_to_tensor(images[:, i], "float32"),
+                ops.convert_to_tensor(np.asarray(mask[:, i])),
+            )
+            rows.append(ops.convert_to_numpy(x))
+            if keep_logits:
+                logits.append(ops.convert_to_numpy(out))
+            bar.add(width)
+    samples = np.stack(rows, axis=1)
+    return samples, np.stack(logits, axis=1) if keep_logits else None
 
 
 def num_classes(model):
@@ -564,17 +596,22 @@ def sample(
     batch_size = batch_size or num_samples
     out = []
     for start in range(0, num_samples, batch_size):
-        x, _ = sample_with_logits(
-            model,
-            noise[start : start + batch_size],
-            labels=None
-            if labels is None
-            else labels[start : start + batch_size],
-            temperature=temperature,
-            top_p=top_p,
-            method=method,
-            progress=progress,
-        )
+        stop = start + batch_size
+        batch = None if labels is None else labels[start:stop]
+        if method == "fast":
+            x, _ = _fast(
+                model,
+                noise[start:stop],
+                batch,
+                temperature,
+                top_p,
+                progress,
+                keep_logits=False,
+            )
+        else:
+            x, _ = _naive(
+                model, noise[start:stop], batch, temperature, top_p, progress
+            )
         out.append(x)
     return np.concatenate(out).astype("uint8")
 
@@ -670,6 +707,13 @@ def complete(
         labels = np.repeat(labels, k)
     noise = np.random.default_rng(seed).random(x.shape)
     out, _ = _fast(
-        model, noise, labels, temperature, top_p, progress, given=(x, mask)
+        model,
+        noise,
+        labels,
+        temperature,
+        top_p,
+        progress,
+        given=(x, mask),
+        keep_logits=False,
     )
     return out.astype("uint8").reshape(n, k, *x.shape[1:])

@@ -7,6 +7,7 @@ from pixel_models.layers.lstm_cell import LineLSTMCell
 from pixel_models.layers.masked_conv import MaskedConv2D
 from pixel_models.layers.row_lstm import RowLSTM
 from pixel_models.layers.skew import Skew, Unskew
+from pixel_models.layers.steps import PixelInput
 
 __all__ = [
     "ConditionBias",
@@ -14,6 +15,7 @@ __all__ = [
     "GatedPixelCNNBlock",
     "LineLSTMCell",
     "MaskedConv2D",
+    "PixelInput",
     "RowLSTM",
     "Skew",
     "Unskew",

@@ -47,6 +47,15 @@ class ConditionBias(keras.layers.Layer):
         x, c = inputs
         return x + self.projection(c)[:, None, None, :]
 
+    # One-pixel step for the fast sampler (see `layers/steps.py`): the
+    # projection is computed once per sampling run.
+
+    def pixel_init(self, inputs):
+        return {"bias": self.projection(inputs[1])}, {}
+
+    def pixel_step(self, inputs, state, column, carry):
+        return inputs[0].here + state["bias"], carry
+
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 

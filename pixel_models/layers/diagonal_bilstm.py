@@ -12,6 +12,7 @@ from pixel_models.layers.lstm_cell import (
 )
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.skew import skew, unskew
+from pixel_models.layers.steps import lstm_gates, row_valid, scan
 
 
 def diagonal_mask(height, width):
@@ -160,6 +161,66 @@ class DiagonalBiLSTM(keras.layers.Layer):
         backward = ops.split(backward, [height - 1], axis=1)[0]
         backward = ops.pad(backward, ((0, 0), (1, 0), (0, 0), (0, 0)))
         return forward + backward
+
+    # One-pixel steps for the fast sampler (see `layers/steps.py`). The
+    # forward state at (i, j) needs the states at (i - 1, j), from the row
+    # above, and (i, j - 1), the carry. The backward stream of row i - 1
+    # needs all of that row, so it runs right to left over it when row i
+    # starts: W steps per row, as in `call`, but only once.
+
+    pixel_reach = 1
+
+    def _pixel_kernel(self, d):
+        """Direction d's 1x1 input-to-state kernel, gates regrouped."""
+        kernel = ops.reshape(
+            self.input_to_state[d].masked_kernel(), (-1, 4 * self.units)
+        )
+        return regroup(kernel, 4, self.color_channels)
+
+    def _pixel_state(self, h, c):
+        """The backward states of the last row, and the forward kernels
+        of this row's pixels."""
+        left = ops.unstack(ops.convert_to_tensor(self.cells[0].state_kernel), 2)
+        kernel = self._pixel_kernel(0)
+        return {"h": h, "c": c, "input": kernel, "left": left[1]}
+
+    def pixel_init(self, inputs):
+        n, width = inputs.shape[0], inputs.shape[2]
+        zeros = ops.zeros((n, self.units), inputs.dtype)
+        row = ops.zeros((n, width, self.units), inputs.dtype)
+        return self._pixel_state(row, row), {"h": zeros, "c": zeros}
+
+    def pixel_row(self, inputs, state, carries, row):
+        # Taps of the causal 2-tap kernels: 0 is the pixel above, 1 the
+        # previous pixel in the row (j - 1 forward, j + 1 backward).
+        above_f, _ = ops.unstack(ops.convert_to_tensor(self.cells[0].state_kernel), 2)
+        above_b, right_b = ops.unstack(ops.convert_to_tensor(self.cells[1].state_kernel), 2)
+        z = ops.matmul(inputs[:, -1], self._pixel_kernel(1))
+        z = z + self.cells[1].bias + ops.matmul(state["h"], above_b)
+
+        def step(carry, z_j):
+            h, c = lstm_gates(z_j + ops.matmul(carry[0], right_b), carry[1])
+            return (h, c), (h, c)
+
+        zeros = ops.zeros_like(state["h"][:, 0])
+        _, (h, c) = scan(
+            step, (zeros, zeros), ops.moveaxis(z, 1, 0), reverse=True
+        )
+        valid = row_valid(row, z.dtype)
+        h = ops.moveaxis(h, 0, 1) * valid
+        c = ops.moveaxis(c, 0, 1) * valid
+        columns = {
+            "above": ops.matmul(carries["h"], above_f),
+            # Sec. 3.2: the backward stream, shifted down one row.
+            "backward": h,
+        }
+        return self._pixel_state(h, c), columns, {}
+
+    def pixel_step(self, inputs, state, column, carry):
+        z = ops.matmul(inputs.here, state["input"]) + self.cells[0].bias
+        z = z + column["above"] + ops.matmul(carry["h"], state["left"])
+        h, c = lstm_gates(z, carry["c"])
+        return h + column["backward"], {"h": h, "c": c}
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:3], self.units)

@@ -12,6 +12,7 @@ from pixel_models.layers.masked_conv import (
     check_divisible,
     regroup,
 )
+from pixel_models.layers.steps import PixelInput, row_valid
 
 
 def gate(z):
@@ -176,6 +177,61 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         if self.residual:
             h_out = h_out + h
         return [v_out, h_out]
+
+    # One-pixel steps for the fast sampler (see `layers/steps.py`). The
+    # vertical stack at row i sees row i up to k//2 pixels to the right,
+    # so it is known only when row i + 1 starts: `pixel_row` computes it
+    # for the row above, where the horizontal stack reads it (Sec. 2.2's
+    # shift), and gives the vertical output a row late.
+
+    @property
+    def pixel_reach(self):
+        return self.kernel_size // 2 + 1
+
+    def _pixel_kernels(self, state):
+        """`state` with the kernels of the horizontal stack's pixel."""
+        return {
+            **state,
+            "horizontal": self.horizontal.pixel_kernel(),
+            "horizontal_out": self.horizontal_out.pixel_kernel(),
+        }
+
+    def pixel_init(self, inputs):
+        state = {}
+        if self.condition:
+            condition = inputs[2]
+            state = {
+                "condition_v": self.condition_v(condition)[:, None],
+                "condition_h": self.condition_h(condition),
+            }
+        return self._pixel_kernels(state), {}
+
+    def pixel_row(self, inputs, state, carries, row):
+        k = self.kernel_size
+        above = inputs[0]
+        rows = above[:, above.shape[1] - (k // 2 + 1) :]
+        rows = ops.pad(rows, ((0, 0), (0, 0), (k // 2, k // 2), (0, 0)))
+        pre_v = self.vertical(rows)[:, 0]
+        if self.condition:
+            pre_v = pre_v + state["condition_v"]
+        pre_v = pre_v * row_valid(row, pre_v.dtype)
+        link = self.vertical_to_horizontal(pre_v[:, None])[:, 0]
+        state = self._pixel_kernels(state)
+        return state, {"link": link}, {0: gate(pre_v)}
+
+    def pixel_step(self, inputs, state, column, carry):
+        h = inputs[1]
+        pre_h = self.horizontal.pixel_output(h, state["horizontal"])
+        pre_h = pre_h + column["link"]
+        if self.condition:
+            pre_h = pre_h + state["condition_h"]
+        gated = gate(regroup(pre_h, 2, self.color_channels))
+        out = self.horizontal_out.pixel_output(
+            PixelInput(gated), state["horizontal_out"]
+        )
+        if self.residual:
+            out = out + h.here
+        return [None, out], carry
 
     def compute_output_shape(self, input_shape):
         shape = (*input_shape[1][:3], self.filters)

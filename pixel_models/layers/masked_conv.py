@@ -236,6 +236,65 @@ class MaskedConv2D(keras.layers.Conv2D):
         )
         return ops.conv(inputs, kernel, padding="valid")
 
+    # One-pixel steps for the fast sampler (see `layers/steps.py`).
+
+    @property
+    def pixel_reach(self):
+        return max(self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+
+    def rows_above_part(self, above):
+        """The kernel rows above the centre, for a whole row at once.
+
+        Args:
+            above: `(n, R, W, in_channels)`, the input's last R rows.
+
+        Returns:
+            `(n, W, filters)`, or None for a 1 x k kernel.
+        """
+        kh, kw = self.kernel_size
+        if kh == 1:
+            return None
+        rows = above[:, above.shape[1] - kh // 2 :]
+        rows = ops.pad(rows, ((0, 0), (0, 0), (kw // 2, kw // 2), (0, 0)))
+        kernel = ops.split(self.masked_kernel(), [kh // 2], axis=0)[0]
+        return ops.conv(rows, kernel, padding="valid")[:, 0]
+
+    def pixel_kernel(self):
+        """The kernel's centre row up to the centre (the rest is masked
+        out), as one `(taps * in_channels, filters)` matrix."""
+        kh, kw = self.kernel_size
+        kernel = self.masked_kernel()[kh // 2, : kw // 2 + 1]
+        return ops.reshape(kernel, (-1, self.filters))
+
+    def pixel_output(self, x, kernel, above=None):
+        """The output at one pixel: `(n, filters)`.
+
+        Args:
+            x: a `PixelInput` of the layer's input.
+            kernel: `pixel_kernel()`, made once per row, not per pixel.
+            above: the pixel's column of `rows_above_part`, or None.
+        """
+        window = x.window(self.kernel_size[1] // 2)
+        window = ops.reshape(window, (window.shape[0], -1))
+        out = ops.matmul(window, kernel)
+        if above is not None:
+            out = out + above
+        if self.use_bias:
+            out = out + self.bias
+        return self.activation(out)
+
+    def pixel_init(self, inputs):
+        return {"kernel": self.pixel_kernel()}, {}
+
+    def pixel_row(self, inputs, state, carries, row):
+        above = self.rows_above_part(inputs)
+        state = {"kernel": self.pixel_kernel()}
+        return state, {} if above is None else {"above": above}, {}
+
+    def pixel_step(self, inputs, state, column, carry):
+        out = self.pixel_output(inputs, state["kernel"], column.get("above"))
+        return out, carry
+
     def get_config(self):
         config = super().get_config()
         for key in ("padding", "strides", "data_format", "groups"):

@@ -8,8 +8,10 @@ from pixel_models.layers.lstm_cell import (
     check_units,
     line_lstm_step,
     scan_lines,
+    stack_neighbours,
 )
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
+from pixel_models.layers.steps import lstm_gates
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")
@@ -91,6 +93,36 @@ class RowLSTM(keras.layers.Layer):
         # Rows are the time axis: one batched step per row.
         (rows,) = scan_lines(step, [zeros, zeros], z, 1, self.unroll)
         return ops.moveaxis(rows, 0, 1)
+
+    # One-pixel steps for the fast sampler (see `layers/steps.py`): the
+    # state-to-state part of a row comes from the row above, so it is done
+    # for the whole row when it starts; a pixel adds its input-to-state
+    # part (the 1 x k masked convolution along the row).
+
+    @property
+    def pixel_reach(self):
+        return self.kernel_size // 2
+
+    def pixel_init(self, inputs):
+        zeros = ops.zeros((inputs.shape[0], self.units), inputs.dtype)
+        return {"kernel": self.input_to_state.pixel_kernel()}, {
+            "h": zeros,
+            "c": zeros,
+        }
+
+    def pixel_row(self, inputs, state, carries, row):
+        k, u = self.kernel_size, self.units
+        neighbours = stack_neighbours(carries["h"], k, k // 2)
+        kernel = ops.reshape(self.cell.state_kernel, (k * u, 4 * u))
+        z = ops.matmul(neighbours, kernel) + self.cell.bias
+        state = {"kernel": self.input_to_state.pixel_kernel()}
+        return state, {"z": z, "c": carries["c"]}, {}
+
+    def pixel_step(self, inputs, state, column, carry):
+        z = self.input_to_state.pixel_output(inputs, state["kernel"])
+        z = regroup(z, 4, self.color_channels) + column["z"]
+        h, c = lstm_gates(z, column["c"])
+        return h, {"h": h, "c": c}
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:3], self.units)
