@@ -44,14 +44,20 @@ def test_fast_equals_naive_and_the_full_forward_pass(family, shape, levels):
 def test_draw_is_the_inverse_cdf():
     logits = np.log(np.array([[0.2, 0.3, 0.5]] * 4))
     noise = np.array([0.1, 0.25, 0.6, 0.999])
-    np.testing.assert_array_equal(draw(logits, noise), [0, 1, 2, 2])
+
+    def draw_numpy(*args, **kwargs):
+        return keras.ops.convert_to_numpy(draw(*args, **kwargs))
+
+    np.testing.assert_array_equal(draw_numpy(logits, noise), [0, 1, 2, 2])
     # Nucleus 0.5: only the most likely value is left.
-    np.testing.assert_array_equal(draw(logits, noise, top_p=0.5), [2] * 4)
+    np.testing.assert_array_equal(draw_numpy(logits, noise, top_p=0.5), [2] * 4)
     # Nucleus 0.8: values 2 and 1, renormalised to 0.625 and 0.375.
-    np.testing.assert_array_equal(draw(logits, noise, top_p=0.8), [1, 1, 2, 2])
+    np.testing.assert_array_equal(
+        draw_numpy(logits, noise, top_p=0.8), [1, 1, 2, 2]
+    )
     # A low temperature picks the most likely value.
     np.testing.assert_array_equal(
-        draw(logits, noise, temperature=1e-3), [2] * 4
+        draw_numpy(logits, noise, temperature=1e-3), [2] * 4
     )
 
 
@@ -124,3 +130,122 @@ def test_unknown_layer_is_refused_by_fast_but_not_naive():
         3,
         1,
     )
+
+
+def test_draw_over_many_levels_is_the_float64_inverse_cdf():
+    rng = np.random.default_rng(0)
+    logits = 3 * rng.normal(size=(2000, 256))
+    noise = rng.random(2000)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    cdf = np.cumsum(p / p.sum(-1, keepdims=True), -1)
+    expected = np.minimum((cdf <= noise[:, None]).sum(-1), 255)
+    got = keras.ops.convert_to_numpy(draw(logits, noise))
+    # Float32 against float64: only a draw within rounding of a step of
+    # the CDF may land on the next value.
+    near = np.abs(cdf - noise[:, None]).min(-1) < 1e-5
+    assert np.all((got == expected) | near)
+    assert np.mean(got == expected) > 0.999
+
+
+@keras.saving.register_keras_serializable(package="pixel_models_tests")
+class LeftAndRowAbove(keras.layers.Layer):
+    """A user's layer: x + half the pixel to the left + the mean of the
+    row above; it opts in to fast sampling with the three pixel methods."""
+
+    pixel_reach = 1
+
+    def call(self, x):
+        left = keras.ops.pad(x[:, :, :-1], ((0, 0), (0, 0), (1, 0), (0, 0)))
+        above = keras.ops.mean(x, axis=2, keepdims=True)[:, :-1]
+        above = keras.ops.pad(above, ((0, 0), (1, 0), (0, 0), (0, 0)))
+        return x + 0.5 * left + above
+
+    def pixel_row(self, inputs, state, carries, row):
+        mean = keras.ops.mean(inputs[:, -1], axis=1, keepdims=True)
+        width = inputs.shape[2]
+        return state, {"above": keras.ops.repeat(mean, width, axis=1)}, {}
+
+    def pixel_step(self, inputs, state, column, carry):
+        return inputs.here + 0.5 * inputs.left[:, -1] + column["above"], carry
+
+
+def _user_model(layer, shape=(4, 5, 3), levels=3):
+    from pixel_models.layers import MaskedConv2D
+
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input(shape)
+    x = keras.layers.Rescaling(0.5)(pixels)
+    x = MaskedConv2D(6, 3, "A", shape[-1])(x)
+    x = layer(x)
+    x = MaskedConv2D(shape[-1] * levels, 1, "B", shape[-1])(x)
+    logits = keras.layers.Reshape((*shape, levels))(x)
+    return keras.Model(pixels, logits)
+
+
+@pytest.mark.every_backend
+def test_a_users_layer_with_pixel_methods_is_fast_sampled_exactly():
+    from pixel_models.testing import assert_causal
+
+    model = _user_model(LeftAndRowAbove())
+    x = np.random.default_rng(0).random((1, 4, 5, 3)).astype("float32")
+    assert_causal(model, x, color_channels=3)
+    noise = np.random.default_rng(1).random((3, 4, 5, 3))
+    fast_x, fast_logits = sample_with_logits(model, noise, progress=False)
+    naive_x, naive_logits = sample_with_logits(
+        model, noise, method="naive", progress=False
+    )
+    np.testing.assert_allclose(fast_logits, naive_logits, atol=1e-5)
+    np.testing.assert_array_equal(fast_x, naive_x)
+
+
+def test_a_layer_without_pixel_step_names_the_layer_and_the_docs():
+    class Opaque(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    model = _user_model(Opaque(name="opaque"))
+    with pytest.raises(ValueError, match="'opaque'.*docs/generation.md"):
+        sample(model, 1, progress=False)
+
+
+@pytest.mark.every_backend
+def test_the_fast_sampler_follows_new_weights():
+    model = _model("row_lstm", (4, 4, 1), 2)
+    before = sample(model, 4, seed=0, progress=False)
+    rng = np.random.default_rng(5)
+    model.set_weights(
+        [2 * rng.normal(size=w.shape) for w in model.get_weights()]
+    )
+    after = sample(model, 4, seed=0, progress=False)
+    naive = sample(model, 4, seed=0, method="naive", progress=False)
+    np.testing.assert_array_equal(after, naive)
+    assert not np.array_equal(before, after)
+
+
+def test_model_graph_reads_every_layer_and_its_inputs():
+    # The sampler's one view of a model's graph (public Keras API only):
+    # this fails if Keras changes what `layer.input` / `layer.output` give.
+    from pixel_models.sampling import model_graph
+
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        "gated_pixelcnn", (4, 4, 1), 2, num_layers=2, width=4, num_classes=3
+    )
+    inputs, nodes, output = model_graph(model)
+    assert inputs == ["input:0", "input:1"]
+    layers = {layer.name: (layer, ins, outs) for layer, ins, outs in nodes}
+    assert [layer.name for layer, *_ in nodes] == [
+        layer.name
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+    blocks = [n for n in nodes if type(n[0]).__name__ == "GatedPixelCNNBlock"]
+    assert len(blocks) == 2
+    first, second = blocks
+    # [v, h, embedding] in, [v, h] out; the second block reads the first.
+    assert len(first[1]) == 3 and len(first[2]) == 2
+    assert second[1][:2] == first[2]
+    embedding = [n for n in nodes if n[0].name == "label_embedding"][0]
+    assert embedding[1] == "input:1" and first[1][2] == embedding[2][0]
+    assert output == nodes[-1][2][0]
+    assert isinstance(layers[output.split(":")[0]][0], keras.layers.Reshape)

@@ -193,8 +193,12 @@ class DiagonalBiLSTM(keras.layers.Layer):
     def pixel_row(self, inputs, state, carries, row):
         # Taps of the causal 2-tap kernels: 0 is the pixel above, 1 the
         # previous pixel in the row (j - 1 forward, j + 1 backward).
-        above_f, _ = ops.unstack(ops.convert_to_tensor(self.cells[0].state_kernel), 2)
-        above_b, right_b = ops.unstack(ops.convert_to_tensor(self.cells[1].state_kernel), 2)
+        above_f, _ = ops.unstack(
+            ops.convert_to_tensor(self.cells[0].state_kernel), 2
+        )
+        above_b, right_b = ops.unstack(
+            ops.convert_to_tensor(self.cells[1].state_kernel), 2
+        )
         z = ops.matmul(inputs[:, -1], self._pixel_kernel(1))
         z = z + self.cells[1].bias + ops.matmul(state["h"], above_b)
 

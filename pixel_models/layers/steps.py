@@ -96,8 +96,9 @@ def scan(f, init, xs, reverse=False):
     flat_xs = keras.tree.flatten(xs)
     length = flat_xs[0].shape[0]
     arrays = [
-        tf.TensorArray(x.dtype, size=length, element_shape=x.shape[1:])
-        .unstack(x)
+        tf.TensorArray(x.dtype, size=length, element_shape=x.shape[1:]).unstack(
+            x
+        )
         for x in flat_xs
     ]
 
