@@ -204,11 +204,14 @@ class _Sampler:
     """
 
     def __init__(self, model):
-        self.model = model
+        # A weak reference: the sampler is kept with the model (in a
+        # WeakKeyDictionary), so it must not keep the model alive.
+        self.model = weakref.ref(model)
         inputs, nodes, self.output = model_graph(model)
         self.pixels = inputs[0]
         self.constant_inputs = inputs[1:]
         self.height, self.width, self.channels = model.inputs[0].shape[1:]
+        self.model_levels = model.output_shape[-1]
         varying = {self.pixels}
         self.constant_nodes, self.steps = [], []
         for layer, in_keys, out_keys in nodes:
@@ -237,7 +240,26 @@ class _Sampler:
             if getattr(layer, "pixel_reach", 0):
                 self.history.update(keras.tree.flatten(in_keys))
         self.history &= varying
+        self.head = self._logits_head()
         self.compiled = {}
+
+    def _logits_head(self):
+        """The layer whose output the logits `Reshape` reshapes, if it
+        can compute a slice of its output channels (`pixel_step_slice`):
+        then a colour's pass computes only that colour's logits."""
+        reshape, in_keys, out_keys = self.steps[-1]
+        if out_keys != [self.output] or not isinstance(
+            reshape, keras.layers.Reshape
+        ):
+            return None
+        for layer, layer_in, layer_out in self.steps[:-1]:
+            if in_keys in layer_out:
+                readers = [
+                    n for n in self.steps if in_keys in keras.tree.flatten(n[1])
+                ]
+                if hasattr(layer, "pixel_step_slice") and len(readers) == 1:
+                    return layer, layer_in
+        return None
 
     # Eager set-up -----------------------------------------------------
 
@@ -282,11 +304,15 @@ class _Sampler:
 
     # The compiled row -------------------------------------------------
 
-    def _pixel(self, here, left, carries, columns, constants, states):
-        """Every layer at the current pixel: values by key, new carries."""
+    def _pixel(self, here, left, carries, columns, constants, states, c):
+        """Every layer at the current pixel: values by key, new carries,
+        and the logits of colour c, `(n, levels)`."""
         values = {self.pixels: here}
         new_carries = {}
-        for layer, in_keys, out_keys in self.steps:
+        steps = self.steps
+        if self.head is not None:
+            steps = [n for n in steps[:-1] if n[0] is not self.head[0]]
+        for layer, in_keys, out_keys in steps:
             inputs = keras.tree.map_structure(
                 lambda k: (
                     constants[k]
@@ -309,7 +335,20 @@ class _Sampler:
             for key, value in zip(out_keys, out, strict=True):
                 if value is not None:
                     values[key] = value
-        return values, new_carries
+        if self.head is None:
+            return values, new_carries, values[self.output][:, c]
+        layer, in_key = self.head
+        levels = self.model_levels
+        new_carries[layer.name] = carries[layer.name]
+        new_carries[self.steps[-1][0].name] = carries[self.steps[-1][0].name]
+        logits = layer.pixel_step_slice(
+            PixelInput(values[in_key], left.get(in_key)),
+            states[layer.name],
+            columns[layer.name],
+            c * levels,
+            levels,
+        )
+        return values, new_carries, logits
 
     def _refresh(self, values, here, left, constants):
         """Stock layers again, after the pixel's last colour is drawn.
@@ -320,7 +359,12 @@ class _Sampler:
         """
         values = {**values, self.pixels: here}
         for layer, in_keys, out_keys in self.steps:
-            if hasattr(layer, "pixel_step"):
+            varying = [
+                k for k in keras.tree.flatten(in_keys) if k not in constants
+            ]
+            if hasattr(layer, "pixel_step") or any(
+                k not in values for k in varying
+            ):
                 continue
             inputs = keras.tree.map_structure(
                 lambda k: (
@@ -381,10 +425,9 @@ class _Sampler:
             here = ops.zeros((n, channels), "float32")
             logits = []
             for c in range(channels):
-                values, new_carries = self._pixel(
-                    here, left, carries, column, constants, states
+                values, new_carries, out = self._pixel(
+                    here, left, carries, column, constants, states, c
                 )
-                out = values[self.output][:, c]
                 logits.append(out)
                 v = draw(out, noise_j[:, c], temperature, top_p)
                 v = ops.where(mask_j, given_j[:, c], ops.cast(v, "float32"))
@@ -419,7 +462,7 @@ class _Sampler:
         if backend == "jax":
             import jax
 
-            variables = self.model.weights
+            variables = self.model().weights
 
             def stateless(values, *args):
                 mapping = list(zip(variables, values, strict=True))

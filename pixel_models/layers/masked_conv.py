@@ -295,6 +295,21 @@ class MaskedConv2D(keras.layers.Conv2D):
         out = self.pixel_output(inputs, state["kernel"], column.get("above"))
         return out, carry
 
+    def pixel_step_slice(self, inputs, state, column, start, size):
+        """Output channels `start .. start + size - 1` only, at one pixel.
+
+        The sampler asks the layer under the logits for one colour's
+        logits at a time (a third of the work for RGB).
+        """
+        kernel = state["kernel"][:, start : start + size]
+        window = inputs.window(self.kernel_size[1] // 2)
+        out = ops.matmul(ops.reshape(window, (window.shape[0], -1)), kernel)
+        if "above" in column:
+            out = out + column["above"][:, start : start + size]
+        if self.use_bias:
+            out = out + self.bias[start : start + size]
+        return self.activation(out)
+
     def get_config(self):
         config = super().get_config()
         for key in ("padding", "strides", "data_format", "groups"):
