@@ -249,3 +249,23 @@ def test_model_graph_reads_every_layer_and_its_inputs():
     assert embedding[1] == "input:1" and first[1][2] == embedding[2][0]
     assert output == nodes[-1][2][0]
     assert isinstance(layers[output.split(":")[0]][0], keras.layers.Reshape)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_colour_pass_computes_only_its_logits(family):
+    # The layer under the logits gives one colour's slice of its output.
+    from pixel_models.sampling import fast_sampler
+
+    model = _model(family, (3, 3, 3), 4)
+    layer, _ = fast_sampler(model).head
+    assert layer.name == "head_logits"
+    from pixel_models.layers import MaskedConv2D, PixelInput
+
+    x = np.random.default_rng(0).random((2, 1, 1, 96)).astype("float32")
+    conv = MaskedConv2D(12, 1, "B", 3)
+    full = keras.ops.convert_to_numpy(conv(x))[:, 0, 0]
+    state, _ = conv.pixel_init(None)
+    part = conv.pixel_step_slice(PixelInput(x[:, 0, 0]), state, {}, 4, 4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(part), full[:, 4:8], atol=1e-6
+    )
