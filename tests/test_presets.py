@@ -40,30 +40,30 @@ from pixel_models import data, presets
 from pixel_models.sampling import num_classes, sample
 from pixel_models.training import evaluate_nll
 
-name = sys.argv[1]
-card = presets.preset_card(name)
-model = presets.load_preset(name)
-conditional = card["builder_arguments"]["num_classes"] is not None
-splits = data.get_datasets(
-    card["data"]["name"],
-    batch_size=64,
-    validation_size=card["data"]["validation_images"],
-    seed=card["data"]["seed"],
-    with_labels=conditional,
-    max_test=500,
-)
-scored = evaluate_nll(
-    model, splits.test, splits.image_shape, splits.num_test, verbose=0
-)
-labels = np.arange(2) if num_classes(model) else None
-images = sample(model, 2, labels=labels, seed=0, progress=False)
-print(json.dumps({
-    "nats": scored["nats_per_image"],
-    "num": splits.num_test,
-    "shape": list(images.shape),
-    "dtype": str(images.dtype),
-    "max": int(images.max()),
-}))
+for name in sys.argv[1:]:
+  card = presets.preset_card(name)
+  model = presets.load_preset(name)
+  conditional = card["builder_arguments"]["num_classes"] is not None
+  splits = data.get_datasets(
+      card["data"]["name"],
+      batch_size=64,
+      validation_size=card["data"]["validation_images"],
+      seed=card["data"]["seed"],
+      with_labels=conditional,
+      max_test=500,
+  )
+  scored = evaluate_nll(
+      model, splits.test, splits.image_shape, splits.num_test, verbose=0
+  )
+  labels = np.arange(2) if num_classes(model) else None
+  images = sample(model, 2, labels=labels, seed=0, progress=False)
+  print(json.dumps({"name": name,
+      "nats": scored["nats_per_image"],
+      "num": splits.num_test,
+      "shape": list(images.shape),
+      "dtype": str(images.dtype),
+      "max": int(images.max()),
+  }))
 """
 
 
@@ -96,18 +96,30 @@ def test_card_describes_its_preset(name):
     assert 0 < test["bits_per_dim"] < 8
 
 
-@pytest.mark.skipif(not REAL_DATA, reason="needs PIXEL_MODELS_DATA_DIR")
-@pytest.mark.parametrize("name", SHIPPED)
-def test_preset_scores_its_card_figure_in_a_fresh_process(name):
+@pytest.fixture(scope="module")
+def fresh_process_results():
+    """Every shipped preset loaded, scored and sampled in one fresh
+    process (one start of TensorFlow, not one per preset)."""
     out = subprocess.run(
-        [sys.executable, "-c", CHECK_PRESET, name],
+        [sys.executable, "-c", CHECK_PRESET, *SHIPPED],
         capture_output=True,
         text=True,
         env=dict(os.environ, PIXEL_MODELS_DATA_DIR=REAL_DATA),
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = [
+        json.loads(line) for line in out.stdout.splitlines() if line[:1] == "{"
+    ]
+    return {result["name"]: result for result in lines}
+
+
+@pytest.mark.skipif(not REAL_DATA, reason="needs PIXEL_MODELS_DATA_DIR")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_preset_scores_its_card_figure_in_a_fresh_process(
+    name, fresh_process_results
+):
+    result = fresh_process_results[name]
     card = presets.preset_card(name)["results"]["test_first_500"]
     assert result["num"] == card["first_images"] == 500
     assert abs(result["nats"] - card["nats_per_image"]) <= 1e-3
