@@ -101,7 +101,9 @@ class RowLSTM(keras.layers.Layer):
 
     @property
     def pixel_reach(self):
-        return self.kernel_size // 2
+        # At least 1, so that pixel_init gets its input's rows (their
+        # shape) even with k = 1.
+        return max(1, self.kernel_size // 2)
 
     def pixel_init(self, inputs):
         zeros = ops.zeros((inputs.shape[0], self.units), inputs.dtype)
