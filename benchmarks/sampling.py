@@ -22,13 +22,13 @@ Example:
 import argparse
 import importlib.util
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 import keras
 import numpy as np
+from backends import median_seconds
 from report import replace_between_markers, write_report
 from run_all import FAMILIES, TITLES, matmul_roof
 
@@ -39,15 +39,6 @@ SIZES = {"28x28x1": ((28, 28, 1), 2), "32x32x3": ((32, 32, 3), 256)}
 # The last commit with the NumPy executor (`_FastExecutor`).
 NUMPY_SAMPLER = "c7e5423"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def load_baseline(revision):

@@ -277,6 +277,16 @@ class _Sampler:
             lambda k: constants[k] if k in constants else above.get(k), in_keys
         )
 
+    def _pixel_inputs(self, in_keys, values, left, constants):
+        return keras.tree.map_structure(
+            lambda k: (
+                constants[k]
+                if k in constants
+                else PixelInput(values.get(k), left.get(k))
+            ),
+            in_keys,
+        )
+
     def initial(self, n, constants):
         """The state before row 0, and the carries at a row's start."""
         r, w = self.reach, self.width
@@ -313,14 +323,7 @@ class _Sampler:
         if self.head is not None:
             steps = [n for n in steps[:-1] if n[0] is not self.head[0]]
         for layer, in_keys, out_keys in steps:
-            inputs = keras.tree.map_structure(
-                lambda k: (
-                    constants[k]
-                    if k in constants
-                    else PixelInput(values.get(k), left.get(k))
-                ),
-                in_keys,
-            )
+            inputs = self._pixel_inputs(in_keys, values, left, constants)
             if hasattr(layer, "pixel_step"):
                 out, new_carries[layer.name] = layer.pixel_step(
                     inputs,
@@ -366,14 +369,7 @@ class _Sampler:
                 k not in values for k in varying
             ):
                 continue
-            inputs = keras.tree.map_structure(
-                lambda k: (
-                    constants[k]
-                    if k in constants
-                    else PixelInput(values.get(k), left.get(k))
-                ),
-                in_keys,
-            )
+            inputs = self._pixel_inputs(in_keys, values, left, constants)
             values[out_keys[0]] = stock_pixel_step(layer, inputs)
         return values
 
