@@ -44,7 +44,7 @@ def check_images(model, images, name="images"):
     return array.astype("float32")
 
 
-def log_prob(model, images, labels=None, batch_size=64):
+def log_prob(model, images, labels=None, batch_size=64, condition=None):
     """Log-likelihood of each image under `model`, in nats.
 
     Args:
@@ -53,6 +53,11 @@ def log_prob(model, images, labels=None, batch_size=64):
         labels: for a class-conditional model, the class of every image
             (`(n,)` integers) or one class for all; None otherwise.
         batch_size: images per forward pass.
+        condition: for a model conditioned on a small image (built with
+            `condition_shape`), the small image of every image, `(n, s,
+            s, C)`, or one for all; None otherwise. Every sub-pixel is
+            counted: for the honest likelihood of a two-stage model, see
+            `pixel_models.multiscale`.
 
     Returns:
         float64 NumPy array `(n,)`: log p(x) (log p(x | y) for a
@@ -64,17 +69,36 @@ def log_prob(model, images, labels=None, batch_size=64):
     >>> log_prob(model, np.zeros((2, 8, 8, 1))).shape  # doctest: +SKIP
     (2,)
     """
-    from pixel_models.sampling import _check_labels
+    return (
+        log_prob_map(model, images, labels, batch_size, condition)
+        .reshape(len(images), -1)
+        .sum(axis=-1)
+    )
+
+
+def log_prob_map(model, images, labels=None, batch_size=64, condition=None):
+    """Log-likelihood of every sub-pixel, `log p(x_i | x_<i)`, in nats.
+
+    Arguments as `log_prob`.
+
+    Returns:
+        float64 NumPy array `(n, H, W, C)`.
+    """
+    from pixel_models.sampling import _check_labels, check_condition
 
     check_int("batch_size", batch_size)
     x = check_images(model, images)
     labels = _check_labels(model, labels, len(x))
+    condition = check_condition(model, condition, len(x))
     out = []
     for start in range(0, len(x), batch_size):
-        batch = x[start : start + batch_size]
-        inputs = batch
-        if labels is not None:
-            inputs = [batch, labels[start : start + batch_size]]
+        part = slice(start, start + batch_size)
+        batch = x[part]
+        inputs = [batch]
+        for extra in (labels, condition):
+            if extra is not None:
+                inputs.append(extra[part])
+        inputs = inputs[0] if len(inputs) == 1 else inputs
         logits = np.asarray(model.predict_on_batch(inputs), "float64")
         # log softmax in float64: the logit of the true value minus the
         # log-sum-exp of all of them.
@@ -82,19 +106,19 @@ def log_prob(model, images, labels=None, batch_size=64):
         norm = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))
         index = batch.astype("int64")[..., None]
         true = np.take_along_axis(logits, index, axis=-1)[..., 0]
-        out.append((true - norm).reshape(len(batch), -1).sum(axis=-1))
+        out.append(true - norm)
     return np.concatenate(out)
 
 
-def bits_per_dim(model, images, labels=None, batch_size=64):
+def bits_per_dim(model, images, labels=None, batch_size=64, condition=None):
     """NLL of each image in bits per sub-pixel (see `log_prob`).
 
     Returns:
         float64 NumPy array `(n,)`: -log2 p(x) / (H * W * C).
     """
-    nats = -log_prob(model, images, labels, batch_size)
+    nats = -log_prob(model, images, labels, batch_size, condition)
     dims = math.prod(model.inputs[0].shape[1:])
     return nats / (dims * math.log(2.0))
 
 
-__all__ = ["bits_per_dim", "check_images", "log_prob"]
+__all__ = ["bits_per_dim", "check_images", "log_prob", "log_prob_map"]

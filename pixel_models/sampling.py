@@ -128,7 +128,23 @@ def _progbar(total, progress):
     return keras.utils.Progbar(total, verbose=1 if progress else 0)
 
 
-def _naive(model, noise, labels, temperature, top_p, progress, given=None):
+def model_inputs(x, labels=None, condition=None):
+    """A model's call inputs: `x`, then the labels and the small image
+    that the model takes (None for those it does not)."""
+    extra = [v for v in (labels, condition) if v is not None]
+    return [x, *extra] if extra else x
+
+
+def _naive(
+    model,
+    noise,
+    labels,
+    temperature,
+    top_p,
+    progress,
+    given=None,
+    condition=None,
+):
     """One full forward pass per sub-pixel. Returns (samples, logits)."""
     n, height, width, channels = noise.shape
     levels = model.output_shape[-1]
@@ -138,7 +154,7 @@ def _naive(model, noise, labels, temperature, top_p, progress, given=None):
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                inputs = x if labels is None else [x, labels]
+                inputs = model_inputs(x, labels, condition)
                 out = np.asarray(model.predict_on_batch(inputs))[:, i, j, c]
                 logits[:, i, j, c] = out
                 values = np.asarray(
@@ -523,6 +539,7 @@ def _fast(
     progress,
     given=None,
     keep_logits=True,
+    condition=None,
 ):
     """Exact cached sampling, one row per compiled call.
 
@@ -538,7 +555,11 @@ def _fast(
     bar = _progbar(height * width, progress)
     rows, logits = [], []
     with _no_grad():
-        values = [] if labels is None else [ops.convert_to_tensor(labels)]
+        values = [
+            ops.convert_to_tensor(v)
+            for v in (labels, condition)
+            if v is not None
+        ]
         constants = sampler.constants(values)
         state, starts = sampler.initial(n, constants)
         run = sampler.compiled_row(n, (temperature, top_p, keep_logits))
@@ -604,11 +625,68 @@ def _check_labels(model, labels, num_samples):
     return array.astype("int32")
 
 
+def condition_shape(model):
+    """The shape `(s_h, s_w, C)` of a model's given small image (its input
+    named `small`, as the builders' `condition_shape` makes), else None."""
+    for tensor in model.inputs[1:]:
+        if tensor.name == "small":
+            return tuple(tensor.shape[1:])
+    return None
+
+
+def check_condition(model, condition, num_images):
+    """The small images a model is conditioned on, as float32 `(n, s_h,
+    s_w, C)`, or None for a model without them.
+
+    Args:
+        condition: `(num_images, s_h, s_w, C)` integer pixel values in
+            `[0, levels - 1]`, or one `(s_h, s_w, C)` image for all.
+    """
+    shape = condition_shape(model)
+    if shape is None:
+        if condition is not None:
+            raise ValueError(
+                f"model {model.name!r} takes no small image, so condition "
+                "must be None. Received: condition of shape "
+                f"{np.shape(condition)}"
+            )
+        return None
+    if condition is None:
+        raise ValueError(
+            f"model {model.name!r} is conditioned on a small image of shape "
+            f"{shape}: pass condition=, one image per sample or one for "
+            "all. Received: condition=None"
+        )
+    array = np.asarray(condition)
+    if array.shape == shape:
+        array = np.broadcast_to(array, (num_images, *shape))
+    levels = model.output_shape[-1]
+    if (
+        array.shape != (num_images, *shape)
+        or not np.issubdtype(array.dtype, np.number)
+        or array.min() < 0
+        or array.max() > levels - 1
+        or np.any(array != np.round(array))
+    ):
+        raise ValueError(
+            f"condition must be {num_images} small images of shape {shape} "
+            f"(or one for all) with integer pixel values in [0, {levels - 1}]"
+            f". Received: condition of shape {array.shape}"
+            + (
+                f" and values in [{array.min()}, {array.max()}]"
+                if array.size and np.issubdtype(array.dtype, np.number)
+                else ""
+            )
+        )
+    return np.ascontiguousarray(array, "float32")
+
+
 def sample_with_logits(
     model,
     noise,
     *,
     labels=None,
+    condition=None,
     temperature=1.0,
     top_p=None,
     method="fast",
@@ -625,8 +703,17 @@ def sample_with_logits(
     """
     _check_arguments(model, noise.shape[0], temperature, top_p, method, None)
     labels = _check_labels(model, labels, noise.shape[0])
+    condition = check_condition(model, condition, noise.shape[0])
     run = _fast if method == "fast" else _naive
-    return run(model, noise, labels, temperature, top_p, progress)
+    return run(
+        model,
+        noise,
+        labels,
+        temperature,
+        top_p,
+        progress,
+        condition=condition,
+    )
 
 
 def sample(
@@ -640,6 +727,7 @@ def sample(
     batch_size=None,
     progress=True,
     labels=None,
+    condition=None,
 ):
     """Generates images from an autoregressive model.
 
@@ -658,6 +746,9 @@ def sample(
         progress: show a progress bar.
         labels: for a class-conditional model, the class of every image
             (`(num_samples,)` integers) or one class for all.
+        condition: for a model conditioned on a small image (built with
+            `condition_shape`), the small image of every sample
+            (`(num_samples, s, s, C)`) or one for all.
 
     Returns:
         uint8 NumPy array `(num_samples, H, W, C)`.
@@ -669,6 +760,7 @@ def sample(
     """
     _check_arguments(model, num_samples, temperature, top_p, method, batch_size)
     labels = _check_labels(model, labels, num_samples)
+    condition = check_condition(model, condition, num_samples)
     shape = (num_samples, *model.inputs[0].shape[1:])
     noise = np.random.default_rng(seed).random(shape)
     batch_size = batch_size or num_samples
@@ -676,20 +768,19 @@ def sample(
     for start in range(0, num_samples, batch_size):
         stop = start + batch_size
         batch = None if labels is None else labels[start:stop]
-        if method == "fast":
-            x, _ = _fast(
-                model,
-                noise[start:stop],
-                batch,
-                temperature,
-                top_p,
-                progress,
-                keep_logits=False,
-            )
-        else:
-            x, _ = _naive(
-                model, noise[start:stop], batch, temperature, top_p, progress
-            )
+        small = None if condition is None else condition[start:stop]
+        run = _fast if method == "fast" else _naive
+        extra = {"keep_logits": False} if method == "fast" else {}
+        x, _ = run(
+            model,
+            noise[start:stop],
+            batch,
+            temperature,
+            top_p,
+            progress,
+            condition=small,
+            **extra,
+        )
         out.append(x)
     return np.concatenate(out).astype("uint8")
 
@@ -732,6 +823,7 @@ def complete(
     known,
     *,
     labels=None,
+    condition=None,
     num_completions=1,
     temperature=1.0,
     top_p=None,
@@ -755,6 +847,8 @@ def complete(
             the given pixels, `(H, W)` for all images or `(n, H, W)`.
         labels: for a class-conditional model, the class of every image
             or one for all; None otherwise.
+        condition: for a model conditioned on a small image, the small
+            image of every image or one for all; None otherwise.
         num_completions: completions of each image.
         temperature: softmax temperature (> 0).
         top_p: nucleus sampling (see `sample`).
@@ -778,11 +872,14 @@ def complete(
     _check_arguments(model, n, temperature, top_p, "fast", None)
     mask = _known_mask(known, n, height, width)
     labels = _check_labels(model, labels, n)
+    condition = check_condition(model, condition, n)
     k = num_completions
     x = np.repeat(x, k, axis=0)
     mask = np.repeat(mask, k, axis=0)
     if labels is not None:
         labels = np.repeat(labels, k)
+    if condition is not None:
+        condition = np.repeat(condition, k, axis=0)
     noise = np.random.default_rng(seed).random(x.shape)
     out, _ = _fast(
         model,
@@ -793,5 +890,6 @@ def complete(
         progress,
         given=(x, mask),
         keep_logits=False,
+        condition=condition,
     )
     return out.astype("uint8").reshape(n, k, *x.shape[1:])

@@ -1,6 +1,6 @@
 """Keras layers of pixel-models, all registered for `.keras` save/load."""
 
-from pixel_models.layers.conditioning import ConditionBias
+from pixel_models.layers.conditioning import ConditionBias, ConditionMap
 from pixel_models.layers.diagonal_bilstm import DiagonalBiLSTM
 from pixel_models.layers.gated import GatedPixelCNNBlock
 from pixel_models.layers.lstm_cell import LineLSTMCell
@@ -11,6 +11,7 @@ from pixel_models.layers.steps import PixelInput
 
 __all__ = [
     "ConditionBias",
+    "ConditionMap",
     "DiagonalBiLSTM",
     "GatedPixelCNNBlock",
     "LineLSTMCell",

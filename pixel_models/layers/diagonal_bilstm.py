@@ -4,6 +4,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from pixel_models.layers.conditioning import (
+    check_map_input,
+    map_row,
+    split_map_input,
+)
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
@@ -48,9 +53,15 @@ class DiagonalBiLSTM(keras.layers.Layer):
         unroll: if True, the scan over diagonals is unrolled into the
             graph: faster steps on a CPU, much slower tracing (see
             `scan_lines`). Like `keras.layers.RNN(unroll=...)`.
+        condition_map: if True, the layer takes a second input, a map
+            `(batch, H, W, d)` computed from a given image (a Multi-Scale
+            PixelRNN's upsampled small image); a 1x1 convolution of it is
+            added to the input-to-state map of each direction (PixelRNN
+            paper, Sec. 3.6).
 
     Input shape:
         `(batch, H, W, C)`; for RGB, C divisible by 3 (R, G, B groups).
+        With `condition_map`, `[x, map]`.
 
     Output shape:
         `(batch, H, W, units)`, units in R, G, B groups.
@@ -60,11 +71,19 @@ class DiagonalBiLSTM(keras.layers.Layer):
     (2, 4, 5, 6)
     """
 
-    def __init__(self, units, color_channels=1, unroll=False, **kwargs):
+    def __init__(
+        self,
+        units,
+        color_channels=1,
+        unroll=False,
+        condition_map=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         check_units(units, color_channels)
         self.units = units
         self.unroll = bool(unroll)
+        self.condition_map = bool(condition_map)
         self.color_channels = color_channels
         self.input_to_state = [
             MaskedConv2D(
@@ -81,8 +100,19 @@ class DiagonalBiLSTM(keras.layers.Layer):
             LineLSTMCell(units, 2, "causal", True, name=f"cell_{d}")
             for d in ("forward", "backward")
         ]
+        if self.condition_map:
+            self.map_to_state = [
+                keras.layers.Dense(
+                    4 * units, use_bias=False, name=f"map_to_state_{d}"
+                )
+                for d in ("forward", "backward")
+            ]
 
     def build(self, input_shape):
+        input_shape, map_shape = check_map_input(self, input_shape)
+        if map_shape is not None:
+            for dense in self.map_to_state:
+                dense.build(map_shape)
         if len(input_shape) != 4 or None in input_shape[1:3]:
             raise ValueError(
                 "DiagonalBiLSTM expects (batch, height, width, channels) "
@@ -106,6 +136,7 @@ class DiagonalBiLSTM(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        inputs, condition = split_map_input(self, inputs)
         height, width = inputs.shape[1], inputs.shape[2]
         units = self.units
         # Both directions in one scan: the right-to-left one runs on the
@@ -113,11 +144,20 @@ class DiagonalBiLSTM(keras.layers.Layer):
         # then diagonals first: (diagonals, 2B, H, C).
         x = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
         x = ops.transpose(skew(x), (2, 0, 1, 3))
+        biases = [0.0, 0.0]
+        if condition is not None:
+            # Sec. 3.6: each direction's input-to-state map gets its own
+            # 1x1 convolution of the map, skewed like the input.
+            forward, backward = (d(condition) for d in self.map_to_state)
+            b = ops.concatenate([forward, ops.flip(backward, axis=2)], 0)
+            b = ops.transpose(skew(b), (2, 0, 1, 3))
+            biases = ops.split(b, 2, axis=1)
         gates, kernels = [], []
-        for conv, cell, x_d in zip(
+        for conv, cell, x_d, bias in zip(
             self.input_to_state,
             self.cells,
             ops.split(x, 2, axis=1),
+            biases,
             strict=True,
         ):
             # The 1x1 input-to-state convolution as one matrix product
@@ -129,6 +169,7 @@ class DiagonalBiLSTM(keras.layers.Layer):
             # (what comes after a row ends is never read).
             kernel = ops.reshape(conv.masked_kernel(), (-1, 4 * units))
             z = ops.matmul(x_d, regroup(kernel, 4, self.color_channels))
+            z = z + bias  # zero in the skew's padding, like the input
             gates.append(z + cell.bias * ops.cast(self.valid, z.dtype))
             kernels.append(cell.gate_kernels())
         # (diagonals, B, H, 2 * 4h) -> (diagonals, 2 * 4, B, H, h): each
@@ -185,6 +226,7 @@ class DiagonalBiLSTM(keras.layers.Layer):
         return {"h": h, "c": c, "input": kernel, "left": left[1]}
 
     def pixel_init(self, inputs):
+        inputs, _ = split_map_input(self, inputs)
         n, width = inputs.shape[0], inputs.shape[2]
         zeros = ops.zeros((n, self.units), inputs.dtype)
         row = ops.zeros((n, width, self.units), inputs.dtype)
@@ -199,8 +241,14 @@ class DiagonalBiLSTM(keras.layers.Layer):
         above_b, right_b = ops.unstack(
             ops.convert_to_tensor(self.cells[1].state_kernel), 2
         )
+        inputs, condition = split_map_input(self, inputs)
         z = ops.matmul(inputs[:, -1], self._pixel_kernel(1))
         z = z + self.cells[1].bias + ops.matmul(state["h"], above_b)
+        above = ops.matmul(carries["h"], above_f)
+        if condition is not None:
+            backward = map_row(condition, row - 1)
+            z = z + self.map_to_state[1](backward)
+            above = above + self.map_to_state[0](map_row(condition, row))
 
         def step(carry, z_j):
             h, c = lstm_gates(z_j + ops.matmul(carry[0], right_b), carry[1])
@@ -214,19 +262,22 @@ class DiagonalBiLSTM(keras.layers.Layer):
         h = ops.moveaxis(h, 0, 1) * valid
         c = ops.moveaxis(c, 0, 1) * valid
         columns = {
-            "above": ops.matmul(carries["h"], above_f),
+            "above": above,
             # Sec. 3.2: the backward stream, shifted down one row.
             "backward": h,
         }
         return self._pixel_state(h, c), columns, {}
 
     def pixel_step(self, inputs, state, column, carry):
+        inputs, _ = split_map_input(self, inputs)
         z = ops.matmul(inputs.here, state["input"]) + self.cells[0].bias
         z = z + column["above"] + ops.matmul(carry["h"], state["left"])
         h, c = lstm_gates(z, carry["c"])
         return h + column["backward"], {"h": h, "c": c}
 
     def compute_output_shape(self, input_shape):
+        if self.condition_map:
+            input_shape = input_shape[0]
         return (*input_shape[:3], self.units)
 
     def get_config(self):
@@ -235,4 +286,5 @@ class DiagonalBiLSTM(keras.layers.Layer):
             "units": self.units,
             "color_channels": self.color_channels,
             "unroll": self.unroll,
+            "condition_map": self.condition_map,
         }

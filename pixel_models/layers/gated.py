@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from pixel_models.checks import check_int
+from pixel_models.layers.conditioning import map_row
 from pixel_models.layers.masked_conv import (
     MASK_TYPES,
     MaskedConv2D,
@@ -57,9 +58,16 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         condition: if True, the layer takes a third input, a conditioning
             vector `(batch, d)` (e.g. a label embedding), projected and
             added to the gate pre-activations of both stacks (Eq. 4).
+        condition_map: if True, the layer takes a last input, a map
+            `(batch, H, W, d)` computed from a given image (a Multi-Scale
+            model's upsampled small image); a 1x1 convolution of it is
+            added to the gate pre-activations of both stacks (PixelRNN
+            paper, Sec. 3.6).
 
     Call arguments:
-        inputs: `[v, h]` or `[v, h, condition]`, maps `(batch, H, W, c)`.
+        inputs: `[v, h]`, then the conditioning vector with `condition`,
+            then the map with `condition_map`; `v`, `h` of shape
+            `(batch, H, W, c)`.
 
     Returns:
         `[v, h]`, each `(batch, H, W, filters)`.
@@ -79,6 +87,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         mask_type="B",
         residual=True,
         condition=False,
+        condition_map=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -106,6 +115,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         self.mask_type = mask_type
         self.residual = residual
         self.condition = condition
+        self.condition_map = bool(condition_map)
         k, c = kernel_size, color_channels
         # Vertical: rows i - k//2 .. i, all k columns (padding in call).
         self.vertical = keras.layers.Conv2D(
@@ -127,15 +137,33 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             self.condition_h = keras.layers.Dense(
                 2 * filters, use_bias=False, name="condition_horizontal"
             )
+        if self.condition_map:
+            self.map_v = keras.layers.Dense(
+                2 * filters, use_bias=False, name="map_vertical"
+            )
+            self.map_h = keras.layers.Dense(
+                2 * filters, use_bias=False, name="map_horizontal"
+            )
 
     def build(self, input_shape):
         v_shape, h_shape = input_shape[0], input_shape[1]
-        if len(input_shape) != 2 + int(self.condition):
+        expected = 2 + int(self.condition) + int(self.condition_map)
+        if len(input_shape) != expected:
             raise ValueError(
-                f"GatedPixelCNNBlock(condition={self.condition}) expects "
-                f"{2 + int(self.condition)} inputs. Received: "
-                f"{len(input_shape)} input shapes"
+                f"GatedPixelCNNBlock(condition={self.condition}, "
+                f"condition_map={self.condition_map}) expects {expected} "
+                f"inputs. Received: {len(input_shape)} input shapes"
             )
+        if self.condition_map:
+            map_shape = input_shape[-1]
+            if tuple(map_shape[1:3]) != tuple(h_shape[1:3]):
+                raise ValueError(
+                    "GatedPixelCNNBlock expects a map of the image's size "
+                    f"{tuple(h_shape[1:3])}. Received: map of shape "
+                    f"{tuple(map_shape)}"
+                )
+            self.map_v.build(map_shape)
+            self.map_h.build(map_shape)
         if self.residual and h_shape[-1] != self.filters:
             raise ValueError(
                 "A residual block needs input channels equal to filters="
@@ -163,6 +191,8 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         pre_v = self.vertical(padded)
         if self.condition:
             pre_v = pre_v + self.condition_v(inputs[2])[:, None, None, :]
+        if self.condition_map:
+            pre_v = pre_v + self.map_v(inputs[-1])
         # Sec. 2.2: the link sees the vertical stack one row up, so the
         # horizontal stack never sees the current row's right part.
         pre_h = self.horizontal(h) + self.vertical_to_horizontal(
@@ -170,6 +200,8 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         )
         if self.condition:
             pre_h = pre_h + self.condition_h(inputs[2])[:, None, None, :]
+        if self.condition_map:
+            pre_h = pre_h + self.map_h(inputs[-1])
         v_out = gate(pre_v)
         h_out = self.horizontal_out(
             gate(regroup(pre_h, 2, self.color_channels))
@@ -214,8 +246,13 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         pre_v = self.vertical(rows)[:, 0]
         if self.condition:
             pre_v = pre_v + state["condition_v"]
+        if self.condition_map:
+            # The vertical stack of the row above, as in `call`.
+            pre_v = pre_v + self.map_v(map_row(inputs[-1], row - 1))
         pre_v = pre_v * row_valid(row, pre_v.dtype)
         link = self.vertical_to_horizontal(pre_v[:, None])[:, 0]
+        if self.condition_map:
+            link = link + self.map_h(map_row(inputs[-1], row))
         state = self._pixel_kernels(state)
         return state, {"link": link}, {0: gate(pre_v)}
 
@@ -246,4 +283,5 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             "mask_type": self.mask_type,
             "residual": self.residual,
             "condition": self.condition,
+            "condition_map": self.condition_map,
         }

@@ -3,6 +3,11 @@
 import keras
 from keras import ops
 
+from pixel_models.layers.conditioning import (
+    check_map_input,
+    map_row,
+    split_map_input,
+)
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
@@ -32,9 +37,14 @@ class RowLSTM(keras.layers.Layer):
         unroll: if True, the scan over rows is unrolled into the
             graph: faster steps on a CPU, much slower tracing (see
             `scan_lines`). Like `keras.layers.RNN(unroll=...)`.
+        condition_map: if True, the layer takes a second input, a map
+            `(batch, H, W, d)` computed from a given image (a Multi-Scale
+            PixelRNN's upsampled small image); a 1x1 convolution of it is
+            added to the input-to-state map (PixelRNN paper, Sec. 3.6).
 
     Input shape:
         `(batch, H, W, C)`; for RGB, C divisible by 3 (R, G, B groups).
+        With `condition_map`, `[x, map]`.
 
     Output shape:
         `(batch, H, W, units)`, units in R, G, B groups.
@@ -45,12 +55,19 @@ class RowLSTM(keras.layers.Layer):
     """
 
     def __init__(
-        self, units, kernel_size=3, color_channels=1, unroll=False, **kwargs
+        self,
+        units,
+        kernel_size=3,
+        color_channels=1,
+        unroll=False,
+        condition_map=False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         check_units(units, color_channels)
         self.units = units
         self.unroll = bool(unroll)
+        self.condition_map = bool(condition_map)
         self.kernel_size = kernel_size
         self.color_channels = color_channels
         # The cell first: it checks kernel_size and names it in errors.
@@ -63,19 +80,29 @@ class RowLSTM(keras.layers.Layer):
             use_bias=False,
             name="input_to_state",
         )
+        if self.condition_map:
+            self.map_to_state = keras.layers.Dense(
+                4 * units, use_bias=False, name="map_to_state"
+            )
 
     def build(self, input_shape):
+        input_shape, map_shape = check_map_input(self, input_shape)
         self.input_to_state.build(input_shape)
+        if map_shape is not None:
+            self.map_to_state.build(map_shape)
         # The cell's weights keep the path they had under an RNN layer
         # named "rows", so weight names stay as in earlier versions.
         with keras.name_scope("rows"):
             self.cell.build((input_shape[0], input_shape[2], 4 * self.units))
 
     def call(self, inputs):
+        inputs, condition = split_map_input(self, inputs)
         # Gates [o, f, i, g], each with its units in R, G, B order; the
         # bias is added once for all rows rather than at every step.
         z = regroup(self.input_to_state(inputs), 4, self.color_channels)
         z = z + self.cell.bias
+        if condition is not None:
+            z = z + self.map_to_state(condition)
         # Rows first, gates apart: (H, 4, B, W, h).
         z = ops.reshape(z, (-1, *z.shape[1:3], 4, self.units))
         z = ops.transpose(z, (1, 3, 0, 2, 4))
@@ -106,6 +133,7 @@ class RowLSTM(keras.layers.Layer):
         return max(1, self.kernel_size // 2)
 
     def pixel_init(self, inputs):
+        inputs, _ = split_map_input(self, inputs)
         zeros = ops.zeros((inputs.shape[0], self.units), inputs.dtype)
         return {"kernel": self.input_to_state.pixel_kernel()}, {
             "h": zeros,
@@ -117,16 +145,22 @@ class RowLSTM(keras.layers.Layer):
         neighbours = stack_neighbours(carries["h"], k, k // 2)
         kernel = ops.reshape(self.cell.state_kernel, (k * u, 4 * u))
         z = ops.matmul(neighbours, kernel) + self.cell.bias
+        _, condition = split_map_input(self, inputs)
+        if condition is not None:
+            z = z + self.map_to_state(map_row(condition, row))
         state = {"kernel": self.input_to_state.pixel_kernel()}
         return state, {"z": z, "c": carries["c"]}, {}
 
     def pixel_step(self, inputs, state, column, carry):
+        inputs, _ = split_map_input(self, inputs)
         z = self.input_to_state.pixel_output(inputs, state["kernel"])
         z = regroup(z, 4, self.color_channels) + column["z"]
         h, c = lstm_gates(z, column["c"])
         return h, {"h": h, "c": c}
 
     def compute_output_shape(self, input_shape):
+        if self.condition_map:
+            input_shape = input_shape[0]
         return (*input_shape[:3], self.units)
 
     def get_config(self):
@@ -136,4 +170,5 @@ class RowLSTM(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "color_channels": self.color_channels,
             "unroll": self.unroll,
+            "condition_map": self.condition_map,
         }

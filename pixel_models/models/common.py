@@ -3,7 +3,7 @@
 import keras
 
 from pixel_models.checks import check_int
-from pixel_models.layers import ConditionBias, MaskedConv2D
+from pixel_models.layers import ConditionBias, ConditionMap, MaskedConv2D
 from pixel_models.layers.masked_conv import check_divisible
 
 EMBEDDING_DIM = 32
@@ -32,9 +32,84 @@ def condition(x, embedding, name):
     return ConditionBias(x.shape[-1], name=name)([x, embedding])
 
 
-def model_inputs(pixels, labels):
-    """`pixels`, or `[pixels, labels]` for a class-conditional model."""
-    return pixels if labels is None else [pixels, labels]
+def condition_on_map(x, condition_map, name):
+    """Adds a 1x1 convolution of the conditioning map to `x` (no-op
+    without one)."""
+    if condition_map is None:
+        return x
+    return ConditionMap(x.shape[-1], name=name)([x, condition_map])
+
+
+def check_condition_shape(condition_shape, image_shape):
+    """Validates `condition_shape` against the model's `(H, W, C)`.
+
+    Returns:
+        The upsampling factors `(H // s_h, W // s_w)`, or None without a
+        condition.
+    """
+    if condition_shape is None:
+        return None
+    height, width, channels = image_shape
+    shape = (
+        tuple(condition_shape) if hasattr(condition_shape, "__len__") else ()
+    )
+    if (
+        len(shape) != 3
+        or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0
+            for d in shape
+        )
+        or shape[2] != channels
+        or height % shape[0]
+        or width % shape[1]
+    ):
+        raise ValueError(
+            "condition_shape must be None or (s_h, s_w, channels) with "
+            f"{channels} channels, like the image, and sizes that divide "
+            f"the image's ({height}, {width}). Received: "
+            f"condition_shape={condition_shape!r}"
+        )
+    return height // shape[0], width // shape[1]
+
+
+def upsampling_strides(factors):
+    """The strides of the transposed convolutions that upsample by
+    `factors`: 2 while the factor is even, then what is left in one."""
+    strides = []
+    fh, fw = factors
+    while fh > 1 or fw > 1:
+        sh = 2 if fh % 2 == 0 else fh
+        sw = 2 if fw % 2 == 0 else fw
+        strides.append((sh, sw))
+        fh, fw = fh // sh, fw // sw
+    return strides
+
+
+def condition_input(condition_shape, factors, levels, filters):
+    """The small-image input and its upsampled map `(batch, H, W, filters)`.
+
+    PixelRNN paper, Sec. 3.6: an upsampling network of transposed
+    convolutions turns the s x s image into a c x n x n map. Here: the
+    pixel values rescaled to [-1, 1], a 3x3 convolution, then one ReLU
+    transposed convolution per factor of 2 (or per odd factor left).
+    """
+    small = keras.Input(shape=condition_shape, name="small")
+    x = keras.layers.Rescaling(
+        2.0 / (levels - 1), offset=-1.0, name="small_rescale"
+    )(small)
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", activation="relu", name="upsample_in"
+    )(x)
+    for i, stride in enumerate(upsampling_strides(factors)):
+        x = keras.layers.Conv2DTranspose(
+            filters,
+            (2 * stride[0], 2 * stride[1]),
+            strides=stride,
+            padding="same",
+            activation="relu",
+            name=f"upsample_{i}",
+        )(x)
+    return small, x
 
 
 def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
@@ -75,27 +150,59 @@ def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
     return shape
 
 
-def start_model(input_shape, levels, num_layers, widths, dropout, num_classes):
+def start_model(
+    input_shape,
+    levels,
+    num_layers,
+    widths,
+    dropout,
+    num_classes,
+    condition_shape=None,
+    condition_filters=None,
+):
     """Checks a builder's arguments and makes the model's inputs.
 
+    Args:
+        widths: as `check_model_args`; `condition_filters` (the channels
+            of the conditioning map) defaults to the first of them.
+        condition_shape: None, or the shape of a given small image.
+
     Returns:
-        `(shape, pixels, x, labels, embedding)`: the checked `(H, W, C)`,
-        the pixels input and its rescaled version, and the labels input
-        and its embedding (both None without `num_classes`).
+        `(shape, inputs, x, embedding, condition_map)`: the checked
+        `(H, W, C)`; the model's inputs (`[pixels]`, then `labels` with
+        `num_classes`, then `small` with `condition_shape`); the rescaled
+        pixels; the label embedding and the upsampled map of the small
+        image (each None without its input).
     """
     shape = check_model_args(input_shape, levels, num_layers, widths, dropout)
     check_num_classes(num_classes)
+    factors = check_condition_shape(condition_shape, shape)
+    check_int("condition_filters", condition_filters, allow_none=True)
     pixels, x = image_input(shape, levels)
     labels, embedding = label_input(num_classes)
-    return shape, pixels, x, labels, embedding
+    inputs = [pixels] + ([] if labels is None else [labels])
+    condition_map = None
+    if factors is not None:
+        filters = condition_filters or next(iter(widths.values()))
+        small, condition_map = condition_input(
+            tuple(condition_shape), factors, levels, filters
+        )
+        inputs.append(small)
+    return shape, inputs, x, embedding, condition_map
 
 
-def finish_model(x, embedding, shape, levels, output_filters, inputs, name):
-    """The conditioned output head and the functional model."""
-    pixels, labels = inputs
+def finish_model(x, conditions, shape, levels, output_filters, inputs, name):
+    """The conditioned output head and the functional model.
+
+    Args:
+        conditions: `(embedding, condition_map)`, as from `start_model`.
+    """
+    embedding, condition_map = conditions
     x = condition(x, embedding, "head_condition")
+    x = condition_on_map(x, condition_map, "head_condition_map")
     logits = output_head(x, shape, levels, output_filters)
-    return keras.Model(model_inputs(pixels, labels), logits, name=name)
+    inputs = inputs[0] if len(inputs) == 1 else inputs
+    return keras.Model(inputs, logits, name=name)
 
 
 def image_input(input_shape, levels):
@@ -151,6 +258,8 @@ def pixel_rnn(
     dropout,
     input_kernel_size,
     num_classes=None,
+    condition_shape=None,
+    condition_filters=None,
 ):
     """A deep PixelRNN around recurrent layers made by `make_layer`.
 
@@ -162,11 +271,16 @@ def pixel_rnn(
 
     Args:
         name: model name.
-        make_layer: `make_layer(units, color_channels, name)` returning a
-            recurrent layer `(B, H, W, 2h) -> (B, H, W, h)`.
+        make_layer: `make_layer(units, color_channels, name,
+            condition_map)` returning a recurrent layer `(B, H, W, 2h) ->
+            (B, H, W, h)` (taking `[x, map]` with `condition_map`).
         num_classes: with a number of classes, the model takes a second
             input of integer labels, whose learned embedding adds a bias
             to the input of every recurrent layer and of the head.
+        condition_shape: None, or the shape `(s, s, C)` of a given small
+            image, a last input whose upsampled map biases every layer's
+            input-to-state map and the head (Sec. 3.6).
+        condition_filters: channels of that map (default h).
         Other arguments: as `build_row_lstm`.
 
     Returns:
@@ -174,22 +288,26 @@ def pixel_rnn(
     """
     if output_filters is None:
         output_filters = 2 * units
-    shape, pixels, x, labels, embedding = start_model(
+    shape, inputs, x, embedding, condition_map = start_model(
         input_shape,
         levels,
         num_layers,
         {"units": units, "output_filters": output_filters},
         dropout,
         num_classes,
+        condition_shape,
+        condition_filters,
     )
     channels = shape[2]
+    conditional_map = condition_map is not None
     x = MaskedConv2D(
         2 * units, input_kernel_size, "A", channels, name="input_conv"
     )(x)
     skips = []
     for i in range(num_layers):
         y = condition(x, embedding, f"layer{i}_condition")
-        y = make_layer(units, channels, f"layer{i}_lstm")(y)
+        layer = make_layer(units, channels, f"layer{i}_lstm", conditional_map)
+        y = layer([y, condition_map] if conditional_map else y)
         if dropout:
             y = keras.layers.Dropout(dropout, name=f"layer{i}_dropout")(y)
         y = MaskedConv2D(2 * units, 1, "B", channels, name=f"layer{i}_1x1")(y)
@@ -200,5 +318,11 @@ def pixel_rnn(
     if skip_connections and num_layers > 1:
         x = keras.layers.Add(name="skip_sum")(skips)
     return finish_model(
-        x, embedding, shape, levels, output_filters, (pixels, labels), name
+        x,
+        (embedding, condition_map),
+        shape,
+        levels,
+        output_filters,
+        inputs,
+        name,
     )

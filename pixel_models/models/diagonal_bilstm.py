@@ -16,6 +16,8 @@ def build_diagonal_bilstm(
     input_kernel_size=7,
     num_classes=None,
     unroll=False,
+    condition_shape=None,
+    condition_filters=None,
 ):
     """Builds a Diagonal BiLSTM PixelRNN.
 
@@ -39,6 +41,14 @@ def build_diagonal_bilstm(
         num_classes: None, or the number of classes of a class-conditional
             model, which then takes `[pixels, labels]` (integer labels of
             shape `(batch,)`).
+        condition_shape: None, or `(s, s, C)`: the model takes a given
+            small image (pixel values in `[0, levels - 1]`) as a last
+            input, `[pixels, small]` or `[pixels, labels, small]`; a
+            transposed-convolution network upsamples it to a map whose
+            1x1 convolution is added to every layer's input-to-state map
+            (PixelRNN paper, Sec. 3.6). The small image may be seen
+            everywhere: it is given, not generated.
+        condition_filters: channels of the upsampled map (default h).
         unroll: unroll each layer's scan into the graph: faster training
             steps on a CPU, much slower tracing (see `scan_lines`).
 
@@ -54,8 +64,14 @@ def build_diagonal_bilstm(
     (None, 8, 8, 1, 2)
     """
 
-    def make_layer(units, color_channels, name):
-        return DiagonalBiLSTM(units, color_channels, unroll=unroll, name=name)
+    def make_layer(units, color_channels, name, condition_map):
+        return DiagonalBiLSTM(
+            units,
+            color_channels,
+            unroll=unroll,
+            condition_map=condition_map,
+            name=name,
+        )
 
     return pixel_rnn(
         "diagonal_bilstm",
@@ -70,4 +86,6 @@ def build_diagonal_bilstm(
         dropout,
         input_kernel_size,
         num_classes,
+        condition_shape,
+        condition_filters,
     )

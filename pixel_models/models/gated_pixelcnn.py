@@ -16,6 +16,8 @@ def build_gated_pixelcnn(
     output_filters=None,
     dropout=0.0,
     num_classes=None,
+    condition_shape=None,
+    condition_filters=None,
 ):
     """Builds a Gated PixelCNN: no blind spot, gated units.
 
@@ -40,6 +42,16 @@ def build_gated_pixelcnn(
             model, which then takes `[pixels, labels]` (integer labels of
             shape `(batch,)`); a learned label embedding is added to the
             gate pre-activations of both stacks in every block (Eq. 4).
+        condition_shape: None, or `(s, s, C)`: the model takes a given
+            small image (pixel values in `[0, levels - 1]`) as a last
+            input, `[pixels, small]` or `[pixels, labels, small]`; a
+            transposed-convolution network upsamples it to a map whose
+            1x1 convolution is added to the
+            gate pre-activations of both stacks in every block and to
+            the head's input (PixelRNN paper, Sec. 3.6).
+            The small image may be seen everywhere: it is given, not
+            generated.
+        condition_filters: channels of the upsampled map (default filters).
 
     Returns:
         A functional `keras.Model` named `"gated_pixelcnn"`: pixel values in
@@ -54,17 +66,20 @@ def build_gated_pixelcnn(
     """
     if output_filters is None:
         output_filters = 2 * filters
-    shape, pixels, x, labels, embedding = start_model(
+    shape, inputs, x, embedding, condition_map = start_model(
         input_shape,
         levels,
         num_layers,
         {"filters": filters, "output_filters": output_filters},
         dropout,
         num_classes,
+        condition_shape,
+        condition_filters,
     )
     channels = shape[2]
-    extra = [] if embedding is None else [embedding]
+    extra = [t for t in (embedding, condition_map) if t is not None]
     conditional = embedding is not None
+    conditional_map = condition_map is not None
     v, h = GatedPixelCNNBlock(
         filters,
         input_kernel_size,
@@ -72,6 +87,7 @@ def build_gated_pixelcnn(
         "A",
         residual=False,
         condition=conditional,
+        condition_map=conditional_map,
         name="block0",
     )([x, x, *extra])
     for i in range(1, num_layers):
@@ -81,16 +97,17 @@ def build_gated_pixelcnn(
             channels,
             "B",
             condition=conditional,
+            condition_map=conditional_map,
             name=f"block{i}",
         )([v, h, *extra])
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
     return finish_model(
         h,
-        embedding,
+        (embedding, condition_map),
         shape,
         levels,
         output_filters,
-        (pixels, labels),
+        inputs,
         "gated_pixelcnn",
     )

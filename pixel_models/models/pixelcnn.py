@@ -3,19 +3,34 @@
 import keras
 
 from pixel_models.layers import MaskedConv2D
-from pixel_models.models.common import condition, finish_model, start_model
+from pixel_models.models.common import (
+    condition,
+    condition_on_map,
+    finish_model,
+    start_model,
+)
 
 
 def residual_block(
-    x, filters, color_channels, dropout, residual, name, embedding=None
+    x,
+    filters,
+    color_channels,
+    dropout,
+    residual,
+    name,
+    embedding=None,
+    condition_map=None,
 ):
     """One PixelCNN residual block (PixelRNN paper, Fig. 5).
 
     2h features -> ReLU -> 1x1 conv (h) -> ReLU -> 3x3 mask B conv (h)
-    -> ReLU -> 1x1 conv (2h) -> added to the block input.
+    -> ReLU -> 1x1 conv (2h) -> added to the block input. A label's
+    bias and a 1x1 convolution of the conditioning map are added to the
+    first ReLU's pre-activation.
     """
     c = color_channels
     y = condition(x, embedding, f"{name}_condition")
+    y = condition_on_map(y, condition_map, f"{name}_condition_map")
     y = keras.layers.ReLU(name=f"{name}_relu_in")(y)
     y = MaskedConv2D(
         filters, 1, "B", c, activation="relu", name=f"{name}_1x1a"
@@ -41,6 +56,8 @@ def build_pixelcnn(
     output_filters=None,
     dropout=0.0,
     num_classes=None,
+    condition_shape=None,
+    condition_filters=None,
 ):
     """Builds the PixelCNN of the PixelRNN paper.
 
@@ -69,6 +86,15 @@ def build_pixelcnn(
             model, which then takes `[pixels, labels]` (integer labels of
             shape `(batch,)`); a learned label embedding adds a bias to the
             input of every block and of the head.
+        condition_shape: None, or `(s, s, C)`: the model takes a given
+            small image (pixel values in `[0, levels - 1]`) as a last
+            input, `[pixels, small]` or `[pixels, labels, small]`; a
+            transposed-convolution network upsamples it to a map whose
+            1x1 convolution is added to the
+            input of every block and of the head (PixelRNN paper, Sec. 3.6).
+            The small image may be seen everywhere: it is given, not
+            generated.
+        condition_filters: channels of the upsampled map (default h).
 
     Returns:
         A functional `keras.Model` named `"pixelcnn"`, mapping pixel values
@@ -84,13 +110,15 @@ def build_pixelcnn(
     """
     if output_filters is None:
         output_filters = 2 * filters
-    shape, pixels, x, labels, embedding = start_model(
+    shape, inputs, x, embedding, condition_map = start_model(
         input_shape,
         levels,
         num_layers,
         {"filters": filters, "output_filters": output_filters},
         dropout,
         num_classes,
+        condition_shape,
+        condition_filters,
     )
     channels = shape[2]
     x = MaskedConv2D(
@@ -98,14 +126,21 @@ def build_pixelcnn(
     )(x)
     for i in range(num_layers):
         x = residual_block(
-            x, filters, channels, dropout, residual, f"block{i}", embedding
+            x,
+            filters,
+            channels,
+            dropout,
+            residual,
+            f"block{i}",
+            embedding,
+            condition_map,
         )
     return finish_model(
         x,
-        embedding,
+        (embedding, condition_map),
         shape,
         levels,
         output_filters,
-        (pixels, labels),
+        inputs,
         "pixelcnn",
     )

@@ -17,6 +17,8 @@ def build_row_lstm(
     kernel_size=3,
     num_classes=None,
     unroll=False,
+    condition_shape=None,
+    condition_filters=None,
 ):
     """Builds a Row LSTM PixelRNN.
 
@@ -39,6 +41,14 @@ def build_row_lstm(
         num_classes: None, or the number of classes of a class-conditional
             model, which then takes `[pixels, labels]` (integer labels of
             shape `(batch,)`).
+        condition_shape: None, or `(s, s, C)`: the model takes a given
+            small image (pixel values in `[0, levels - 1]`) as a last
+            input, `[pixels, small]` or `[pixels, labels, small]`; a
+            transposed-convolution network upsamples it to a map whose
+            1x1 convolution is added to every layer's input-to-state map
+            (PixelRNN paper, Sec. 3.6). The small image may be seen
+            everywhere: it is given, not generated.
+        condition_filters: channels of the upsampled map (default h).
         unroll: unroll each layer's scan into the graph: faster training
             steps on a CPU, much slower tracing (see `scan_lines`).
         kernel_size: width k of the Row LSTM convolutions.
@@ -54,9 +64,14 @@ def build_row_lstm(
     (None, 8, 8, 1, 2)
     """
 
-    def make_layer(units, color_channels, name):
+    def make_layer(units, color_channels, name, condition_map):
         return RowLSTM(
-            units, kernel_size, color_channels, unroll=unroll, name=name
+            units,
+            kernel_size,
+            color_channels,
+            unroll=unroll,
+            condition_map=condition_map,
+            name=name,
         )
 
     return pixel_rnn(
@@ -72,4 +87,6 @@ def build_row_lstm(
         dropout,
         input_kernel_size,
         num_classes,
+        condition_shape,
+        condition_filters,
     )
