@@ -121,6 +121,10 @@ class SampleGrid(keras.callbacks.Callback):
         every: epochs between grids.
         seed: seed of the sampling noise.
         temperature: sampling temperature.
+        condition: for a model conditioned on a small image (a
+            Multi-Scale model's second stage), small images to condition
+            the grid on, one per sample; their pixels are kept in the
+            samples, as `MultiScale.sample` keeps them.
 
     Example:
     >>> grids = SampleGrid("runs/x/tensorboard")
@@ -128,10 +132,22 @@ class SampleGrid(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, log_dir, num_samples=16, every=1, seed=0, temperature=1.0
+        self,
+        log_dir,
+        num_samples=16,
+        every=1,
+        seed=0,
+        temperature=1.0,
+        condition=None,
     ):
         super().__init__()
         check_int("every", every)
+        self.condition = None
+        if condition is not None:
+            # The small images of a model conditioned on one, one each.
+            condition = np.asarray(condition)
+            num_samples = min(num_samples, len(condition))
+            self.condition = condition[:num_samples]
         self.log_dir = log_dir
         self.num_samples = num_samples
         self.every = every
@@ -151,14 +167,17 @@ class SampleGrid(keras.callbacks.Callback):
         classes = num_classes(self.model)
         if classes:  # a conditional model: cycle through the classes
             labels = np.arange(self.num_samples) % classes
-        images = sample(
-            self.model,
-            self.num_samples,
-            seed=self.seed,
-            temperature=self.temperature,
-            progress=False,
-            labels=labels,
-        )
+        if self.condition is None:
+            images = sample(
+                self.model,
+                self.num_samples,
+                seed=self.seed,
+                temperature=self.temperature,
+                progress=False,
+                labels=labels,
+            )
+        else:
+            images = self._given_small(labels)
         grid = image_grid(images, levels=self.model.output_shape[-1])
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
@@ -167,6 +186,19 @@ class SampleGrid(keras.callbacks.Callback):
         with self._writer.as_default():
             tf.summary.image("samples", grid[None], step=epoch + 1)
         self._writer.flush()
+
+    def _given_small(self, labels):
+        """Samples that keep the small images' pixels and draw the rest."""
+        from pixel_models.multiscale import sample_given_small
+
+        return sample_given_small(
+            self.model,
+            self.condition,
+            labels=labels,
+            seed=self.seed,
+            temperature=self.temperature,
+            progress=False,
+        )
 
 
 def save_atomically(model, path):

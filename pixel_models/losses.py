@@ -12,6 +12,7 @@ cross-entropies of its `H * W * C` sub-pixels. It is reported in two units:
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 LN2 = math.log(2.0)
@@ -114,3 +115,103 @@ class BitsPerDim(keras.metrics.Mean):
         # One value per image, so every image weighs the same.
         per_image = ops.mean(ops.reshape(nll, (ops.shape(nll)[0], -1)), -1)
         return super().update_state(per_image / LN2, sample_weight)
+
+
+def subsample_factors(image_shape, small_shape):
+    """`(H // s_h, W // s_w)`, checked: the small image keeps every
+    factor-th row and column of the image."""
+    height, width = image_shape[:2]
+    s_h, s_w = small_shape[:2]
+    if (
+        not (0 < s_h <= height and 0 < s_w <= width)
+        or height % s_h
+        or (width % s_w)
+    ):
+        raise ValueError(
+            "small_shape must have sizes that divide the image's "
+            f"({height}, {width}). Received: small_shape={tuple(small_shape)}"
+        )
+    return height // s_h, width // s_w
+
+
+def rest_mask(image_shape, small_shape):
+    """`(H, W)` float32: 1 at the pixels that are not in the small image.
+
+    The small image of a Multi-Scale model holds pixel `(f_h i, f_w j)` of
+    the image (every factor-th row and column from the top-left corner;
+    `pixel_models.multiscale.subsample`).
+    """
+    f_h, f_w = subsample_factors(image_shape, small_shape)
+    mask = np.ones(tuple(image_shape[:2]), "float32")
+    mask[::f_h, ::f_w] = 0.0
+    return mask
+
+
+def _rest_nll(y_true, logits, small_shape):
+    """Per image: the mean NLL over the sub-pixels not in the small image,
+    in nats, `(batch,)`."""
+    nll = discrete_nll(y_true, logits)
+    mask = rest_mask(nll.shape[1:3], small_shape)
+    count = float(mask.sum() * nll.shape[-1])
+    masked = nll * ops.convert_to_tensor(mask[None, :, :, None])
+    return ops.sum(ops.reshape(masked, (ops.shape(nll)[0], -1)), -1) / count
+
+
+@keras.saving.register_keras_serializable(package="pixel_models")
+class RestNLL(keras.losses.Loss):
+    """Mean NLL of the sub-pixels not in the small image, in nats.
+
+    The loss of a Multi-Scale model's second stage, which models the
+    image given its subsampled small image: the small image's pixels are
+    given, so they are not counted (PixelRNN paper, Sec. 3.6), and
+    -log p(x) = -log p(x_small) - log p(x_rest | x_small) counts every
+    pixel once.
+
+    Args:
+        small_shape: `(s_h, s_w)` or `(s_h, s_w, C)`, the small image's.
+        name: loss name.
+        reduction: Keras loss reduction over the batch.
+
+    Example:
+    >>> loss = RestNLL((2, 2))
+    >>> x = np.zeros((1, 4, 4, 1), "float32")
+    >>> round(float(loss(x, np.zeros((1, 4, 4, 1, 2)))), 4)  # log 2
+    0.6931
+    """
+
+    def __init__(
+        self, small_shape, name="rest_nll", reduction="sum_over_batch_size"
+    ):
+        super().__init__(name=name, reduction=reduction)
+        self.small_shape = tuple(int(s) for s in small_shape[:2])
+
+    def call(self, y_true, y_pred):
+        return _rest_nll(y_true, y_pred, self.small_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "small_shape": self.small_shape}
+
+
+@keras.saving.register_keras_serializable(package="pixel_models")
+class RestBitsPerDim(keras.metrics.Mean):
+    """Mean NLL per sub-pixel not in the small image, in bits.
+
+    The second stage's `BitsPerDim` (see `RestNLL`), logged as
+    `bits_per_dim`.
+
+    Args:
+        small_shape: `(s_h, s_w)` or `(s_h, s_w, C)`.
+        name: metric name.
+        dtype: metric dtype.
+    """
+
+    def __init__(self, small_shape, name="bits_per_dim", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.small_shape = tuple(int(s) for s in small_shape[:2])
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        per_image = _rest_nll(y_true, y_pred, self.small_shape) / LN2
+        return super().update_state(per_image, sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "small_shape": self.small_shape}

@@ -104,7 +104,14 @@ def set_precision(policy="float32"):
     keras.mixed_precision.set_global_policy(policy)
 
 
-def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
+def compile_model(
+    model,
+    learning_rate=1e-3,
+    clipnorm=1.0,
+    weight_decay=0.0,
+    loss=None,
+    metrics=None,
+):
     """Compiles `model` with the discrete NLL loss and `BitsPerDim`.
 
     Args:
@@ -112,6 +119,9 @@ def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
         learning_rate: Adam(W) learning rate.
         clipnorm: clip each gradient to this norm (None for no clipping).
         weight_decay: decoupled weight decay (AdamW) when > 0.
+        loss, metrics: instead of `DiscreteNLL()` and `[BitsPerDim()]`
+            (a Multi-Scale model's second stage counts only the pixels
+            not in its small image: `multiscale.conditional_loss`).
 
     Returns:
         The same model, compiled.
@@ -123,7 +133,9 @@ def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0):
     else:
         optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     model.compile(
-        optimizer=optimizer, loss=DiscreteNLL(), metrics=[BitsPerDim()]
+        optimizer=optimizer,
+        loss=loss or DiscreteNLL(),
+        metrics=metrics or [BitsPerDim()],
     )
     return model
 
@@ -136,6 +148,7 @@ def make_callbacks(
     backup=True,
     sample_every=1,
     images_per_epoch=None,
+    sample_condition=None,
 ):
     """The standard callbacks of a training run, all writing to `log_dir`.
 
@@ -157,6 +170,8 @@ def make_callbacks(
         sample_every: epochs between sample grids in TensorBoard (0: none).
         images_per_epoch: images trained in one epoch, for the run's
             counters (`RunCounters`); None leaves them out.
+        sample_condition: small images to condition the sample grids on,
+            for a model that takes one.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -186,7 +201,11 @@ def make_callbacks(
     ]
     if sample_every:
         callbacks.append(
-            SampleGrid(os.path.join(log_dir, "tensorboard"), every=sample_every)
+            SampleGrid(
+                os.path.join(log_dir, "tensorboard"),
+                every=sample_every,
+                condition=sample_condition,
+            )
         )
     if backup:
         callbacks.append(
@@ -297,6 +316,16 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         "--conditional",
         action="store_true",
         help="train a class-conditional model on the data set's labels",
+    )
+    parser.add_argument(
+        "--multiscale",
+        type=int,
+        default=None,
+        metavar="S",
+        help="train a Multi-Scale model: an S x S model of the subsampled "
+        "images, then a model of the images given them (each stage gets "
+        "--epochs and half of --time-budget); LOG_DIR holds small.keras "
+        "and large.keras",
     )
     parser.add_argument(
         "--epochs", type=int, default=sizes["epochs"], help="epochs to train"
@@ -432,6 +461,8 @@ def run_training(args):
             "killed multi-worker run resumes from LOG_DIR/backup when the "
             "same command is run again)."
         )
+    if args.multiscale is not None:
+        check_multiscale_args(args)
     # First: some strategies must exist before any other TF op runs.
     strategy = make_strategy(args.strategy)
     set_precision(args.mixed_precision)
@@ -457,6 +488,8 @@ def run_training(args):
         f"train={splits.num_train}, validation={splits.num_validation}, "
         f"test={splits.num_test}"
     )
+    if args.multiscale is not None:
+        return run_multiscale(args, splits, strategy)
     with strategy.scope():
         if args.resume:
             model = load_checkpoint(args.resume)
@@ -486,60 +519,18 @@ def run_training(args):
                 args.weight_decay,
             )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
-    train, steps_per_epoch = repeat_for_fit(
-        splits.train, splits.num_train, args.batch_size, args.steps_per_epoch
-    )
-    several_workers = multi_worker.is_multi_worker(strategy)
     log_dir = multi_worker.worker_log_dir(strategy, args.log_dir)
-    initial_epoch = start_history(log_dir, resume=bool(args.resume))
-    if not args.resume:
-        # What built and trained this run (a resumed run keeps the first).
-        os.makedirs(log_dir, exist_ok=True)
-        with open(os.path.join(log_dir, "run_args.json"), "w") as f:
-            json.dump(vars(args), f, indent=2)
-    if initial_epoch:
-        print(f"Resuming after epoch {initial_epoch} of {log_dir}")
-    callbacks = make_callbacks(
+    train_seconds = fit_run(
+        model,
+        splits.train,
+        splits.num_train,
+        splits.validation,
+        args,
         log_dir,
-        patience=args.patience,
+        strategy,
         sample_every=args.sample_every if log_dir == args.log_dir else 0,
-        images_per_epoch=steps_per_epoch * args.batch_size,
     )
-    if args.time_budget:
-        callbacks.append(TimeBudget(args.time_budget))
-    start = time.perf_counter()
-    if several_workers:
-        history = multi_worker.fit_multi_worker(
-            model,
-            train,
-            strategy=strategy,
-            epochs=args.epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=splits.validation,
-            callbacks=callbacks,
-        )
-    else:
-        history = model.fit(
-            train,
-            validation_data=splits.validation,
-            epochs=initial_epoch + args.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the train split is shuffled by tf.data
-        )
-    train_seconds = time.perf_counter() - start
     final_path = os.path.join(log_dir, "model.keras")
-    losses = history.history.get("loss", [])
-    if model.stop_training and losses and not math.isfinite(losses[-1]):
-        best = os.path.join(log_dir, "checkpoints", "best.keras")
-        raise FloatingPointError(
-            f"Training stopped: the loss became {losses[-1]} in epoch "
-            f"{len(losses)}. The last good checkpoint is kept at {best}"
-            f"{'' if os.path.exists(best) else ' (none was written yet)'}. "
-            "Try a lower --learning-rate or a smaller --clipnorm."
-        )
-    save_atomically(model, final_path)
     test, num_test, split_name = splits.test, splits.num_test, "test"
     if not num_test:
         # A folder of images has no test split unless it holds test/.
@@ -564,6 +555,209 @@ def run_training(args):
         line += f", {results['nats_per_image']:.2f} nats/image"
     print(line)
     with open(os.path.join(log_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+def fit_run(
+    model,
+    train,
+    num_train,
+    validation,
+    args,
+    log_dir,
+    strategy,
+    sample_every=1,
+    time_budget=None,
+    sample_condition=None,
+):
+    """Trains `model` as the parsed `args` say and saves it.
+
+    The run's callbacks (`make_callbacks`) write to `log_dir`, which a
+    rerun of the same command resumes from; the final model goes to
+    `log_dir/model.keras`.
+
+    Args:
+        train, validation: batches of one pass; `num_train` images.
+        time_budget: minutes (default `args.time_budget`).
+        sample_condition: small images for the TensorBoard sample grids
+            of a model conditioned on one.
+
+    Returns:
+        Seconds of training.
+    """
+    train, steps_per_epoch = repeat_for_fit(
+        train, num_train, args.batch_size, args.steps_per_epoch
+    )
+    initial_epoch = start_history(log_dir, resume=bool(args.resume))
+    if not args.resume:
+        # What built and trained this run (a resumed run keeps the first).
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, "run_args.json"), "w") as f:
+            json.dump(vars(args), f, indent=2)
+    if initial_epoch:
+        print(f"Resuming after epoch {initial_epoch} of {log_dir}")
+    callbacks = make_callbacks(
+        log_dir,
+        patience=args.patience,
+        sample_every=sample_every,
+        images_per_epoch=steps_per_epoch * args.batch_size,
+        sample_condition=sample_condition,
+    )
+    time_budget = time_budget or args.time_budget
+    if time_budget:
+        callbacks.append(TimeBudget(time_budget))
+    start = time.perf_counter()
+    if multi_worker.is_multi_worker(strategy):
+        history = multi_worker.fit_multi_worker(
+            model,
+            train,
+            strategy=strategy,
+            epochs=args.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=validation,
+            callbacks=callbacks,
+        )
+    else:
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=initial_epoch + args.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the train split is shuffled by tf.data
+        )
+    train_seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    if model.stop_training and losses and not math.isfinite(losses[-1]):
+        best = os.path.join(log_dir, "checkpoints", "best.keras")
+        raise FloatingPointError(
+            f"Training stopped: the loss became {losses[-1]} in epoch "
+            f"{len(losses)}. The last good checkpoint is kept at {best}"
+            f"{'' if os.path.exists(best) else ' (none was written yet)'}. "
+            "Try a lower --learning-rate or a smaller --clipnorm."
+        )
+    save_atomically(model, os.path.join(log_dir, "model.keras"))
+    return train_seconds
+
+
+def check_multiscale_args(args):
+    """Raises ValueError for flags that do not go with `--multiscale`."""
+    if args.multiscale < 1:
+        raise ValueError(
+            "--multiscale must be a positive size S. Received: "
+            f"--multiscale={args.multiscale}"
+        )
+    for flag, bad in (
+        ("--resume", args.resume),
+        ("--strategy multi_worker", args.strategy == "multi_worker"),
+    ):
+        if bad:
+            raise ValueError(
+                f"{flag} is not supported with --multiscale (a killed "
+                "run resumes each stage from LOG_DIR/small/backup and "
+                "LOG_DIR/large/backup when the same command is run again)."
+            )
+
+
+def run_multiscale(args, splits, strategy):
+    """Trains the two stages of a Multi-Scale model and scores the pair.
+
+    Stage `small` models the `S x S` subsampled images, stage `large` the
+    images given them; each trains in its own `LOG_DIR/small` or
+    `LOG_DIR/large` (checkpoints, TensorBoard, backups). The test NLL is
+    -log p(x_small) - log p(x_rest | x_small), each term from its
+    model's `evaluate`, so every pixel counts once.
+
+    Returns:
+        The results dict of `run_training`, with `small_nats` and
+        `rest_nats`, the two terms.
+    """
+    from pixel_models import multiscale
+    from pixel_models.losses import rest_mask
+
+    size, shape = args.multiscale, tuple(splits.image_shape)
+    small_shape = (size, size, shape[2])
+    rest = rest_mask(shape, small_shape)  # checks that S divides the size
+    classes = NUM_CLASSES if args.conditional else None
+    budget = args.time_budget / 2 if args.time_budget else None
+    val_small = next(
+        iter(multiscale.stage_dataset(splits.validation, "small", size))
+    )[1]
+    stages, seconds, scores = {}, 0.0, {}
+    test, num_test, split_name = splits.test, splits.num_test, "test"
+    if not num_test:
+        test, num_test = splits.validation, splits.num_validation
+        split_name = "validation"
+    for stage in ("small", "large"):
+        large = stage == "large"
+        with strategy.scope():
+            model = models.build_model(
+                args.model,
+                shape if large else small_shape,
+                levels=splits.levels,
+                num_layers=args.num_layers,
+                width=args.width,
+                dropout=args.dropout,
+                num_classes=classes,
+                **({"condition_shape": small_shape} if large else {}),
+                **({"unroll": True} if args.unroll else {}),
+            )
+            compile_model(
+                model,
+                args.learning_rate,
+                args.clipnorm or None,
+                args.weight_decay,
+                **(multiscale.conditional_loss(model) if large else {}),
+            )
+        print(
+            f"Stage {stage}: {model.name}, {model.count_params():,} parameters"
+        )
+        seconds += fit_run(
+            model,
+            multiscale.stage_dataset(splits.train, stage, size),
+            splits.num_train,
+            multiscale.stage_dataset(splits.validation, stage, size),
+            args,
+            os.path.join(args.log_dir, stage),
+            strategy,
+            sample_every=args.sample_every,
+            time_budget=budget,
+            sample_condition=val_small if large else None,
+        )
+        bpd = model.evaluate(
+            multiscale.stage_dataset(test, stage, size),
+            verbose=1,
+            return_dict=True,
+        )["bits_per_dim"]
+        dims = (rest.sum() if large else size * size) * shape[2]
+        scores[stage] = float(bpd) * LN2 * float(dims)
+        stages[stage] = model
+    pair = multiscale.MultiScale(stages["small"], stages["large"])
+    pair.save(args.log_dir)
+    nats = scores["small"] + scores["large"]
+    results = {
+        "bits_per_dim": nats / (math.prod(shape) * LN2),
+        "nats_per_image": nats,
+        "small_nats": scores["small"],
+        "rest_nats": scores["large"],
+        "num_images": num_test,
+        "split": split_name,
+        "model": args.model,
+        "multiscale": size,
+        "dataset": args.dataset,
+        "train_seconds": round(seconds, 1),
+        "parameters": pair.count_params(),
+        "model_path": args.log_dir,
+    }
+    print(
+        f"NLL on {num_test} {split_name} images: "
+        f"{results['bits_per_dim']:.4f} bits/dim, {nats:.2f} nats/image "
+        f"= {scores['small']:.2f} (small image) + {scores['large']:.2f} "
+        "(the rest given it)"
+    )
+    with open(os.path.join(args.log_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results
 
