@@ -9,6 +9,10 @@ dense matmul FLOP/s, so each family's achieved training FLOP/s can be
 given as a fraction of that roof. Runs unchanged on a GPU; it prints the
 device it used.
 
+With `--multiscale-families`, those families also train as Multi-Scale
+models (PixelRNN paper, Sec. 3.6) at the same budget and about the same
+parameters, for an equal-budget comparison table per data set.
+
 Writes:
 - `BENCHMARKS.md`: one table per data set, the paper's figures beside;
 - `docs/benchmarks/`: NLL against training time per data set, a grid of
@@ -63,6 +67,9 @@ PAPER = {
 # Test images scored: all of binarized MNIST; for CIFAR-10 the first
 # 1,017 test images, the ones with the exact official pixels.
 DEFAULT_MAX_TEST = {"binarized_mnist": 10000, "cifar10": 1017}
+# Multi-Scale rows: the small image's side (PixelRNN paper, Sec. 3.6).
+SMALL_SIZE = {"binarized_mnist": 14, "cifar10": 16}
+MULTISCALE_FAMILIES = ("pixelcnn", "gated_pixelcnn")
 VALIDATION_SIZE = {"binarized_mnist": 500, "cifar10": 256}
 CURVE_POINTS = 6
 
@@ -119,6 +126,161 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def matched_width(family, shape, levels, layers, target, small_size):
+    """The width whose two Multi-Scale models together have about
+    `target` parameters (the single-scale model's), and that count."""
+    from pixel_models.multiscale import build_multiscale
+
+    step = shape[2]  # colour models need widths divisible by 3
+
+    def params(width):
+        return build_multiscale(
+            family,
+            shape,
+            small_size,
+            levels,
+            num_layers=layers,
+            width=width * step,
+        ).count_params()
+
+    low, high = 1, 1
+    while params(high) < target:
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if params(middle) < target else (low, middle)
+    best = min((low, high), key=lambda w: abs(params(w) - target))
+    return best * step, params(best)
+
+
+def train_multiscale_and_measure(args, dataset, family):
+    """A Multi-Scale model of one family at the single-scale budget.
+
+    Both models together have about the parameters of the single-scale
+    model (`matched_width`); each stage trains for half the budget. The
+    test NLL is -log p(x_small) - log p(x_rest | x_small), every pixel
+    counted once.
+    """
+    import keras
+    import numpy as np
+
+    from pixel_models import data, multiscale
+    from pixel_models.callbacks import TimeBudget
+    from pixel_models.losses import LN2, rest_mask
+    from pixel_models.models import build_model
+    from pixel_models.plotting import image_grid
+    from pixel_models.training import compile_model, repeat_for_fit
+
+    layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
+    small_size = SMALL_SIZE[dataset]
+    keras.utils.set_random_seed(args.seed)
+    splits = data.get_datasets(
+        dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        validation_size=min(VALIDATION_SIZE[dataset], args.max_validation),
+        seed=args.seed,
+        max_test=args.max_test or DEFAULT_MAX_TEST[dataset],
+    )
+    shape = splits.image_shape
+    single = build_model(
+        family, shape, splits.levels, num_layers=layers, width=width
+    ).count_params()
+    ms_width, _ = matched_width(
+        family, shape, splits.levels, layers, single, small_size
+    )
+    pair = multiscale.build_multiscale(
+        family,
+        shape,
+        small_size,
+        splits.levels,
+        num_layers=layers,
+        width=ms_width,
+    )
+    stages = {"small": pair.small_model, "large": pair.large_model}
+    figures = {}
+    for stage, model in stages.items():
+        large = stage == "large"
+        compile_model(
+            model,
+            learning_rate=args.learning_rate,
+            **(multiscale.conditional_loss(model) if large else {}),
+        )
+
+        def part(split, stage=stage):
+            return multiscale.stage_dataset(split, stage, small_size)
+
+        class Steps(TimeBudget):
+            def on_train_batch_begin(self, batch, logs=None):
+                self.step_start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.seconds.append(time.perf_counter() - self.step_start)
+                super().on_train_batch_end(batch, logs)
+
+        budget = Steps(args.budget_minutes / 2)
+        budget.seconds = []
+        train, steps_per_epoch = repeat_for_fit(
+            part(splits.train), splits.num_train, args.batch_size
+        )
+        log(
+            f"[{dataset} / multi-scale {family}] stage {stage}: training "
+            f"for {args.budget_minutes / 2:g} min"
+        )
+        model.fit(
+            train,
+            steps_per_epoch=steps_per_epoch,
+            epochs=100000,
+            callbacks=[budget],
+            verbose=args.verbose,
+            shuffle=False,
+        )
+        log(f"[{dataset} / multi-scale {family}] stage {stage}: scoring")
+        bpd = model.evaluate(part(splits.test), verbose=0)[0] / LN2
+        dims = (
+            rest_mask(shape, (small_size, small_size)).sum()
+            if large
+            else (small_size * small_size)
+        )
+        figures[stage] = {
+            "parameters": model.count_params(),
+            "train_images": len(budget.seconds) * args.batch_size,
+            "train_seconds": 60 * budget.elapsed_minutes(),
+            "test_nats": float(bpd * LN2 * dims * shape[2]),
+        }
+    log(f"[{dataset} / multi-scale {family}] sampling {args.num_samples}")
+    start = time.perf_counter()
+    images, small = pair.sample(
+        args.num_samples, seed=args.seed, progress=False, return_small=True
+    )
+    fast = (time.perf_counter() - start) / args.num_samples
+    grids = {}
+    for stage, batch in (("small", small), ("large", images)):
+        grids[stage] = os.path.join(
+            args.work_dir, f"{dataset}_{family}_multiscale_{stage}_grid.npy"
+        )
+        np.save(grids[stage], image_grid(batch, splits.levels, cols=8))
+    nats = figures["small"]["test_nats"] + figures["large"]["test_nats"]
+    return {
+        "dataset": dataset,
+        "family": family,
+        "multiscale": small_size,
+        "num_layers": layers,
+        "width": ms_width,
+        "single_scale_width": width,
+        "image_shape": list(shape),
+        "parameters": pair.count_params(),
+        "single_scale_parameters": single,
+        "stages": figures,
+        "train_images": sum(f["train_images"] for f in figures.values()),
+        "num_test": splits.num_test,
+        "test_nats_per_image": nats,
+        "test_bits_per_dim": nats / (float(np.prod(shape)) * LN2),
+        "fast_sample_s_per_image": fast,
+        "grids": grids,
+    }
+
+
 def train_and_measure(args):
     """One family on one data set, in this process: the figures, as dict."""
     import keras
@@ -135,7 +297,9 @@ def train_and_measure(args):
     from pixel_models.sampling import sample
     from pixel_models.training import compile_model, repeat_for_fit
 
-    dataset, family = args.single.split(",")
+    dataset, family, *multi = args.single.split(",")
+    if multi:
+        return train_multiscale_and_measure(args, dataset, family)
     layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
     keras.utils.set_random_seed(args.seed)
     splits = data.get_datasets(
@@ -262,9 +426,10 @@ def train_and_measure(args):
     }
 
 
-def run_single_in_subprocess(dataset, family, argv):
+def run_single_in_subprocess(dataset, family, argv, multiscale=False):
     command = [sys.executable, os.path.abspath(__file__), *argv]
-    command += ["--single", f"{dataset},{family}"]
+    single = f"{dataset},{family}" + (",multiscale" if multiscale else "")
+    command += ["--single", single]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.run(
         command, stdout=subprocess.PIPE, text=True, env=env, check=False
@@ -331,6 +496,122 @@ def plot_samples(rows, dataset, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def multiscale_rows(report, dataset):
+    return [r for r in report.get("multiscale", []) if r["dataset"] == dataset]
+
+
+def plot_multiscale_samples(rows, dataset, path):
+    """Both stages' samples: the small images, then the large ones drawn
+    given them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(
+        len(rows), 2, figsize=(6.4, 3.4 * len(rows)), squeeze=False
+    )
+    for ax_row, row in zip(axes, rows, strict=True):
+        for ax, stage in zip(ax_row, ("small", "large"), strict=True):
+            grid = np.load(row["grids"][stage])
+            ax.imshow(
+                grid[..., 0] if grid.shape[-1] == 1 else grid,
+                cmap="gray",
+                interpolation="nearest",
+            )
+            side = (
+                row["multiscale"]
+                if stage == "small"
+                else (row["image_shape"][0])
+            )
+            what = "first stage" if stage == "small" else "given it"
+            ax.set_title(f"{TITLES[row['family']]}: {side}x{side}, {what}")
+            ax.axis("off")
+    fig.suptitle(f"{dataset}: Multi-Scale samples, both stages")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def multiscale_markdown(report, dataset, rel):
+    """The equal-budget table of Multi-Scale against single-scale rows."""
+    pairs = multiscale_rows(report, dataset)
+    if not pairs:
+        return []
+    nats = "mnist" in dataset
+    singles = {
+        r["family"]: r for r in report["results"] if r["dataset"] == dataset
+    }
+    side = pairs[0]["image_shape"][0]
+    small = pairs[0]["multiscale"]
+
+    def nll(value):
+        return f"{value:.2f}" if nats else f"{value:.3f}"
+
+    def per(value, row):
+        # nats/image for MNIST; bits/dim (over all sub-pixels) otherwise.
+        if nats:
+            return value
+        dims = row["image_shape"][0] * row["image_shape"][1]
+        return value / (dims * row["image_shape"][2] * 0.6931471805599453)
+
+    lines = [
+        f"### Multi-Scale ({small}x{small} -> {side}x{side}) against "
+        "single-scale, equal budget",
+        "",
+        "Each Multi-Scale model is a first-stage model of the "
+        f"{small}x{small} subsampled images (every second row and column, "
+        "from the top-left pixel) and a second-stage model of the image "
+        "given it, every layer biased by an upsampled map of the small "
+        "image (PixelRNN paper, Sec. 3.6). Same family and layers as the "
+        "single-scale row, its width chosen so that both models together "
+        "have about the single-scale model's parameters; each stage "
+        f"trains for half of the {report['budget_minutes']:g}-minute "
+        "budget. Test NLL = -log p(x_small) - log p(x_rest | x_small): "
+        "every pixel counted once, so it compares with the single-scale "
+        f"figure directly ({'nats/image' if nats else 'bits/dim'}; the "
+        "two terms in the same unit).",
+        "",
+        "| family | model | params | images trained | test NLL | "
+        "-log p(x_small) | -log p(x_rest given x_small) | fast s/img |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pair in pairs:
+        single = singles.get(pair["family"])
+        if single is not None:
+            value = (
+                single["test_nats_per_image"]
+                if nats
+                else single["test_bits_per_dim"]
+            )
+            lines.append(
+                f"| {TITLES[pair['family']]} | single-scale, h="
+                f"{single['width']} | {single['parameters']:,} | "
+                f"{single['train_images']:,} | **{nll(value)}** | — | — | "
+                f"{single['fast_sample_s_per_image']:.3f} |"
+            )
+        stages = pair["stages"]
+        value = (
+            pair["test_nats_per_image"] if nats else pair["test_bits_per_dim"]
+        )
+        lines.append(
+            f"| {TITLES[pair['family']]} | multi-scale, h={pair['width']} | "
+            f"{pair['parameters']:,} | "
+            f"{stages['small']['train_images']:,} + "
+            f"{stages['large']['train_images']:,} | **{nll(value)}** | "
+            f"{nll(per(stages['small']['test_nats'], pair))} | "
+            f"{nll(per(stages['large']['test_nats'], pair))} | "
+            f"{pair['fast_sample_s_per_image']:.3f} |"
+        )
+    lines += [
+        "",
+        f"![Multi-Scale samples]({rel}/samples_multiscale_{dataset}.png)",
+        "",
+    ]
+    return lines
 
 
 def markdown(report, docs_dir, out_dir):
@@ -447,6 +728,7 @@ def markdown(report, docs_dir, out_dir):
             "",
             f"![Samples]({rel}/samples_{dataset}.png)",
             "",
+            *multiscale_markdown(report, dataset, rel),
         ]
     lines += [
         "## Receptive fields",
@@ -481,6 +763,15 @@ def build_parser():
     )
     parser.add_argument(
         "--datasets", nargs="+", default=list(DATASETS), choices=DATASETS
+    )
+    parser.add_argument(
+        "--multiscale-families",
+        nargs="*",
+        default=list(MULTISCALE_FAMILIES),
+        choices=FAMILIES,
+        help="families that also train as Multi-Scale models (14 -> 28 on "
+        "MNIST, 16 -> 32 on CIFAR-10) at the same budget and about the "
+        "same parameters (none: no such rows)",
     )
     parser.add_argument("--mnist-size", type=parse_size, default=(7, 16))
     parser.add_argument("--cifar-size", type=parse_size, default=(3, 48))
@@ -555,6 +846,19 @@ def main(argv=None):
                 f"{r['train_images_per_s']:.1f} train img/s",
                 flush=True,
             )
+    multiscale = []
+    for dataset in args.datasets:
+        for family in args.multiscale_families:
+            multiscale.append(
+                run_single_in_subprocess(dataset, family, argv, True)
+            )
+            r = multiscale[-1]
+            print(
+                f"[{dataset} / multi-scale {family}] "
+                f"{r['test_bits_per_dim']:.4f} bits/dim "
+                f"({r['test_nats_per_image']:.2f} nats/image)",
+                flush=True,
+            )
     sys.path.insert(0, os.path.join(ROOT, "examples"))
     import receptive_fields
 
@@ -572,6 +876,7 @@ def main(argv=None):
         seed=args.seed,
         num_samples=args.num_samples,
         datasets=args.datasets,
+        multiscale=multiscale,
     )
     render(report, args)
     return report
@@ -593,6 +898,17 @@ def render(report, args):
                 rows,
                 dataset,
                 os.path.join(args.docs_dir, f"samples_{dataset}.png"),
+            )
+        pairs = multiscale_rows(report, dataset)
+        if pairs and all(
+            os.path.exists(p) for r in pairs for p in r["grids"].values()
+        ):
+            plot_multiscale_samples(
+                pairs,
+                dataset,
+                os.path.join(
+                    args.docs_dir, f"samples_multiscale_{dataset}.png"
+                ),
             )
     out_dir = os.path.dirname(os.path.abspath(args.out))
     with open(args.out, "w") as f:

@@ -81,7 +81,7 @@ def test_run_all_writes_the_report(tmp_path):
     command = [
         sys.executable, os.path.join(ROOT, "benchmarks", "run_all.py"),
         "--budget-minutes", "0.02", "--data-dir", str(data),
-        "--families", "pixelcnn", "row_lstm",
+        "--families", "pixelcnn", "--multiscale-families", "pixelcnn",
         "--mnist-size", "1x4", "--cifar-size", "1x3", "--batch-size", "8",
         "--max-test", "8", "--max-validation", "8", "--num-samples", "2",
         "--naive-steps", "1", "--out", str(out), "--docs-dir", str(docs),
@@ -98,9 +98,7 @@ def test_run_all_writes_the_report(tmp_path):
     rows = report["results"]
     assert [(r["dataset"], r["family"]) for r in rows] == [
         ("binarized_mnist", "pixelcnn"),
-        ("binarized_mnist", "row_lstm"),
         ("cifar10", "pixelcnn"),
-        ("cifar10", "row_lstm"),
     ]
     roof = report["matmul"]["flops_per_s"]
     assert roof > 1e8
@@ -133,6 +131,43 @@ def test_run_all_writes_the_report(tmp_path):
         rows[0]["test_bits_per_dim"] * 28 * 28 * math.log(2),
         rel_tol=1e-6,
     )
+    # Multi-Scale rows: about the single-scale parameters (a colour
+    # model's width goes in steps of 3), two terms that add up, and the
+    # single-scale row beside it in the same table.
+    pairs = report["multiscale"]
+    assert [(r["dataset"], r["multiscale"]) for r in pairs] == [
+        ("binarized_mnist", 14),
+        ("cifar10", 16),
+    ]
+    for r in pairs:
+        stages = r["stages"]
+        assert r["parameters"] == sum(s["parameters"] for s in stages.values())
+        assert math.isclose(
+            r["test_nats_per_image"],
+            stages["small"]["test_nats"] + stages["large"]["test_nats"],
+            rel_tol=1e-9,
+        )
+        for stage in stages.values():
+            assert stage["train_seconds"] >= 0.01 * 60
+        single = next(
+            s for s in rows
+            if (s["dataset"], s["family"]) == (r["dataset"], "pixelcnn")
+        )  # fmt: skip
+        assert r["single_scale_parameters"] == single["parameters"]
+        table = text.split("### Multi-Scale")[1 if r["multiscale"] == 14 else 2]
+        nll = (
+            r["test_nats_per_image"]
+            if r["multiscale"] == 14
+            else (r["test_bits_per_dim"])
+        )
+        assert f"| {r['parameters']:,} |" in table
+        assert f"{nll:.2f}" in table
+        assert f"| {single['parameters']:,} |" in table
+    mnist_pair = pairs[0]
+    assert (
+        abs(mnist_pair["parameters"] - rows[0]["parameters"])
+        < 0.2 * (rows[0]["parameters"])
+    )
     # The report can be re-rendered from its figures alone, unchanged.
     out.unlink()
     render = command + ["--render-only"]
@@ -146,6 +181,8 @@ def test_run_all_writes_the_report(tmp_path):
         "nll_vs_time_cifar10.png",
         "samples_binarized_mnist.png",
         "samples_cifar10.png",
+        "samples_multiscale_binarized_mnist.png",
+        "samples_multiscale_cifar10.png",
         "receptive_fields.png",
     ):
         assert (docs / name).stat().st_size > 1000
