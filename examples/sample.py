@@ -2,9 +2,14 @@
 
 Example:
     python examples/sample.py runs/mnist/model.keras --num 16 --out grid.png
+
+A Multi-Scale run's folder (holding small.keras and large.keras, from
+`--multiscale S`) draws the small images first, then the large ones given
+them; both grids are written (the small one as OUT_small.png).
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -20,7 +25,8 @@ def main(argv=None):
     parser.add_argument(
         "model",
         nargs="?",
-        help="a .keras file written by training (or give --preset)",
+        help="a .keras file written by training, a Multi-Scale run's "
+        "folder (or give --preset)",
     )
     parser.add_argument(
         "--preset",
@@ -50,6 +56,8 @@ def main(argv=None):
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
+    if args.model and os.path.isdir(args.model):
+        return sample_multiscale(args, parser)
     try:
         model = load_model_or_preset(args.model, args.preset)
     except (FileNotFoundError, ValueError) as error:
@@ -84,6 +92,45 @@ def main(argv=None):
     print(f"Drew {num} images in {seconds:.1f} s ({args.method})")
     save_grid(images, args.out, levels=model.output_shape[-1], cols=cols)
     print(f"Wrote {args.out}")
+    if args.save_npy:
+        np.save(args.save_npy, images)
+    return images
+
+
+def sample_multiscale(args, parser):
+    """Both stages of a Multi-Scale model, with the fast sampler."""
+    from pixel_models.multiscale import MultiScale
+
+    if args.method != "fast" or args.per_class:
+        parser.error(
+            "a Multi-Scale folder samples with --method fast and --label "
+            "only (no --per-class)."
+        )
+    try:
+        pair = MultiScale.load(args.model, compile=False)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(
+        f"Multi-Scale model: {pair.small_shape} -> {pair.image_shape}, "
+        f"{pair.count_params():,} parameters"
+    )
+    start = time.perf_counter()
+    try:
+        images, small = pair.sample(
+            args.num,
+            labels=args.label,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            return_small=True,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"Drew {args.num} images in {time.perf_counter() - start:.1f} s")
+    stem, ext = os.path.splitext(args.out)
+    save_grid(images, args.out, levels=pair.levels, cols=args.cols)
+    save_grid(small, f"{stem}_small{ext}", levels=pair.levels, cols=args.cols)
+    print(f"Wrote {args.out} and {stem}_small{ext}")
     if args.save_npy:
         np.save(args.save_npy, images)
     return images

@@ -28,6 +28,7 @@ from pixel_models.testing import (
 )
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import sample as sample_script  # noqa: E402
 import train_mnist  # noqa: E402
 
 FAMILIES = ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"]
@@ -336,6 +337,10 @@ def test_conditioned_model_reloads_in_fresh_process(tmp_path):
 
 def test_pair_arguments_are_checked():
     pair = _tiny_pair("pixelcnn")
+    pair.compile()
+    assert isinstance(pair.large_model.loss, RestNLL)
+    assert pair.large_model.loss.small_shape == (2, 2)
+    assert not isinstance(pair.small_model.loss, RestNLL)
     with pytest.raises(ValueError, match="must be conditioned on a small"):
         multiscale.MultiScale(pair.small_model, pair.small_model)
     other = build_model("pixelcnn", (3, 3, 1), 2, num_layers=1, width=2)
@@ -386,5 +391,11 @@ def test_training_script_trains_both_stages(tmp_path):
     np.testing.assert_allclose(
         nll["small_nats"], results["small_nats"], rtol=1e-4
     )
+    drawn = sample_script.main(
+        [str(log_dir), "--num", "2", "--out", str(tmp_path / "grid.png")]
+    )
+    assert drawn.shape == (2, 28, 28, 1)
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert (tmp_path / "grid_small.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         train_mnist.main([*flags[:-2], "--resume", "x.keras"])
