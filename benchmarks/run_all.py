@@ -126,6 +126,20 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def load_splits(args, dataset):
+    """The data set's splits as every row of the report uses them."""
+    from pixel_models import data
+
+    return data.get_datasets(
+        dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        validation_size=min(VALIDATION_SIZE[dataset], args.max_validation),
+        seed=args.seed,
+        max_test=args.max_test or DEFAULT_MAX_TEST[dataset],
+    )
+
+
 def matched_width(family, shape, levels, layers, target, small_size):
     """The width whose two Multi-Scale models together have about
     `target` parameters (the single-scale model's), and that count."""
@@ -164,7 +178,7 @@ def train_multiscale_and_measure(args, dataset, family):
     import keras
     import numpy as np
 
-    from pixel_models import data, multiscale
+    from pixel_models import multiscale
     from pixel_models.callbacks import TimeBudget
     from pixel_models.losses import LN2, rest_mask
     from pixel_models.models import build_model
@@ -174,14 +188,7 @@ def train_multiscale_and_measure(args, dataset, family):
     layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
     small_size = SMALL_SIZE[dataset]
     keras.utils.set_random_seed(args.seed)
-    splits = data.get_datasets(
-        dataset,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
-        validation_size=min(VALIDATION_SIZE[dataset], args.max_validation),
-        seed=args.seed,
-        max_test=args.max_test or DEFAULT_MAX_TEST[dataset],
-    )
+    splits = load_splits(args, dataset)
     shape = splits.image_shape
     single = build_model(
         family, shape, splits.levels, num_layers=layers, width=width
@@ -289,7 +296,6 @@ def train_and_measure(args):
     from flops import forward_flops, train_flops
     from sampling import naive_seconds
 
-    from pixel_models import data
     from pixel_models.callbacks import TimeBudget
     from pixel_models.losses import LN2, bits_per_dim_to_nats_per_image
     from pixel_models.models import build_model
@@ -302,14 +308,7 @@ def train_and_measure(args):
         return train_multiscale_and_measure(args, dataset, family)
     layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
     keras.utils.set_random_seed(args.seed)
-    splits = data.get_datasets(
-        dataset,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
-        validation_size=min(VALIDATION_SIZE[dataset], args.max_validation),
-        seed=args.seed,
-        max_test=args.max_test or DEFAULT_MAX_TEST[dataset],
-    )
+    splits = load_splits(args, dataset)
     model = compile_model(
         build_model(
             family,

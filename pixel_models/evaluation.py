@@ -84,7 +84,11 @@ def log_prob_map(model, images, labels=None, batch_size=64, condition=None):
     Returns:
         float64 NumPy array `(n, H, W, C)`.
     """
-    from pixel_models.sampling import _check_labels, check_condition
+    from pixel_models.sampling import (
+        _check_labels,
+        check_condition,
+        model_inputs,
+    )
 
     check_int("batch_size", batch_size)
     x = check_images(model, images)
@@ -94,11 +98,11 @@ def log_prob_map(model, images, labels=None, batch_size=64, condition=None):
     for start in range(0, len(x), batch_size):
         part = slice(start, start + batch_size)
         batch = x[part]
-        inputs = [batch]
-        for extra in (labels, condition):
-            if extra is not None:
-                inputs.append(extra[part])
-        inputs = inputs[0] if len(inputs) == 1 else inputs
+        inputs = model_inputs(
+            batch,
+            None if labels is None else labels[part],
+            None if condition is None else condition[part],
+        )
         logits = np.asarray(model.predict_on_batch(inputs), "float64")
         # log softmax in float64: the logit of the true value minus the
         # log-sum-exp of all of them.

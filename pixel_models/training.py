@@ -531,11 +531,7 @@ def run_training(args):
         sample_every=args.sample_every if log_dir == args.log_dir else 0,
     )
     final_path = os.path.join(log_dir, "model.keras")
-    test, num_test, split_name = splits.test, splits.num_test, "test"
-    if not num_test:
-        # A folder of images has no test split unless it holds test/.
-        test, num_test = splits.validation, splits.num_validation
-        split_name = "validation"
+    test, num_test, split_name = scored_split(splits)
     results = evaluate_nll(
         model, test, splits.image_shape, num_test, strategy=strategy
     )
@@ -642,6 +638,15 @@ def fit_run(
     return train_seconds
 
 
+def scored_split(splits):
+    """`(dataset, num_images, name)` of the split a run is scored on: the
+    test split, or the validation split where there is none (a folder of
+    images has no test split unless it holds test/)."""
+    if splits.num_test:
+        return splits.test, splits.num_test, "test"
+    return splits.validation, splits.num_validation, "validation"
+
+
 def check_multiscale_args(args):
     """Raises ValueError for flags that do not go with `--multiscale`."""
     if args.multiscale < 1:
@@ -686,10 +691,7 @@ def run_multiscale(args, splits, strategy):
         iter(multiscale.stage_dataset(splits.validation, "small", size))
     )[1]
     stages, seconds, scores = {}, 0.0, {}
-    test, num_test, split_name = splits.test, splits.num_test, "test"
-    if not num_test:
-        test, num_test = splits.validation, splits.num_validation
-        split_name = "validation"
+    test, num_test, split_name = scored_split(splits)
     for stage in ("small", "large"):
         large = stage == "large"
         with strategy.scope():

@@ -112,12 +112,7 @@ class ConditionMap(keras.layers.Layer):
                 f"ConditionMap({self.channels}) expects {self.channels} "
                 f"channels. Received: input_shape={tuple(x_shape)}"
             )
-        if tuple(m_shape[1:3]) != tuple(x_shape[1:3]):
-            raise ValueError(
-                "ConditionMap expects a map of the image's size "
-                f"{tuple(x_shape[1:3])}. Received: map of shape "
-                f"{tuple(m_shape)}"
-            )
+        check_map_size(self, x_shape, m_shape)
         self.projection.build(m_shape)
 
     def call(self, inputs):
@@ -167,9 +162,15 @@ def check_map_input(layer, input_shape):
             f"input_shape={input_shape}"
         )
     x_shape, m_shape = input_shape
+    check_map_size(layer, x_shape, m_shape)
+    return x_shape, m_shape
+
+
+def check_map_size(layer, x_shape, m_shape):
+    """Raises ValueError unless the map `m_shape` has the height and width
+    of the layer's input `x_shape`."""
     if tuple(m_shape[1:3]) != tuple(x_shape[1:3]):
         raise ValueError(
-            f"{name} expects a map of the image's size "
+            f"{type(layer).__name__} expects a map of the image's size "
             f"{tuple(x_shape[1:3])}. Received: map of shape {tuple(m_shape)}"
         )
-    return x_shape, m_shape

@@ -5,7 +5,7 @@ import keras
 from keras import ops
 
 from pixel_models.checks import check_int
-from pixel_models.layers.conditioning import map_row
+from pixel_models.layers.conditioning import check_map_size, map_row
 from pixel_models.layers.masked_conv import (
     MASK_TYPES,
     MaskedConv2D,
@@ -156,12 +156,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             )
         if self.condition_map:
             map_shape = input_shape[-1]
-            if tuple(map_shape[1:3]) != tuple(h_shape[1:3]):
-                raise ValueError(
-                    "GatedPixelCNNBlock expects a map of the image's size "
-                    f"{tuple(h_shape[1:3])}. Received: map of shape "
-                    f"{tuple(map_shape)}"
-                )
+            check_map_size(self, h_shape, map_shape)
             self.map_v.build(map_shape)
             self.map_h.build(map_shape)
         if self.residual and h_shape[-1] != self.filters:
