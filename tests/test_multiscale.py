@@ -137,6 +137,7 @@ def test_condition_map_arguments_are_checked():
         DiagonalBiLSTM(6, condition_map=True)([x, x[:, :2, :2]])
     with pytest.raises(ValueError, match="map of the image's size"):
         ConditionMap(6)([x, x[:, :2]])
+    assert_config_round_trip(ConditionMap(6))
     with pytest.raises(ValueError, match="expects 3 inputs"):
         GatedPixelCNNBlock(6, condition_map=True)([x, x])
     for bad in [(3, 3, 1), (2, 2, 3), (2, 2), "small", (0, 2, 1)]:
