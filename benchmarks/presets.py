@@ -30,36 +30,78 @@ TARGETS = {
 }
 
 
-def heading(name, card):
-    """A table row: the target, where the curve is, and its last slope.
-
-    The slope is the validation NLL gained over the last hour of training
-    (or the whole run, if shorter); hours to the target at that rate are
-    a lower bound, since the gains shrink as training goes on.
-    """
+def validation_nats(card):
+    """`(images, nats, hours)` of a card's validation curve, as arrays."""
     shape = card["builder_arguments"]["input_shape"]
-    curve = np.array(card["training"]["validation_curve"])
+    curve = np.array(card["training"]["validation_curve"], dtype=float)
     nats = np.array(
         [bits_per_dim_to_nats_per_image(b, shape) for b in curve[:, 1]]
     )
-    hours = curve[:, 2]
-    best = nats.min()
-    earlier = np.flatnonzero(hours <= hours[-1] - 1.0)
-    start = earlier[-1] if len(earlier) else 0
-    span = hours[-1] - hours[start]
-    rate = (nats[start : start + 1].min() - best) / span if span > 0 else 0
+    return curve[:, 0], nats, curve[:, 2]
+
+
+def projection(card, target):
+    """Where a validation curve is heading, and when it meets `target`.
+
+    NLL curves of these runs fall about linearly in log(images seen): the
+    best-so-far validation NLL over the last doubling of images (at least
+    three epochs) is fitted as `a - k * log2(images)`, `k` the nats gained
+    per doubling of the images seen. At that pace the target is met after
+    `2 ** (gap / k)` times the images, and at the run's own images per
+    hour that takes `hours_more` more hours. The gains per doubling shrink
+    as a model nears its capacity, so this is a lower bound.
+
+    Returns:
+        A dict: `best` (nats), `hours` (trained), `per_doubling` (k),
+        `images_needed` and `hours_more` (None where the curve is flat,
+        0 where the target is met), and `fit` (`a`, `k`) for plotting.
+    """
+    images, nats, hours = validation_nats(card)
+    best = np.minimum.accumulate(nats)
+    first = np.flatnonzero(images >= images[-1] / 2)[0]
+    window = np.arange(max(min(first, len(images) - 3), 0), len(images))
+    if len(window) >= 2:
+        slope, intercept = np.polyfit(np.log2(images[window]), best[window], 1)
+    else:
+        slope, intercept = 0.0, best[-1]
+    # Under a thousandth of a nat per doubling is no progress.
+    per_doubling = -slope if -slope > 1e-3 else 0.0
+    result = {
+        "best": float(best[-1]),
+        "hours": float(hours[-1]),
+        "per_doubling": float(per_doubling),
+        "images_needed": None,
+        "hours_more": None,
+        "fit": (float(intercept), float(per_doubling)),
+    }
+    if best[-1] <= target:
+        result.update(images_needed=float(images[-1]), hours_more=0.0)
+    elif per_doubling > 0:
+        needed = images[-1] * 2 ** ((best[-1] - target) / per_doubling)
+        per_hour = images[-1] / hours[-1]
+        result.update(
+            images_needed=float(needed),
+            hours_more=float((needed - images[-1]) / per_hour),
+        )
+    return result
+
+
+def heading(name, card):
+    """A table row: the target, where the curve is, and where it heads."""
     target = TARGETS.get(name)
     if target is None:
         return None
-    if best <= target:
+    p = projection(card, target)
+    if p["hours_more"] == 0:
         more = "reached"
-    elif rate > 0:
-        more = f">= {(best - target) / rate:.1f}"
-    else:
+    elif p["hours_more"] is None:
         more = "flat"
+    else:
+        more = f">= {p['hours_more']:,.1f}"
+    needed = f"{p['images_needed'] / 1e6:,.1f} M" if p["images_needed"] else "-"
     return (
-        f"| `{name}` | {target:.1f} | {best:.2f} | {hours[-1]:.2f} "
-        f"| {rate:.2f} | {more} |"
+        f"| `{name}` | {target:.1f} | {p['best']:.2f} | {p['hours']:.2f} "
+        f"| {p['per_doubling']:.2f} | {needed} | {more} |"
     )
 
 
@@ -90,22 +132,37 @@ def plot_curves(cards, path):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for card in cards:
-        shape = card["builder_arguments"]["input_shape"]
-        curve = np.array(card["training"]["validation_curve"])
-        nats = [bits_per_dim_to_nats_per_image(b, shape) for b in curve[:, 1]]
+        images, nats, _ = validation_nats(card)
         label = "{} ({})".format(*describe(card))
-        (line,) = ax.plot(curve[:, 0] / 1e6, nats, marker=".", label=label)
+        (line,) = ax.plot(images / 1e6, nats, marker=".", label=label)
+        color = line.get_color()
         if card.get("paper_nats_per_image"):
             ax.axhline(
                 card["paper_nats_per_image"],
-                color=line.get_color(),
+                color=color,
                 linestyle=":",
                 linewidth=1,
             )
+        target = TARGETS.get(card["name"])
+        if target is not None:
+            # The projection: on to the target, or to 16x the images.
+            p = projection(card, target)
+            intercept, per_doubling = p["fit"]
+            end = min(p["images_needed"] or np.inf, 16 * images[-1])
+            ahead = np.geomspace(images[-1], max(end, images[-1]), 20)
+            ax.plot(
+                ahead / 1e6,
+                intercept - per_doubling * np.log2(ahead),
+                color=color,
+                linestyle="--",
+                linewidth=1,
+            )
+    ax.set_xscale("log")
     ax.set_xlabel("training images seen (millions)")
     ax.set_ylabel("validation NLL (nats/image)")
     ax.set_title(
-        "Binarized MNIST presets (dotted: the paper's test figure)",
+        "Binarized MNIST presets (dotted: the paper's test figure; "
+        "dashed: where each curve heads)",
         fontsize=10,
     )
     low = min(min(c.get("paper_nats_per_image") or 99, 99) for c in cards)
@@ -180,8 +237,9 @@ def main(argv=None):
 
     heading_rows = [
         "| preset | target (nats) | best validation NLL | hours trained "
-        "| nats gained per hour, lately | hours more at that rate |",
-        "|---|---|---|---|---|---|",
+        "| nats gained per doubling of images, lately | images needed "
+        "| hours more at that pace |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, card in cards.items():
         row = heading(name, card)
@@ -252,9 +310,15 @@ and its card again.
 ![Validation NLL against images seen]({curves})
 
 Where each curve is heading, against the targets (within 2 nats of the
-paper; Gated PixelCNN 82.0), on the validation curve. "Hours more"
-divides the gap by the recent rate, a lower bound since the gains
-shrink:
+paper; Gated PixelCNN 82.0). The NLL of these runs falls about linearly
+in log(images seen), so the best validation NLL over the last doubling
+of the images is fitted by a line in log2(images) (dashed in the plot):
+its slope is the nats gained per doubling of the images, and the gap to
+the target, at that pace and at the run's images per hour, gives the
+images and hours still needed. The gains per doubling shrink as a model
+nears what its size can reach, so these are lower bounds; where they run
+to hundreds of hours, the size is what has to change, not the length of
+the run:
 
 {heading}
 

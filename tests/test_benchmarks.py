@@ -218,3 +218,52 @@ def test_backends_benchmark_writes_its_figures_and_the_readme_table(tmp_path):
     assert "old" not in text
     assert re.search(r"\| Row LSTM \| \d+ \(1\.00x\), \d+ s \|", text)
     assert "GFLOP/s" in text
+
+
+def card_with_curve(images, nats, hours):
+    """A card holding a binarized MNIST validation curve (nats/image)."""
+    dims = 28 * 28 * math.log(2)
+    return {
+        "builder_arguments": {"input_shape": [28, 28, 1]},
+        "training": {
+            "validation_curve": [
+                [n, v / dims, h]
+                for n, v, h in zip(images, nats, hours, strict=True)
+            ]
+        },
+    }
+
+
+def test_projection_follows_a_log_linear_curve():
+    from presets import projection
+
+    # 2 nats per doubling, 100,000 images an hour: 4 nats to go is two
+    # more doublings, 1.6 M images, 12 more hours.
+    images = [50_000, 100_000, 200_000, 400_000]
+    nats = [96.0, 94.0, 92.0, 90.0]
+    hours = [n / 100_000 for n in images]
+    p = projection(card_with_curve(images, nats, hours), target=86.0)
+    assert math.isclose(p["per_doubling"], 2.0, rel_tol=1e-6)
+    assert math.isclose(p["images_needed"], 1_600_000, rel_tol=1e-6)
+    assert math.isclose(p["hours_more"], 12.0, rel_tol=1e-6)
+    # Only the last doubling (at least three epochs) counts, and a worse
+    # last epoch is no loss: the fit is of the best NLL so far.
+    noisy = projection(
+        card_with_curve(
+            [10_000, *images], [150.0, *nats[:3], 93.0], [0.1, *hours]
+        ),
+        target=86.0,
+    )
+    assert noisy["best"] == 92.0
+    # Best so far 94, 92, 92 at 100k, 200k, 400k: a slope of 1 a doubling.
+    assert math.isclose(noisy["per_doubling"], 1.0, rel_tol=1e-6)
+
+
+def test_projection_of_a_reached_or_flat_curve():
+    from presets import projection
+
+    images, hours = [100_000, 200_000], [1.0, 2.0]
+    reached = projection(card_with_curve(images, [85.0, 84.0], hours), 84.5)
+    assert reached["hours_more"] == 0
+    flat = projection(card_with_curve(images, [85.0, 85.5], hours), 84.5)
+    assert flat["per_doubling"] == 0 and flat["hours_more"] is None
