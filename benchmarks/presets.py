@@ -54,7 +54,7 @@ def projection(card, target):
     Returns:
         A dict: `best` (nats), `hours` (trained), `per_doubling` (k),
         `images_needed` and `hours_more` (None where the curve is flat,
-        0 where the target is met), and `fit` (`a`, `k`) for plotting.
+        0 where the target is met), and `intercept` (a) for plotting.
     """
     images, nats, hours = validation_nats(card)
     best = np.minimum.accumulate(nats)
@@ -72,7 +72,7 @@ def projection(card, target):
         "per_doubling": float(per_doubling),
         "images_needed": None,
         "hours_more": None,
-        "fit": (float(intercept), float(per_doubling)),
+        "intercept": float(intercept),
     }
     if best[-1] <= target:
         result.update(images_needed=float(images[-1]), hours_more=0.0)
@@ -147,12 +147,11 @@ def plot_curves(cards, path):
         if target is not None:
             # The projection: on to the target, or to 16x the images.
             p = projection(card, target)
-            intercept, per_doubling = p["fit"]
             end = min(p["images_needed"] or np.inf, 16 * images[-1])
-            ahead = np.geomspace(images[-1], max(end, images[-1]), 20)
+            ahead = np.geomspace(images[-1], end, 20)
             ax.plot(
                 ahead / 1e6,
-                intercept - per_doubling * np.log2(ahead),
+                p["intercept"] - p["per_doubling"] * np.log2(ahead),
                 color=color,
                 linestyle="--",
                 linewidth=1,
