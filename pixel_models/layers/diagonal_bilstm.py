@@ -15,6 +15,12 @@ from pixel_models.layers.lstm_cell import (
     line_lstm_step,
     scan_lines,
 )
+from pixel_models.layers.fused_scan import (
+    check_fused,
+    diagonal_band,
+    fused_scan,
+    use_fused,
+)
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.skew import skew, unskew
 from pixel_models.layers.steps import lstm_gates, row_valid, scan
@@ -29,6 +35,13 @@ def diagonal_mask(height, width):
     i = np.arange(height)[None, :]
     valid = (t - i >= 0) & (t - i < width)
     return valid.astype("float32")[None, :, :, None]
+
+
+def shift_down(x):
+    """Sec. 3.2: the right-to-left output shifted down one row, so that
+    row i sees only rows < i of the right-hand context (row 0 zeros)."""
+    x = ops.split(x, [x.shape[1] - 1], axis=1)[0]
+    return ops.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))
 
 
 @keras.saving.register_keras_serializable(package="pixel_models")
@@ -50,9 +63,16 @@ class DiagonalBiLSTM(keras.layers.Layer):
     Args:
         units: h, the hidden state size; divisible by 3 for RGB.
         color_channels: 1, or 3 for R -> G -> B masking of the gates.
-        unroll: if True, the scan over diagonals is unrolled into the
-            graph: faster steps on a CPU, much slower tracing (see
-            `scan_lines`). Like `keras.layers.RNN(unroll=...)`.
+        unroll: if True, the `keras.ops` scan over diagonals is unrolled
+            into the graph: faster steps on a CPU, much slower tracing
+            (see `scan_lines`). Like `keras.layers.RNN(unroll=...)`.
+        fused: `"auto"` (default), True or False: whether to run the whole
+            scan of both directions, forward and gradient, as one compiled
+            loop (`layers/fused_scan.py`; TensorFlow and numba). "auto"
+            takes it on TensorFlow on a CPU in float32, outside XLA, where
+            it trains several times faster; False keeps the `keras.ops`
+            scan, the reference. The same function and weights either
+            way, like `keras.layers.LSTM(use_cudnn=...)`.
         condition_map: if True, the layer takes a second input, a map
             `(batch, H, W, d)` computed from a given image (a Multi-Scale
             PixelRNN's upsampled small image); a 1x1 convolution of it is
@@ -77,12 +97,14 @@ class DiagonalBiLSTM(keras.layers.Layer):
         color_channels=1,
         unroll=False,
         condition_map=False,
+        fused="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_units(units, color_channels)
         self.units = units
         self.unroll = bool(unroll)
+        self.fused = check_fused(fused)
         self.condition_map = bool(condition_map)
         self.color_channels = color_channels
         self.input_to_state = [
@@ -137,6 +159,8 @@ class DiagonalBiLSTM(keras.layers.Layer):
 
     def call(self, inputs):
         inputs, condition = split_map_input(self, inputs)
+        if use_fused(self.fused, inputs.dtype):
+            return self._fused_call(inputs, condition)
         height, width = inputs.shape[1], inputs.shape[2]
         units = self.units
         # Both directions in one scan: the right-to-left one runs on the
@@ -196,12 +220,45 @@ class DiagonalBiLSTM(keras.layers.Layer):
         # (diagonals, 2B, H, h) -> (2B, H, diagonals, h) -> unskew.
         h = ops.transpose(ops.concatenate([h_f, h_b], axis=1), (1, 2, 0, 3))
         forward, backward = ops.split(unskew(h, width), 2, axis=0)
-        backward = ops.flip(backward, axis=2)
-        # Sec. 3.2: shift the right-to-left output down one row, so that
-        # row i sees only rows < i of the right-hand context.
-        backward = ops.split(backward, [height - 1], axis=1)[0]
-        backward = ops.pad(backward, ((0, 0), (1, 0), (0, 0), (0, 0)))
-        return forward + backward
+        return forward + shift_down(ops.flip(backward, axis=2))
+
+    def _fused_call(self, inputs, condition):
+        """`call` with the scan of both directions in one fused op.
+
+        The same function: the skewed maps stay `(2B, H, diagonals, .)`
+        (the fused scan reads its lines along axis 2), the gate bias goes
+        everywhere (the scan reads only the pixels of each diagonal, its
+        band), and the states are zero outside the image as before.
+        """
+        height, width = inputs.shape[1], inputs.shape[2]
+        x = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
+        x = skew(x)
+        maps = [0.0, 0.0]
+        if condition is not None:
+            forward, backward = (d(condition) for d in self.map_to_state)
+            b = ops.concatenate([forward, ops.flip(backward, axis=2)], 0)
+            maps = ops.split(skew(b), 2, axis=0)
+        z = ops.concatenate(
+            [
+                ops.matmul(x_d, self._pixel_kernel(d)) + m + cell.bias
+                for d, (x_d, m, cell) in enumerate(
+                    zip(ops.split(x, 2, axis=0), maps, self.cells, strict=True)
+                )
+            ],
+            axis=0,
+        )
+        kernel = ops.concatenate(
+            [ops.expand_dims(cell.state_kernel, 0) for cell in self.cells], 0
+        )
+        h = fused_scan(
+            z,
+            kernel,
+            self.cells[0].left_context,
+            time_axis=2,
+            band=diagonal_band(height, width),
+        )
+        forward, backward = ops.split(unskew(h, width), 2, axis=0)
+        return forward + shift_down(ops.flip(backward, axis=2))
 
     # One-pixel steps for the fast sampler (see `layers/steps.py`). The
     # forward state at (i, j) needs the states at (i - 1, j), from the row
@@ -287,4 +344,5 @@ class DiagonalBiLSTM(keras.layers.Layer):
             "color_channels": self.color_channels,
             "unroll": self.unroll,
             "condition_map": self.condition_map,
+            "fused": self.fused,
         }

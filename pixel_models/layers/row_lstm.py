@@ -15,6 +15,7 @@ from pixel_models.layers.lstm_cell import (
     scan_lines,
     stack_neighbours,
 )
+from pixel_models.layers.fused_scan import check_fused, fused_scan, use_fused
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.steps import lstm_gates
 
@@ -34,9 +35,16 @@ class RowLSTM(keras.layers.Layer):
         units: h, the hidden state size; divisible by 3 for RGB.
         kernel_size: k, the odd width of both convolutions.
         color_channels: 1, or 3 for R -> G -> B masking of the gates.
-        unroll: if True, the scan over rows is unrolled into the
-            graph: faster steps on a CPU, much slower tracing (see
+        unroll: if True, the `keras.ops` scan over rows is unrolled into
+            the graph: faster steps on a CPU, much slower tracing (see
             `scan_lines`). Like `keras.layers.RNN(unroll=...)`.
+        fused: `"auto"` (default), True or False: whether to run the whole
+            scan, forward and gradient, as one compiled loop
+            (`layers/fused_scan.py`; TensorFlow and numba). "auto" takes
+            it on TensorFlow on a CPU in float32, outside XLA, where it
+            trains several times faster; False keeps the `keras.ops`
+            scan, the reference. The same function and weights either
+            way, like `keras.layers.LSTM(use_cudnn=...)`.
         condition_map: if True, the layer takes a second input, a map
             `(batch, H, W, d)` computed from a given image (a Multi-Scale
             PixelRNN's upsampled small image); a 1x1 convolution of it is
@@ -61,12 +69,14 @@ class RowLSTM(keras.layers.Layer):
         color_channels=1,
         unroll=False,
         condition_map=False,
+        fused="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_units(units, color_channels)
         self.units = units
         self.unroll = bool(unroll)
+        self.fused = check_fused(fused)
         self.condition_map = bool(condition_map)
         self.kernel_size = kernel_size
         self.color_channels = color_channels
@@ -103,6 +113,9 @@ class RowLSTM(keras.layers.Layer):
         z = z + self.cell.bias
         if condition is not None:
             z = z + self.map_to_state(condition)
+        if use_fused(self.fused, z.dtype):
+            kernel = ops.expand_dims(self.cell.state_kernel, 0)
+            return fused_scan(z, kernel, self.cell.left_context, time_axis=1)
         # Rows first, gates apart: (H, 4, B, W, h).
         z = ops.reshape(z, (-1, *z.shape[1:3], 4, self.units))
         z = ops.transpose(z, (1, 3, 0, 2, 4))
@@ -171,4 +184,5 @@ class RowLSTM(keras.layers.Layer):
             "color_channels": self.color_channels,
             "unroll": self.unroll,
             "condition_map": self.condition_map,
+            "fused": self.fused,
         }

@@ -1,0 +1,517 @@
+"""The whole LSTM scan of a recurrent layer as one compiled loop.
+
+`scan_lines` runs a line LSTM step by step as graph ops: a few dozen small
+ops per line, each paying the executor's per-op cost, so that on a CPU a
+Diagonal BiLSTM spent most of a training step between its matrix
+products (`docs/performance.md`). Here the scan of a layer, forward and
+gradient, is two loops compiled with numba, called once per layer and
+training step through `tf.numpy_function` inside a `tf.custom_gradient`.
+Each image of the batch (and each direction of a Diagonal BiLSTM) is
+scanned by one thread from its first line to its last, so the threads
+never wait for one another; gate maths, the state-to-state products and
+the kernel's gradient are done in the same pass over each line, while
+its data is in the cache.
+
+Written by hand because no library has it: Keras's and TensorFlow's fused
+LSTM kernels are for sequences of vectors with a dense state-to-state
+matrix, not lines of pixels with a state-to-state convolution along the
+line. The maths is that of `line_lstm_step`; the `keras.ops` path stays
+the reference (and the path for XLA, GPUs and the other backends), and
+the tests hold the two together.
+
+The layout: `z`, the gate pre-activations (bias included) `[o, f, i, g]`,
+is `(N, A, B, 4 units)` with the lines on axis 1 (Row LSTM: rows) or
+axis 2 (Diagonal BiLSTM: the skewed map's columns), the positions along a
+line on the other; the N scans are split into `D` equal parts, part d
+using state-to-state kernel d (a Diagonal BiLSTM's two directions, stacked
+on the batch axis).
+
+A band limits each line to the positions `start[s] <= l < stop[s]`: the
+pixels of a skewed diagonal. States outside the band are zero, which is
+exact before a row starts (its gate inputs are zero, so are its states)
+and harmless after it ends (nothing inside the band reads them).
+"""
+
+import functools
+import os
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # the fused path is then unavailable
+    numba = None
+
+
+FUSED_CHOICES = ("auto", True, False)
+
+
+def check_fused(fused):
+    """Validates a recurrent layer's `fused` argument."""
+    if not any(fused is choice or fused == choice for choice in FUSED_CHOICES):
+        raise ValueError(
+            f"fused must be 'auto', True or False. Received: fused={fused!r}"
+        )
+    if fused is True and fused_unavailable():
+        raise ValueError(
+            f"fused=True needs {fused_unavailable()}. Received: fused=True; "
+            "pass fused='auto' to fall back to the keras.ops path."
+        )
+    return fused
+
+
+def fused_unavailable():
+    """Why the fused path cannot run here, or '' if it can."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return (
+            "the TensorFlow backend (this is "
+            f"{keras.backend.backend()!r})"
+        )
+    if numba is None:
+        return "numba (pip install numba)"
+    return ""
+
+
+@functools.cache
+def _has_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def in_xla_context():
+    """True while TensorFlow traces a function for XLA (`jit_compile`),
+    which cannot run a `numpy_function`. TensorFlow says so only through
+    a private helper; `tests/layers/test_fused_scan.py` checks it."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def use_fused(fused, dtype):
+    """Whether a layer with argument `fused` runs the fused scan on
+    inputs of `dtype` now. "auto" takes it on TensorFlow on a CPU for
+    float32, outside XLA; True always (in float32, outside XLA);
+    False never."""
+    if fused is False or fused_unavailable():
+        return False
+    if in_xla_context():
+        return False
+    if fused is True:
+        return True
+    return str(dtype) == "float32" and not _has_gpu()
+
+
+def _njit(**kwargs):
+    def wrap(fn):
+        if numba is None:
+            return fn
+        return numba.njit(cache=True, error_model="numpy", **kwargs)(fn)
+
+    return wrap
+
+
+FAST = {"contract"}
+LOG2E = np.float32(1.4426950408889634)
+# ln 2 in two parts, the first with trailing zero bits, so that k * LN2_HI
+# is exact for the k used here and the reduced argument keeps its bits.
+LN2_HI = np.float32(0.693145751953125)
+LN2_LO = np.float32(1.4286068203094173e-06)
+
+
+@_njit(inline="always", fastmath=FAST)
+def _logistic(x, n, bits, scale):
+    """In place: `x[j] = 1 / (1 + exp(x[j]))` for j < n.
+
+    The exponential is 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2, e^r
+    by its Taylor series to r^7 (relative error under 5e-9), and 2^k from
+    its bits (`bits`, an int32 scratch array as long as x, and `scale`,
+    the same memory seen as float32): written out so that the loops
+    vectorize; libm's expf, called per element (there is no vector maths
+    library here), took 3.5 ns an element, its tanhf 16 ns.
+    """
+    for j in range(n):
+        v = min(max(x[j], np.float32(-87.0)), np.float32(88.0))
+        # Round to nearest by adding and taking off 1.5 * 2^23.
+        k = (v * LOG2E + np.float32(12582912.0)) - np.float32(12582912.0)
+        r = v - k * LN2_HI - k * LN2_LO
+        e = np.float32(1.0 / 5040)
+        e = e * r + np.float32(1.0 / 720)
+        e = e * r + np.float32(1.0 / 120)
+        e = e * r + np.float32(1.0 / 24)
+        e = e * r + np.float32(1.0 / 6)
+        e = e * r + np.float32(0.5)
+        e = e * r + np.float32(1.0)
+        x[j] = e * r + np.float32(1.0)
+        bits[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    for j in range(n):
+        x[j] = np.float32(1.0) / (np.float32(1.0) + x[j] * scale[j])
+
+
+@_njit(inline="always")
+def _chunk(chunk, chunks, directions, count):
+    """Direction and samples `[n0, n1)` of one thread's chunk."""
+    per = count // directions
+    cpd = chunks // directions
+    d, part = chunk // cpd, chunk % cpd
+    return d, d * per + (part * per) // cpd, d * per + ((part + 1) * per) // cpd
+
+
+@_njit(inline="always")
+def _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length, sst, lst):
+    """The k neighbours in line s - 1 of each place of line s of each
+    sample of a chunk, side by side: `hcat[i * nl + l - a, t * u + q] =
+    h[n0 + i, line s - 1, place l + t - left, q]`, zero off the line."""
+    nl = b - a
+    for i in range(nc):
+        for l in range(a, b):
+            row = i * nl + l - a
+            for t in range(taps):
+                src = l + t - left
+                if src >= 0 and src < length:
+                    ps = (s - 1) * sst + src * lst
+                    for q in range(units):
+                        hcat[row, t * units + q] = h[n0 + i, ps, q]
+                else:
+                    for q in range(units):
+                        hcat[row, t * units + q] = 0
+
+
+@_njit(parallel=True, fastmath=FAST)
+def _forward(
+    z, kernel, left, steps, sst, lst, start, stop, chunks, h, tc, c, acts
+):
+    """Fills h, tanh(c), c and the activated gates of every scan (zeros
+    on entry). `z` is `(N, P, 4u)`, line s place l at position
+    `s * sst + l * lst`; `kernel` is `(D, k u, 4u)`.
+
+    Arrays shared by the threads are indexed, never sliced, inside the
+    loops: a slice takes a reference, an atomic add on memory that both
+    threads write, and that made two threads slower than one.
+    """
+    count, positions, gates = z.shape
+    directions, ku, _ = kernel.shape
+    units = gates // 4
+    taps = ku // units
+    length = positions // steps
+    # -1 for the sigmoid gates, -2 for g: tanh(x) = 2 sigmoid(2x) - 1.
+    scale_in = np.full(gates, np.float32(-1.0))
+    scale_in[3 * units :] = np.float32(-2.0)
+    for chunk in numba.prange(chunks):
+        d, n0, n1 = _chunk(chunk, chunks, directions, count)
+        nc = n1 - n0
+        most = nc * length * gates
+        bits = np.empty(most, np.int32)
+        scale = bits.view(np.float32)
+        for s in range(steps):
+            a, b = start[s], stop[s]
+            nl = b - a
+            rows = nc * nl
+            pre = np.zeros((rows, gates), np.float32)
+            if s > 0:
+                hcat = np.empty((rows, ku), np.float32)
+                _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length,
+                        sst, lst)
+                np.dot(hcat, kernel[d], pre)
+            for i in range(nc):
+                for l in range(a, b):
+                    r = i * nl + l - a
+                    p = s * sst + l * lst
+                    for j in range(gates):
+                        pre[r, j] = (pre[r, j] + z[n0 + i, p, j]) * scale_in[j]
+            _logistic(pre.ravel(), rows * gates, bits, scale)
+            cell = np.empty((rows, units), np.float32)
+            for i in range(nc):
+                n = n0 + i
+                for l in range(a, b):
+                    r = i * nl + l - a
+                    p = s * sst + l * lst
+                    for q in range(3 * units, gates):
+                        pre[r, q] = pre[r, q] + pre[r, q] - np.float32(1.0)
+                    for q in range(units):
+                        c_prev = c[n, p - sst, q] if s > 0 else np.float32(0)
+                        cc = pre[r, units + q] * c_prev + (
+                            pre[r, 2 * units + q] * pre[r, 3 * units + q]
+                        )
+                        c[n, p, q] = cc
+                        cell[r, q] = np.float32(-2.0) * cc
+                    for j in range(gates):
+                        acts[n, p, j] = pre[r, j]
+            _logistic(cell.ravel(), rows * units, bits, scale)
+            for i in range(nc):
+                n = n0 + i
+                for l in range(a, b):
+                    r = i * nl + l - a
+                    p = s * sst + l * lst
+                    for q in range(units):
+                        t = cell[r, q] + cell[r, q] - np.float32(1.0)
+                        tc[n, p, q] = t
+                        h[n, p, q] = pre[r, q] * t
+
+
+@_njit(parallel=True, fastmath=FAST)
+def _backward(
+    dh_out, h, tc, c, acts, kernel_t, left, steps, sst, lst, start, stop,
+    chunks, dz, dkernel,
+):
+    """Fills the gradients of the gate inputs, `(N, P, 4u)`, and of the
+    kernel of each chunk, `(chunks, k u, 4u)` (zeros on entry; summed by
+    the caller)."""
+    count, positions, gates = acts.shape
+    directions, _, ku = kernel_t.shape
+    units = gates // 4
+    taps = ku // units
+    length = positions // steps
+    for chunk in numba.prange(chunks):
+        d, n0, n1 = _chunk(chunk, chunks, directions, count)
+        nc = n1 - n0
+        dh_rec = np.zeros((nc, length, units), np.float32)
+        dc = np.zeros((nc, length, units), np.float32)
+        for s in range(steps - 1, -1, -1):
+            a, b = start[s], stop[s]
+            nl = b - a
+            dzb = np.empty((nc * nl, gates), np.float32)
+            for i in range(nc):
+                n = n0 + i
+                for l in range(a, b):
+                    r = i * nl + l - a
+                    p = s * sst + l * lst
+                    for q in range(units):
+                        dh = dh_out[n, p, q] + dh_rec[i, l, q]
+                        o = acts[n, p, q]
+                        f = acts[n, p, units + q]
+                        ig = acts[n, p, 2 * units + q]
+                        g = acts[n, p, 3 * units + q]
+                        t = tc[n, p, q]
+                        c_prev = c[n, p - sst, q] if s > 0 else np.float32(0)
+                        dcc = dc[i, l, q] + dh * o * (np.float32(1) - t * t)
+                        dzb[r, q] = dh * t * o * (np.float32(1) - o)
+                        dzb[r, units + q] = dcc * c_prev * f * (1 - f)
+                        dzb[r, 2 * units + q] = dcc * g * ig * (1 - ig)
+                        dzb[r, 3 * units + q] = dcc * ig * (1 - g * g)
+                        dc[i, l, q] = dcc * f
+                    for j in range(gates):
+                        dz[n, p, j] = dzb[r, j]
+            if s == 0:
+                break
+            hcat = np.empty((nc * nl, ku), np.float32)
+            _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length,
+                    sst, lst)
+            dkernel[chunk] += np.dot(hcat.T, dzb)
+            back = np.dot(dzb, kernel_t[d])
+            dh_rec[:] = 0
+            for i in range(nc):
+                for l in range(a, b):
+                    r = i * nl + l - a
+                    for t in range(taps):
+                        src = l + t - left
+                        if src >= 0 and src < length:
+                            for q in range(units):
+                                dh_rec[i, src, q] += back[r, t * units + q]
+
+
+@functools.cache
+def _set_threads():
+    # One thread per core this process may run on (a run pinned to one
+    # core with taskset gets one), not per core of the machine.
+    cores = len(os.sched_getaffinity(0))
+    numba.set_num_threads(max(1, min(cores, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _zeros(shape):
+    """Zeros whose memory is touched here, by one thread.
+
+    Large NumPy arrays get huge pages, which the kernel zeroes on first
+    touch; two threads touching a fresh array at once made the forward
+    scan four times slower than one thread touching it first.
+    """
+    a = np.zeros(shape, np.float32)
+    a.reshape(-1)[::1024] = 0
+    return a
+
+
+@functools.cache
+def _blas_controller():
+    import scipy.linalg.cython_blas  # noqa: F401 (numba's BLAS, loaded)
+    import threadpoolctl
+
+    return threadpoolctl.ThreadpoolController()
+
+
+def _one_blas_thread():
+    """The BLAS of numba's `np.dot` on one thread per call: the scan's
+    threads each call it, and more threads than cores slow all down."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def _layout(shape, time_axis):
+    """(steps, length, s_stride, l_stride) of a `(N, A, B, C)` map."""
+    a, b = shape[1], shape[2]
+    if time_axis == 1:
+        return a, b, b, 1
+    return b, a, 1, b
+
+
+def _band(steps, length, band):
+    if band is None:
+        start = np.zeros(steps, np.int64)
+        stop = np.full(steps, length, np.int64)
+        return start, stop
+    start, stop = band
+    return np.asarray(start, np.int64), np.asarray(stop, np.int64)
+
+
+def flat(a):
+    """`(N, A, B, C) -> (N, A B, C)`, float32 and C-contiguous."""
+    a = np.ascontiguousarray(a, np.float32)
+    return a.reshape(a.shape[0], -1, a.shape[-1])
+
+
+def _chunks(count, directions):
+    """How many chunks of scans the threads take: whole directions, at
+    least one chunk per thread where there are scans enough."""
+    threads = numba.get_num_threads()
+    per = count // directions
+    return directions * max(1, min(per, -(-threads // directions)))
+
+
+def scan_numpy(z, kernel, left, time_axis=1, band=None):
+    """The forward scan on NumPy arrays.
+
+    Args: as `fused_scan`, as NumPy arrays.
+
+    Returns:
+        `(h, tanh_c, c, acts)`, shaped like `z` with `units` channels
+        (the first three) or `4 units` (the activated gates).
+    """
+    _set_threads()
+    z = np.ascontiguousarray(z, np.float32)
+    directions, taps, units, gates = kernel.shape
+    kernel = np.ascontiguousarray(kernel, np.float32).reshape(
+        directions, taps * units, gates
+    )
+    steps, length, sst, lst = _layout(z.shape, time_axis)
+    start, stop = _band(steps, length, band)
+    flat_z = flat(z)
+    chunks = _chunks(z.shape[0], directions)
+    out = [_zeros((*z.shape[:3], n * units)) for n in (1, 1, 1, 4)]
+    with _one_blas_thread():
+        _forward(
+            flat_z, kernel, left, steps, sst, lst, start, stop, chunks,
+            *(flat(a) for a in out),
+        )
+    return tuple(out)
+
+
+def scan_gradient_numpy(
+    dh, h, tanh_c, c, acts, kernel, left, time_axis=1, band=None
+):
+    """The gradients `(dz, dkernel)` of the scan, on NumPy arrays, from
+    what `scan_numpy` returned; `dkernel` is shaped like `kernel`."""
+    _set_threads()
+    steps, length, sst, lst = _layout(acts.shape, time_axis)
+    start, stop = _band(steps, length, band)
+
+    directions, taps, units, gates = kernel.shape
+    kernel_t = np.ascontiguousarray(
+        np.asarray(kernel, np.float32)
+        .reshape(directions, taps * units, gates)
+        .transpose(0, 2, 1)
+    )
+    chunks = _chunks(acts.shape[0], directions)
+    dz = _zeros(acts.shape)
+    dk = np.zeros((chunks, taps * units, gates), np.float32)
+    with _one_blas_thread():
+        _backward(
+            *(flat(a) for a in (dh, h, tanh_c, c, acts)),
+            kernel_t,
+            left,
+            steps,
+            sst,
+            lst,
+            start,
+            stop,
+            chunks,
+            flat(dz),
+            dk,
+        )
+    dk = dk.reshape(directions, -1, taps, units, gates).sum(axis=1)
+    return dz.reshape(acts.shape), dk
+
+
+def fused_scan(z, kernel, left, time_axis=1, band=None):
+    """A line LSTM scan with its gradient, as two TensorFlow ops.
+
+    Args:
+        z: `(N, A, B, 4 units)` gate pre-activations `[o, f, i, g]`, gate
+            bias included; the lines on axis `time_axis` (1 or 2).
+        kernel: `(D, k, units, 4 units)`, the state-to-state kernel of each
+            of the D parts of the N scans (N divisible by D).
+        left: how many places before l the kernel reaches (see
+            `line_lstm_step`).
+        time_axis: 1 or 2, the axis of `z` that holds the lines.
+        band: None (every place of every line), or `(start, stop)`, two
+            int arrays with one entry per line.
+
+    Returns:
+        `(N, A, B, units)`, the hidden state at every position (zero
+        outside the band).
+    """
+    import tensorflow as tf
+
+    dtype = z.dtype
+    units = kernel.shape[-1] // 4
+
+    def forward(z, kernel):
+        return scan_numpy(z, kernel, left, time_axis, band)
+
+    def backward(dh, h, tanh_c, c, acts, kernel):
+        return scan_gradient_numpy(
+            dh, h, tanh_c, c, acts, kernel, left, time_axis, band
+        )
+
+    @tf.custom_gradient
+    def scan(z, kernel):
+        saved = tf.numpy_function(
+            forward, [z, kernel], [tf.float32] * 4, stateful=False
+        )
+        for tensor, channels in zip(saved, (1, 1, 1, 4), strict=True):
+            tensor.set_shape((*z.shape[:3], channels * units))
+        h = saved[0]
+
+        def grad(dh):
+            dz, dk = tf.numpy_function(
+                backward,
+                [tf.cast(dh, tf.float32), *saved, kernel],
+                [tf.float32] * 2,
+                stateful=False,
+            )
+            dz.set_shape(z.shape)
+            dk.set_shape(kernel.shape)
+            return dz, dk
+
+        return h, grad
+
+    z32 = tf.cast(z, tf.float32)
+    h = scan(z32, tf.cast(kernel, tf.float32))
+    return tf.cast(h, dtype)
+
+
+def diagonal_band(height, width):
+    """The pixels of each column of a skewed `height x width` map: row l
+    is a pixel in skewed column s for `s - width < l <= s`."""
+    s = np.arange(width + height - 1)
+    return np.maximum(0, s - width + 1), np.minimum(height, s + 1)
+
+
+__all__ = [
+    "diagonal_band",
+    "fused_scan",
+    "numba_available",
+    "scan_gradient_numpy",
+    "scan_numpy",
+]
