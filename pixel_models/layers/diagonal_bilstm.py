@@ -9,17 +9,17 @@ from pixel_models.layers.conditioning import (
     map_row,
     split_map_input,
 )
-from pixel_models.layers.lstm_cell import (
-    LineLSTMCell,
-    check_units,
-    line_lstm_step,
-    scan_lines,
-)
 from pixel_models.layers.fused_scan import (
     check_fused,
     diagonal_band,
     fused_scan,
     use_fused,
+)
+from pixel_models.layers.lstm_cell import (
+    LineLSTMCell,
+    check_units,
+    line_lstm_step,
+    scan_lines,
 )
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.skew import skew, unskew

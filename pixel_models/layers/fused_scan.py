@@ -26,7 +26,7 @@ line on the other; the N scans are split into `D` equal parts, part d
 using state-to-state kernel d (a Diagonal BiLSTM's two directions, stacked
 on the batch axis).
 
-A band limits each line to the positions `start[s] <= l < stop[s]`: the
+A band limits each line to the positions `start[s] <= pl < stop[s]`: the
 pixels of a skewed diagonal. States outside the band are zero, which is
 exact before a row starts (its gate inputs are zero, so are its states)
 and harmless after it ends (nothing inside the band reads them).
@@ -65,10 +65,7 @@ def fused_unavailable():
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        return (
-            "the TensorFlow backend (this is "
-            f"{keras.backend.backend()!r})"
-        )
+        return f"the TensorFlow backend (this is {keras.backend.backend()!r})"
     if numba is None:
         return "numba (pip install numba)"
     return ""
@@ -164,14 +161,14 @@ def _chunk(chunk, chunks, directions, count):
 @_njit(inline="always")
 def _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length, sst, lst):
     """The k neighbours in line s - 1 of each place of line s of each
-    sample of a chunk, side by side: `hcat[i * nl + l - a, t * u + q] =
-    h[n0 + i, line s - 1, place l + t - left, q]`, zero off the line."""
+    sample of a chunk, side by side: `hcat[i * nl + pl - a, t * u + q] =
+    h[n0 + i, line s - 1, place pl + t - left, q]`, zero off the line."""
     nl = b - a
     for i in range(nc):
-        for l in range(a, b):
-            row = i * nl + l - a
+        for pl in range(a, b):
+            row = i * nl + pl - a
             for t in range(taps):
-                src = l + t - left
+                src = pl + t - left
                 if src >= 0 and src < length:
                     ps = (s - 1) * sst + src * lst
                     for q in range(units):
@@ -186,8 +183,8 @@ def _forward(
     z, kernel, left, steps, sst, lst, start, stop, chunks, h, tc, c, acts
 ):
     """Fills h, tanh(c), c and the activated gates of every scan (zeros
-    on entry). `z` is `(N, P, 4u)`, line s place l at position
-    `s * sst + l * lst`; `kernel` is `(D, k u, 4u)`.
+    on entry). `z` is `(N, P, 4u)`, line s place pl at position
+    `s * sst + pl * lst`; `kernel` is `(D, k u, 4u)`.
 
     Arrays shared by the threads are indexed, never sliced, inside the
     loops: a slice takes a reference, an atomic add on memory that both
@@ -214,22 +211,35 @@ def _forward(
             pre = np.zeros((rows, gates), np.float32)
             if s > 0:
                 hcat = np.empty((rows, ku), np.float32)
-                _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length,
-                        sst, lst)
+                _gather(
+                    h,
+                    hcat,
+                    n0,
+                    nc,
+                    s,
+                    a,
+                    b,
+                    left,
+                    taps,
+                    units,
+                    length,
+                    sst,
+                    lst,
+                )
                 np.dot(hcat, kernel[d], pre)
             for i in range(nc):
-                for l in range(a, b):
-                    r = i * nl + l - a
-                    p = s * sst + l * lst
+                for pl in range(a, b):
+                    r = i * nl + pl - a
+                    p = s * sst + pl * lst
                     for j in range(gates):
                         pre[r, j] = (pre[r, j] + z[n0 + i, p, j]) * scale_in[j]
             _logistic(pre.ravel(), rows * gates, bits, scale)
             cell = np.empty((rows, units), np.float32)
             for i in range(nc):
                 n = n0 + i
-                for l in range(a, b):
-                    r = i * nl + l - a
-                    p = s * sst + l * lst
+                for pl in range(a, b):
+                    r = i * nl + pl - a
+                    p = s * sst + pl * lst
                     for q in range(3 * units, gates):
                         pre[r, q] = pre[r, q] + pre[r, q] - np.float32(1.0)
                     for q in range(units):
@@ -244,9 +254,9 @@ def _forward(
             _logistic(cell.ravel(), rows * units, bits, scale)
             for i in range(nc):
                 n = n0 + i
-                for l in range(a, b):
-                    r = i * nl + l - a
-                    p = s * sst + l * lst
+                for pl in range(a, b):
+                    r = i * nl + pl - a
+                    p = s * sst + pl * lst
                     for q in range(units):
                         t = cell[r, q] + cell[r, q] - np.float32(1.0)
                         tc[n, p, q] = t
@@ -255,8 +265,21 @@ def _forward(
 
 @_njit(parallel=True, fastmath=FAST)
 def _backward(
-    dh_out, h, tc, c, acts, kernel_t, left, steps, sst, lst, start, stop,
-    chunks, dz, dkernel,
+    dh_out,
+    h,
+    tc,
+    c,
+    acts,
+    kernel_t,
+    left,
+    steps,
+    sst,
+    lst,
+    start,
+    stop,
+    chunks,
+    dz,
+    dkernel,
 ):
     """Fills the gradients of the gate inputs, `(N, P, 4u)`, and of the
     kernel of each chunk, `(chunks, k u, 4u)` (zeros on entry; summed by
@@ -277,38 +300,39 @@ def _backward(
             dzb = np.empty((nc * nl, gates), np.float32)
             for i in range(nc):
                 n = n0 + i
-                for l in range(a, b):
-                    r = i * nl + l - a
-                    p = s * sst + l * lst
+                for pl in range(a, b):
+                    r = i * nl + pl - a
+                    p = s * sst + pl * lst
                     for q in range(units):
-                        dh = dh_out[n, p, q] + dh_rec[i, l, q]
+                        dh = dh_out[n, p, q] + dh_rec[i, pl, q]
                         o = acts[n, p, q]
                         f = acts[n, p, units + q]
                         ig = acts[n, p, 2 * units + q]
                         g = acts[n, p, 3 * units + q]
                         t = tc[n, p, q]
                         c_prev = c[n, p - sst, q] if s > 0 else np.float32(0)
-                        dcc = dc[i, l, q] + dh * o * (np.float32(1) - t * t)
+                        dcc = dc[i, pl, q] + dh * o * (np.float32(1) - t * t)
                         dzb[r, q] = dh * t * o * (np.float32(1) - o)
                         dzb[r, units + q] = dcc * c_prev * f * (1 - f)
                         dzb[r, 2 * units + q] = dcc * g * ig * (1 - ig)
                         dzb[r, 3 * units + q] = dcc * ig * (1 - g * g)
-                        dc[i, l, q] = dcc * f
+                        dc[i, pl, q] = dcc * f
                     for j in range(gates):
                         dz[n, p, j] = dzb[r, j]
             if s == 0:
                 break
             hcat = np.empty((nc * nl, ku), np.float32)
-            _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length,
-                    sst, lst)
+            _gather(
+                h, hcat, n0, nc, s, a, b, left, taps, units, length, sst, lst
+            )
             dkernel[chunk] += np.dot(hcat.T, dzb)
             back = np.dot(dzb, kernel_t[d])
             dh_rec[:] = 0
             for i in range(nc):
-                for l in range(a, b):
-                    r = i * nl + l - a
+                for pl in range(a, b):
+                    r = i * nl + pl - a
                     for t in range(taps):
-                        src = l + t - left
+                        src = pl + t - left
                         if src >= 0 and src < length:
                             for q in range(units):
                                 dh_rec[i, src, q] += back[r, t * units + q]
@@ -401,7 +425,15 @@ def scan_numpy(z, kernel, left, time_axis=1, band=None):
     out = [_zeros((*z.shape[:3], n * units)) for n in (1, 1, 1, 4)]
     with _one_blas_thread():
         _forward(
-            flat_z, kernel, left, steps, sst, lst, start, stop, chunks,
+            flat_z,
+            kernel,
+            left,
+            steps,
+            sst,
+            lst,
+            start,
+            stop,
+            chunks,
             *(flat(a) for a in out),
         )
     return tuple(out)
@@ -451,7 +483,7 @@ def fused_scan(z, kernel, left, time_axis=1, band=None):
             bias included; the lines on axis `time_axis` (1 or 2).
         kernel: `(D, k, units, 4 units)`, the state-to-state kernel of each
             of the D parts of the N scans (N divisible by D).
-        left: how many places before l the kernel reaches (see
+        left: how many places before a place the kernel reaches (see
             `line_lstm_step`).
         time_axis: 1 or 2, the axis of `z` that holds the lines.
         band: None (every place of every line), or `(start, stop)`, two
@@ -502,8 +534,8 @@ def fused_scan(z, kernel, left, time_axis=1, band=None):
 
 
 def diagonal_band(height, width):
-    """The pixels of each column of a skewed `height x width` map: row l
-    is a pixel in skewed column s for `s - width < l <= s`."""
+    """The pixels of each column of a skewed `height x width` map: row
+    pl is a pixel in skewed column s for `s - width < pl <= s`."""
     s = np.arange(width + height - 1)
     return np.maximum(0, s - width + 1), np.minimum(height, s + 1)
 
@@ -511,7 +543,6 @@ def diagonal_band(height, width):
 __all__ = [
     "diagonal_band",
     "fused_scan",
-    "numba_available",
     "scan_gradient_numpy",
     "scan_numpy",
 ]

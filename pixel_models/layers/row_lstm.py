@@ -8,6 +8,7 @@ from pixel_models.layers.conditioning import (
     map_row,
     split_map_input,
 )
+from pixel_models.layers.fused_scan import check_fused, fused_scan, use_fused
 from pixel_models.layers.lstm_cell import (
     LineLSTMCell,
     check_units,
@@ -15,7 +16,6 @@ from pixel_models.layers.lstm_cell import (
     scan_lines,
     stack_neighbours,
 )
-from pixel_models.layers.fused_scan import check_fused, fused_scan, use_fused
 from pixel_models.layers.masked_conv import MaskedConv2D, regroup
 from pixel_models.layers.steps import lstm_gates
 

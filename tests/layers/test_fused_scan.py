@@ -15,9 +15,13 @@ from pixel_models.models import build_model
 pytestmark = pytest.mark.tensorflow_only
 
 LAYERS = {
-    "row_lstm": lambda c, **kw: RowLSTM(6, kernel_size=3, color_channels=c, **kw),
+    "row_lstm": lambda c, **kw: RowLSTM(
+        6, kernel_size=3, color_channels=c, **kw
+    ),
     "row_lstm_k5": lambda c, **kw: RowLSTM(3 * c, 5, color_channels=c, **kw),
-    "diagonal_bilstm": lambda c, **kw: DiagonalBiLSTM(6, color_channels=c, **kw),
+    "diagonal_bilstm": lambda c, **kw: DiagonalBiLSTM(
+        6, color_channels=c, **kw
+    ),
 }
 
 
@@ -46,7 +50,9 @@ def _value_and_gradients(layer, x):
         tape.watch(x)
         y = layer(x if len(x) > 1 else x[0])
         # A weighted sum, so that every output counts differently.
-        target = tf.sin(tf.reshape(tf.range(tf.size(y), dtype=y.dtype), y.shape))
+        target = tf.sin(
+            tf.reshape(tf.range(tf.size(y), dtype=y.dtype), y.shape)
+        )
         loss = tf.reduce_sum(y * target)
     grads = tape.gradient(loss, [*x, *weights])
     return y.numpy(), [g.numpy() for g in grads]
@@ -145,7 +151,9 @@ def test_fused_takes_an_unknown_batch_size(name):
     shape = (5, 6, 1)
     inputs = keras.Input(shape)
     reference, fused = _pair(name, 1, (None, *shape))
-    models = [keras.Model(inputs, layer(inputs)) for layer in (reference, fused)]
+    models = [
+        keras.Model(inputs, layer(inputs)) for layer in (reference, fused)
+    ]
     x = np.random.default_rng(3).normal(size=(4, *shape))
     expected = models[0].predict(x, batch_size=3, verbose=0)
     actual = models[1].predict(x, batch_size=3, verbose=0)
@@ -200,7 +208,9 @@ def test_under_xla_the_layer_runs_the_reference_path():
     import tensorflow as tf
 
     reference, fused = _pair("diagonal_bilstm", 1, (2, 4, 5, 3))
-    x = tf.constant(np.random.default_rng(5).normal(size=(2, 4, 5, 3)), "float32")
+    x = tf.constant(
+        np.random.default_rng(5).normal(size=(2, 4, 5, 3)), "float32"
+    )
     compiled = tf.function(fused, jit_compile=True)
     np.testing.assert_allclose(compiled(x), reference(x), rtol=0, atol=1e-5)
 
