@@ -1,15 +1,18 @@
 """Training images/s of this code against an earlier commit, back to back.
 
 Checks out `--baseline` (any git revision) into a temporary worktree and,
-for each configuration, times training steps with the baseline's own
-`benchmarks/train_throughput.py` on the baseline's package, then with
-this tree's, each in its own process, one right after the other; the
-recurrent families are timed a third time with `unroll=True`. The dense
+for each configuration, times training steps with this tree's
+`benchmarks/train_throughput.py` on the baseline's package, then on this
+tree's, each in its own process, alternated (before, after, before,
+after, ...) for `--rounds` rounds so that drift in the machine shows in
+both; with `--unrolled` the recurrent families are also timed with
+`unroll=True`. Each figure is the median over rounds, with the spread
+(lowest and highest) and CPU seconds per image beside it. The dense
 matmul roof is measured in the same run, so each figure is also given as
 a % of the roof (training FLOPs from `benchmarks/flops.py`).
 
-Example (about 15 minutes on two CPU cores):
-    python benchmarks/speedup.py --baseline f7451fe \
+Example (about 20 minutes on two CPU cores):
+    python benchmarks/speedup.py --baseline cbee830 --rounds 3 \
         --out benchmarks/results/speedup.json
 """
 
@@ -40,7 +43,7 @@ def time_steps(tree, config, args, unroll=False):
     """Images/s of one configuration with the package in `tree`."""
     command = [
         sys.executable,
-        os.path.join(tree, "benchmarks", "train_throughput.py"),
+        os.path.join(HERE, "train_throughput.py"),
         "--single",
         ",".join(str(v) for v in config),
         "--batch-size",
@@ -58,7 +61,15 @@ def time_steps(tree, config, args, unroll=False):
     )
     if out.returncode != 0:
         raise RuntimeError(f"{config} in {tree} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def spread(values):
+    """`lo-hi img/s, c CPU ms/img` of a variant's runs."""
+    rates = [v["images_per_s"] for v in values]
+    cpu = statistics.median(v["cpu_s_per_image"] for v in values)
+    low, high = min(rates), max(rates)
+    return f"{low:.0f}-{high:.0f} img/s, {1e3 * cpu:.1f} cpu ms/img"
 
 
 def train_flops_per_image(config):
@@ -84,14 +95,19 @@ def main(argv=None):
     add_config_argument(
         parser, "every family at 7x16 on MNIST and 3x48 on CIFAR-10"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
-        help="times each pair is timed; the median is reported",
+        default=3,
+        help="times each pair is timed, alternated; the median is reported",
+    )
+    parser.add_argument(
+        "--unrolled",
+        action="store_true",
+        help="also time the recurrent families with unroll=True",
     )
     parser.add_argument("--out", default="benchmarks/results/speedup.json")
     args = parser.parse_args(argv)
@@ -116,12 +132,12 @@ def main(argv=None):
         try:
             for config in args.config or DEFAULT_CONFIGS:
                 variants = {"before": (old_tree, False), "after": (ROOT, False)}
-                if config[0] in RECURRENT:
+                if args.unrolled and config[0] in RECURRENT:
                     variants["after_unrolled"] = (ROOT, True)
-                rates = {name: [] for name in variants}
+                runs = {name: [] for name in variants}
                 for _ in range(args.rounds):
                     for name, (tree, unroll) in variants.items():
-                        rates[name].append(
+                        runs[name].append(
                             time_steps(tree, config, args, unroll)
                         )
                 flops = train_flops_per_image(config)
@@ -132,15 +148,20 @@ def main(argv=None):
                     "width": config[3],
                     "train_flops_per_image": flops,
                 }
-                for name, values in rates.items():
-                    rate = statistics.median(values)
+                for name, values in runs.items():
+                    rates = [v["images_per_s"] for v in values]
+                    rate = statistics.median(rates)
                     row[f"{name}_images_per_s"] = rate
+                    row[f"{name}_images_per_s_all"] = rates
+                    row[f"{name}_cpu_s_per_image"] = statistics.median(
+                        v.get("cpu_s_per_image", float("nan")) for v in values
+                    )
                     row[f"{name}_roof_percent"] = 100 * rate * flops / roof
                     row[f"{name}_ratio"] = rate / row["before_images_per_s"]
                 results.append(row)
                 unrolled = (
                     ""
-                    if config[0] not in RECURRENT
+                    if "after_unrolled_images_per_s" not in row
                     else (
                         f"{row['after_unrolled_images_per_s']:>10.1f}"
                         f"{row['after_unrolled_ratio']:>6.2f}x"
@@ -153,7 +174,9 @@ def main(argv=None):
                     f"{row['before_images_per_s']:>9.1f}"
                     f"{row['after_images_per_s']:>9.1f}"
                     f"{row['after_ratio']:>6.2f}x"
-                    f"{row['after_roof_percent']:>7.1f}%{unrolled}",
+                    f"{row['after_roof_percent']:>7.1f}%{unrolled}"
+                    f"   before {spread(runs['before'])}"
+                    f" after {spread(runs['after'])}",
                     flush=True,
                 )
         finally:

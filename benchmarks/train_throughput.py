@@ -62,12 +62,13 @@ def measure(
     compile_model(model)
     rng = np.random.default_rng(0)
     x = rng.integers(0, levels, size=(batch_size, *shape)).astype("float32")
-    times = []
+    times, cpu = [], 0.0
     for step in range(warmup + steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         model.train_on_batch(x, x)
         if step >= warmup:
             times.append(time.perf_counter() - start)
+            cpu += time.process_time() - start_cpu
     median = statistics.median(times)
     return {
         "family": family,
@@ -80,6 +81,9 @@ def measure(
         "steps": steps,
         "median_step_s": median,
         "images_per_s": batch_size / median,
+        # CPU seconds (all threads) per image: a machine that gives the
+        # process less of its cores shows here, not in images/s alone.
+        "cpu_s_per_image": cpu / (steps * batch_size),
         # ru_maxrss is in KiB on Linux.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         / 1024,

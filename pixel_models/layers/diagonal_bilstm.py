@@ -226,36 +226,31 @@ class DiagonalBiLSTM(keras.layers.Layer):
         """`call` with the scan of both directions in one fused op.
 
         The same function: the skewed maps stay `(2B, H, diagonals, .)`
-        (the fused scan reads its lines along axis 2), the gate bias goes
-        everywhere (the scan reads only the pixels of each diagonal, its
-        band), and the states are zero outside the image as before.
+        (the fused scan reads its lines along axis 2), the 1x1
+        input-to-state products and the gate bias are done inside the
+        scan, at the pixels of each diagonal only (its band), and the
+        states are zero outside the image as before.
         """
         height, width = inputs.shape[1], inputs.shape[2]
         x = ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
-        x = skew(x)
-        maps = [0.0, 0.0]
+        z = None
         if condition is not None:
             forward, backward = (d(condition) for d in self.map_to_state)
-            b = ops.concatenate([forward, ops.flip(backward, axis=2)], 0)
-            maps = ops.split(skew(b), 2, axis=0)
-        z = ops.concatenate(
-            [
-                ops.matmul(x_d, self._pixel_kernel(d)) + m + cell.bias
-                for d, (x_d, m, cell) in enumerate(
-                    zip(ops.split(x, 2, axis=0), maps, self.cells, strict=True)
-                )
-            ],
-            axis=0,
-        )
-        kernel = ops.concatenate(
-            [ops.expand_dims(cell.state_kernel, 0) for cell in self.cells], 0
-        )
+            z = skew(ops.concatenate([forward, ops.flip(backward, 2)], 0))
+
+        def stacked(tensors):
+            return ops.concatenate([ops.expand_dims(t, 0) for t in tensors], 0)
+
         h = fused_scan(
-            z,
-            kernel,
+            skew(x),
+            # The 1x1 input-to-state convolutions as one-tap kernels.
+            stacked([self._pixel_kernel(d)[None] for d in (0, 1)]),
+            stacked([cell.bias for cell in self.cells]),
+            stacked([cell.state_kernel for cell in self.cells]),
             self.cells[0].left_context,
             time_axis=2,
             band=diagonal_band(height, width),
+            z=z,
         )
         forward, backward = ops.split(unskew(h, width), 2, axis=0)
         return forward + shift_down(ops.flip(backward, axis=2))

@@ -100,7 +100,10 @@ def use_fused(fused, dtype):
         return False
     if fused is True:
         return True
-    return str(dtype) == "float32" and not _has_gpu()
+    import keras
+
+    dtype = keras.backend.standardize_dtype(dtype)
+    return dtype == "float32" and not _has_gpu()
 
 
 def _njit(**kwargs):
@@ -159,80 +162,112 @@ def _chunk(chunk, chunks, directions, count):
 
 
 @_njit(inline="always")
-def _gather(h, hcat, n0, nc, s, a, b, left, taps, units, length, sst, lst):
-    """The k neighbours in line s - 1 of each place of line s of each
-    sample of a chunk, side by side: `hcat[i * nl + pl - a, t * u + q] =
-    h[n0 + i, line s - 1, place pl + t - left, q]`, zero off the line."""
+def _gather(src, hcat, col, n0, nc, line, a, b, left, taps, length, sst, lst):
+    """Line `line` of `src` (`(N, P, C)`) around each place of a band,
+    taps side by side from column `col` of `hcat`: `hcat[i * nl + pl - a,
+    col + t * C + q] = src[n0 + i, line, place pl + t - left, q]`, zero
+    off the line."""
     nl = b - a
+    channels = src.shape[2]
     for i in range(nc):
         for pl in range(a, b):
             row = i * nl + pl - a
             for t in range(taps):
-                src = pl + t - left
-                if src >= 0 and src < length:
-                    ps = (s - 1) * sst + src * lst
-                    for q in range(units):
-                        hcat[row, t * units + q] = h[n0 + i, ps, q]
+                at = pl + t - left
+                c0 = col + t * channels
+                if at >= 0 and at < length:
+                    ps = line * sst + at * lst
+                    for q in range(channels):
+                        hcat[row, c0 + q] = src[n0 + i, ps, q]
                 else:
-                    for q in range(units):
-                        hcat[row, t * units + q] = 0
+                    for q in range(channels):
+                        hcat[row, c0 + q] = 0
 
 
 @_njit(parallel=True, fastmath=FAST)
 def _forward(
-    z, kernel, left, steps, sst, lst, start, stop, chunks, h, tc, c, acts
+    x,
+    z,
+    kernel,
+    bias,
+    left,
+    in_taps,
+    in_left,
+    steps,
+    sst,
+    lst,
+    start,
+    stop,
+    chunks,
+    h,
+    tc,
+    c,
+    acts,
 ):
     """Fills h, tanh(c), c and the activated gates of every scan (zeros
-    on entry). `z` is `(N, P, 4u)`, line s place pl at position
-    `s * sst + pl * lst`; `kernel` is `(D, k u, 4u)`.
+    on entry).
+
+    The gate inputs of line s are `x`'s line s through the input kernel
+    (`in_taps` taps along the line from `in_left` places before), plus
+    `bias`, plus `z` where it is given (`(N, P, 4u)`, or `(1, 1, 4u)`
+    for none); line s place pl is at position `s * sst + pl * lst` of
+    `x` (`(N, P, C)`) and of the outputs. `kernel` is `(D, k u + k_in C,
+    4u)`: the state-to-state kernel's taps, then the input kernel's, so
+    that one product per line gives both.
 
     Arrays shared by the threads are indexed, never sliced, inside the
     loops: a slice takes a reference, an atomic add on memory that both
     threads write, and that made two threads slower than one.
     """
-    count, positions, gates = z.shape
-    directions, ku, _ = kernel.shape
+    count, positions, channels = x.shape
+    directions, width, gates = kernel.shape
     units = gates // 4
+    ku = width - in_taps * channels
     taps = ku // units
     length = positions // steps
+    has_z = z.shape[1] == positions
     # -1 for the sigmoid gates, -2 for g: tanh(x) = 2 sigmoid(2x) - 1.
     scale_in = np.full(gates, np.float32(-1.0))
     scale_in[3 * units :] = np.float32(-2.0)
     for chunk in numba.prange(chunks):
         d, n0, n1 = _chunk(chunk, chunks, directions, count)
         nc = n1 - n0
-        most = nc * length * gates
-        bits = np.empty(most, np.int32)
+        bits = np.empty(nc * length * gates, np.int32)
         scale = bits.view(np.float32)
         for s in range(steps):
             a, b = start[s], stop[s]
             nl = b - a
             rows = nc * nl
-            pre = np.zeros((rows, gates), np.float32)
+            hcat = np.zeros((rows, width), np.float32)
             if s > 0:
-                hcat = np.empty((rows, ku), np.float32)
                 _gather(
                     h,
                     hcat,
+                    0,
                     n0,
                     nc,
-                    s,
+                    s - 1,
                     a,
                     b,
                     left,
                     taps,
-                    units,
                     length,
                     sst,
                     lst,
                 )
-                np.dot(hcat, kernel[d], pre)
+            _gather(
+                x, hcat, ku, n0, nc, s, a, b, in_left, in_taps, length, sst, lst
+            )
+            pre = np.dot(hcat, kernel[d])
             for i in range(nc):
                 for pl in range(a, b):
                     r = i * nl + pl - a
                     p = s * sst + pl * lst
+                    if has_z:
+                        for j in range(gates):
+                            pre[r, j] += z[n0 + i, p, j]
                     for j in range(gates):
-                        pre[r, j] = (pre[r, j] + z[n0 + i, p, j]) * scale_in[j]
+                        pre[r, j] = (pre[r, j] + bias[d, j]) * scale_in[j]
             _logistic(pre.ravel(), rows * gates, bits, scale)
             cell = np.empty((rows, units), np.float32)
             for i in range(nc):
@@ -266,29 +301,39 @@ def _forward(
 @_njit(parallel=True, fastmath=FAST)
 def _backward(
     dh_out,
+    x,
     h,
     tc,
     c,
     acts,
     kernel_t,
     left,
+    in_taps,
+    in_left,
     steps,
     sst,
     lst,
     start,
     stop,
     chunks,
+    dx,
     dz,
     dkernel,
+    dbias,
 ):
-    """Fills the gradients of the gate inputs, `(N, P, 4u)`, and of the
-    kernel of each chunk, `(chunks, k u, 4u)` (zeros on entry; summed by
-    the caller)."""
+    """Fills the gradients of `x` (`(N, P, C)`), of `z` (`(N, P, 4u)`, or
+    `(1, 1, 4u)` when there is none), and of the kernel and bias of each
+    chunk (`(chunks, k u + k_in C, 4u)`, `(chunks, 4u)`; summed by the
+    caller). All zeros on entry; `kernel_t` is `_forward`'s kernel,
+    transposed."""
     count, positions, gates = acts.shape
-    directions, _, ku = kernel_t.shape
+    channels = x.shape[2]
+    directions, _, width = kernel_t.shape
     units = gates // 4
+    ku = width - in_taps * channels
     taps = ku // units
     length = positions // steps
+    has_z = dz.shape[1] == positions
     for chunk in numba.prange(chunks):
         d, n0, n1 = _chunk(chunk, chunks, directions, count)
         nc = n1 - n0
@@ -318,24 +363,50 @@ def _backward(
                         dzb[r, 3 * units + q] = dcc * ig * (1 - g * g)
                         dc[i, pl, q] = dcc * f
                     for j in range(gates):
-                        dz[n, p, j] = dzb[r, j]
-            if s == 0:
-                break
-            hcat = np.empty((nc * nl, ku), np.float32)
+                        dbias[chunk, j] += dzb[r, j]
+                    if has_z:
+                        for j in range(gates):
+                            dz[n, p, j] = dzb[r, j]
+            hcat = np.zeros((nc * nl, width), np.float32)
+            if s > 0:
+                _gather(
+                    h,
+                    hcat,
+                    0,
+                    n0,
+                    nc,
+                    s - 1,
+                    a,
+                    b,
+                    left,
+                    taps,
+                    length,
+                    sst,
+                    lst,
+                )
             _gather(
-                h, hcat, n0, nc, s, a, b, left, taps, units, length, sst, lst
+                x, hcat, ku, n0, nc, s, a, b, in_left, in_taps, length, sst, lst
             )
             dkernel[chunk] += np.dot(hcat.T, dzb)
             back = np.dot(dzb, kernel_t[d])
             dh_rec[:] = 0
             for i in range(nc):
+                n = n0 + i
                 for pl in range(a, b):
                     r = i * nl + pl - a
-                    for t in range(taps):
-                        src = pl + t - left
-                        if src >= 0 and src < length:
-                            for q in range(units):
-                                dh_rec[i, src, q] += back[r, t * units + q]
+                    if s > 0:
+                        for t in range(taps):
+                            at = pl + t - left
+                            if at >= 0 and at < length:
+                                for q in range(units):
+                                    dh_rec[i, at, q] += back[r, t * units + q]
+                    for t in range(in_taps):
+                        at = pl + t - in_left
+                        if at >= 0 and at < length:
+                            ps = s * sst + at * lst
+                            c0 = ku + t * channels
+                            for q in range(channels):
+                                dx[n, ps, q] += back[r, c0 + q]
 
 
 @functools.cache
@@ -403,91 +474,142 @@ def _chunks(count, directions):
     return directions * max(1, min(per, -(-threads // directions)))
 
 
-def scan_numpy(z, kernel, left, time_axis=1, band=None):
-    """The forward scan on NumPy arrays.
+class Scan:
+    """One layer's scan: its layout, band and kernel taps.
 
-    Args: as `fused_scan`, as NumPy arrays.
-
-    Returns:
-        `(h, tanh_c, c, acts)`, shaped like `z` with `units` channels
-        (the first three) or `4 units` (the activated gates).
+    Args: as `fused_scan`.
     """
-    _set_threads()
-    z = np.ascontiguousarray(z, np.float32)
-    directions, taps, units, gates = kernel.shape
-    kernel = np.ascontiguousarray(kernel, np.float32).reshape(
-        directions, taps * units, gates
-    )
-    steps, length, sst, lst = _layout(z.shape, time_axis)
-    start, stop = _band(steps, length, band)
-    flat_z = flat(z)
-    chunks = _chunks(z.shape[0], directions)
-    out = [_zeros((*z.shape[:3], n * units)) for n in (1, 1, 1, 4)]
-    with _one_blas_thread():
-        _forward(
-            flat_z,
-            kernel,
-            left,
-            steps,
-            sst,
-            lst,
-            start,
-            stop,
-            chunks,
-            *(flat(a) for a in out),
+
+    def __init__(self, x_shape, gates, left, in_left, time_axis, band):
+        self.steps, self.length, self.sst, self.lst = _layout(
+            x_shape, time_axis
         )
-    return tuple(out)
+        self.start, self.stop = _band(self.steps, self.length, band)
+        self.left, self.in_left = left, in_left
+        self.lead = tuple(x_shape[:3])
+        self.gates = gates
+
+    def kernel(self, state_kernel, input_kernel):
+        """`(D, k u + k_in C, 4u)`: the state taps, then the input taps."""
+        state = np.asarray(state_kernel, np.float32)
+        inputs = np.asarray(input_kernel, np.float32)
+        d = state.shape[0]
+        return np.ascontiguousarray(
+            np.concatenate(
+                [
+                    state.reshape(d, -1, self.gates),
+                    inputs.reshape(d, -1, self.gates),
+                ],
+                axis=1,
+            )
+        )
+
+    def forward(self, x, z, state_kernel, input_kernel, bias):
+        """`(h, tanh_c, c, acts)`, each `(N, A, B, units)` (acts: `4
+        units`)."""
+        _set_threads()
+        kernel = self.kernel(state_kernel, input_kernel)
+        units = self.gates // 4
+        out = [_zeros((*x.shape[:3], n * units)) for n in (1, 1, 1, 4)]
+        with _one_blas_thread():
+            _forward(
+                flat(x),
+                _flat_or_none(z, self.gates),
+                kernel,
+                np.ascontiguousarray(bias, np.float32),
+                self.left,
+                input_kernel.shape[1],
+                self.in_left,
+                self.steps,
+                self.sst,
+                self.lst,
+                self.start,
+                self.stop,
+                _chunks(x.shape[0], kernel.shape[0]),
+                *(flat(a) for a in out),
+            )
+        return tuple(out)
+
+    def backward(self, dh, x, saved, state_kernel, input_kernel, with_z):
+        """`(dx, dz or None, d state_kernel, d input_kernel, d bias)`."""
+        _set_threads()
+        kernel = self.kernel(state_kernel, input_kernel)
+        directions = kernel.shape[0]
+        chunks = _chunks(x.shape[0], directions)
+        dx = _zeros(x.shape)
+        dz = (
+            _zeros(saved[3].shape)
+            if with_z
+            else np.zeros((1, 1, self.gates), np.float32)
+        )
+        dk = np.zeros((chunks, *kernel.shape[1:]), np.float32)
+        db = np.zeros((chunks, self.gates), np.float32)
+        with _one_blas_thread():
+            _backward(
+                flat(dh),
+                flat(x),
+                *(flat(a) for a in saved),
+                np.ascontiguousarray(kernel.transpose(0, 2, 1)),
+                self.left,
+                input_kernel.shape[1],
+                self.in_left,
+                self.steps,
+                self.sst,
+                self.lst,
+                self.start,
+                self.stop,
+                chunks,
+                flat(dx),
+                _flat_or_none(dz, self.gates),
+                dk,
+                db,
+            )
+        dk = dk.reshape(directions, -1, *dk.shape[1:]).sum(axis=1)
+        ku = state_kernel[0].size // self.gates
+        d_state = dk[:, :ku].reshape(state_kernel.shape)
+        d_input = dk[:, ku:].reshape(input_kernel.shape)
+        db = db.reshape(directions, -1, self.gates).sum(axis=1)
+        return dx, (dz if with_z else None), d_state, d_input, db
 
 
-def scan_gradient_numpy(
-    dh, h, tanh_c, c, acts, kernel, left, time_axis=1, band=None
+def _flat_or_none(z, gates):
+    if z is None or z.shape[1] == 1 and z.ndim == 3:
+        return np.zeros((1, 1, gates), np.float32) if z is None else z
+    return flat(z)
+
+
+def fused_scan(
+    x,
+    input_kernel,
+    bias,
+    state_kernel,
+    left,
+    in_left=0,
+    time_axis=1,
+    band=None,
+    z=None,
 ):
-    """The gradients `(dz, dkernel)` of the scan, on NumPy arrays, from
-    what `scan_numpy` returned; `dkernel` is shaped like `kernel`."""
-    _set_threads()
-    steps, length, sst, lst = _layout(acts.shape, time_axis)
-    start, stop = _band(steps, length, band)
+    """A line LSTM scan, input-to-state product included, with its
+    gradient, as two TensorFlow ops.
 
-    directions, taps, units, gates = kernel.shape
-    kernel_t = np.ascontiguousarray(
-        np.asarray(kernel, np.float32)
-        .reshape(directions, taps * units, gates)
-        .transpose(0, 2, 1)
-    )
-    chunks = _chunks(acts.shape[0], directions)
-    dz = _zeros(acts.shape)
-    dk = np.zeros((chunks, taps * units, gates), np.float32)
-    with _one_blas_thread():
-        _backward(
-            *(flat(a) for a in (dh, h, tanh_c, c, acts)),
-            kernel_t,
-            left,
-            steps,
-            sst,
-            lst,
-            start,
-            stop,
-            chunks,
-            flat(dz),
-            dk,
-        )
-    dk = dk.reshape(directions, -1, taps, units, gates).sum(axis=1)
-    return dz.reshape(acts.shape), dk
-
-
-def fused_scan(z, kernel, left, time_axis=1, band=None):
-    """A line LSTM scan with its gradient, as two TensorFlow ops.
+    The gate inputs `[o, f, i, g]` at line s, place pl are
+    `sum_t x[s, pl + t - in_left] @ input_kernel[t] + bias (+ z[s, pl])`,
+    and the state-to-state part is `sum_t h[s - 1, pl + t - left] @
+    state_kernel[t]` (`line_lstm_step`).
 
     Args:
-        z: `(N, A, B, 4 units)` gate pre-activations `[o, f, i, g]`, gate
-            bias included; the lines on axis `time_axis` (1 or 2).
-        kernel: `(D, k, units, 4 units)`, the state-to-state kernel of each
-            of the D parts of the N scans (N divisible by D).
-        left: how many places before a place the kernel reaches (see
-            `line_lstm_step`).
-        time_axis: 1 or 2, the axis of `z` that holds the lines.
+        x: `(N, A, B, C)`, the layer's input, the lines on axis
+            `time_axis` (1 or 2) and the places along a line on the other.
+        input_kernel: `(D, k_in, C, 4 units)`: each of the D parts of the
+            N scans (N divisible by D) has its own.
+        bias: `(D, 4 units)`.
+        state_kernel: `(D, k, units, 4 units)`.
+        left, in_left: how many places before a place each kernel reaches.
+        time_axis: 1 or 2, the axis of `x` that holds the lines.
         band: None (every place of every line), or `(start, stop)`, two
             int arrays with one entry per line.
+        z: None, or `(N, A, B, 4 units)` more gate inputs (a conditioning
+            map's).
 
     Returns:
         `(N, A, B, units)`, the hidden state at every position (zero
@@ -495,41 +617,63 @@ def fused_scan(z, kernel, left, time_axis=1, band=None):
     """
     import tensorflow as tf
 
-    dtype = z.dtype
-    units = kernel.shape[-1] // 4
+    dtype = x.dtype
+    gates = state_kernel.shape[-1]
+    scan = Scan(x.shape, gates, left, in_left, time_axis, band)
+    with_z = z is not None
 
-    def forward(z, kernel):
-        return scan_numpy(z, kernel, left, time_axis, band)
-
-    def backward(dh, h, tanh_c, c, acts, kernel):
-        return scan_gradient_numpy(
-            dh, h, tanh_c, c, acts, kernel, left, time_axis, band
+    def forward(x, z, state_kernel, input_kernel, bias):
+        return scan.forward(
+            x, z if with_z else None, state_kernel, input_kernel, bias
         )
+
+    def backward(dh, x, h, tanh_c, c, acts, state_kernel, input_kernel):
+        out = scan.backward(
+            dh, x, (h, tanh_c, c, acts), state_kernel, input_kernel, with_z
+        )
+        if not with_z:
+            out = out[:1] + out[2:]
+        return out
 
     @tf.custom_gradient
-    def scan(z, kernel):
+    def run(x, z, state_kernel, input_kernel, bias):
         saved = tf.numpy_function(
-            forward, [z, kernel], [tf.float32] * 4, stateful=False
+            forward,
+            [x, z, state_kernel, input_kernel, bias],
+            [tf.float32] * 4,
+            stateful=False,
         )
         for tensor, channels in zip(saved, (1, 1, 1, 4), strict=True):
-            tensor.set_shape((*z.shape[:3], channels * units))
-        h = saved[0]
+            tensor.set_shape((*x.shape[:3], channels * gates // 4))
 
         def grad(dh):
-            dz, dk = tf.numpy_function(
+            grads = tf.numpy_function(
                 backward,
-                [tf.cast(dh, tf.float32), *saved, kernel],
-                [tf.float32] * 2,
+                [
+                    tf.cast(dh, tf.float32),
+                    x,
+                    *saved,
+                    state_kernel,
+                    input_kernel,
+                ],
+                [tf.float32] * (5 if with_z else 4),
                 stateful=False,
             )
-            dz.set_shape(z.shape)
-            dk.set_shape(kernel.shape)
-            return dz, dk
+            if not with_z:
+                grads = [grads[0], tf.zeros_like(z), *grads[1:]]
+            for g, v in zip(
+                grads, (x, z, state_kernel, input_kernel, bias), strict=True
+            ):
+                g.set_shape(v.shape)
+            return tuple(grads)
 
-        return h, grad
+        return saved[0], grad
 
-    z32 = tf.cast(z, tf.float32)
-    h = scan(z32, tf.cast(kernel, tf.float32))
+    def f32(v):
+        return tf.cast(v, tf.float32)
+
+    z = f32(z) if with_z else tf.zeros((1, 1, gates), tf.float32)
+    h = run(f32(x), z, f32(state_kernel), f32(input_kernel), f32(bias))
     return tf.cast(h, dtype)
 
 
@@ -543,6 +687,5 @@ def diagonal_band(height, width):
 __all__ = [
     "diagonal_band",
     "fused_scan",
-    "scan_gradient_numpy",
-    "scan_numpy",
+    "Scan",
 ]

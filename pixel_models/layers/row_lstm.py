@@ -107,15 +107,14 @@ class RowLSTM(keras.layers.Layer):
 
     def call(self, inputs):
         inputs, condition = split_map_input(self, inputs)
+        if use_fused(self.fused, inputs.dtype):
+            return self._fused_call(inputs, condition)
         # Gates [o, f, i, g], each with its units in R, G, B order; the
         # bias is added once for all rows rather than at every step.
         z = regroup(self.input_to_state(inputs), 4, self.color_channels)
         z = z + self.cell.bias
         if condition is not None:
             z = z + self.map_to_state(condition)
-        if use_fused(self.fused, z.dtype):
-            kernel = ops.expand_dims(self.cell.state_kernel, 0)
-            return fused_scan(z, kernel, self.cell.left_context, time_axis=1)
         # Rows first, gates apart: (H, 4, B, W, h).
         z = ops.reshape(z, (-1, *z.shape[1:3], 4, self.units))
         z = ops.transpose(z, (1, 3, 0, 2, 4))
@@ -133,6 +132,25 @@ class RowLSTM(keras.layers.Layer):
         # Rows are the time axis: one batched step per row.
         (rows,) = scan_lines(step, [zeros, zeros], z, 1, self.unroll)
         return ops.moveaxis(rows, 0, 1)
+
+    def _fused_call(self, inputs, condition):
+        """`call` as one fused op, the 1 x k input-to-state convolution
+        included: its taps up to the centre (mask B zeroes the rest), the
+        gates regrouped in the kernel as in `call`."""
+        k = self.kernel_size
+        taps = self.input_to_state.masked_kernel()[0, : k // 2 + 1]
+        taps = regroup(taps, 4, self.color_channels)
+        z = None if condition is None else self.map_to_state(condition)
+        return fused_scan(
+            inputs,
+            ops.expand_dims(taps, 0),
+            ops.expand_dims(self.cell.bias, 0),
+            ops.expand_dims(self.cell.state_kernel, 0),
+            self.cell.left_context,
+            in_left=k // 2,
+            time_axis=1,
+            z=z,
+        )
 
     # One-pixel steps for the fast sampler (see `layers/steps.py`): the
     # state-to-state part of a row comes from the row above, so it is done

@@ -190,6 +190,8 @@ def test_fused_is_chosen_on_tensorflow_cpu_in_float32_only():
 
     assert fused_unavailable() == ""
     assert use_fused("auto", "float32")
+    assert use_fused("auto", tf.float32)
+    assert not use_fused("auto", tf.float64)
     assert not use_fused("auto", "bfloat16")
     assert use_fused(True, "bfloat16")
     assert not use_fused(False, "float32")
@@ -213,6 +215,23 @@ def test_under_xla_the_layer_runs_the_reference_path():
     )
     compiled = tf.function(fused, jit_compile=True)
     np.testing.assert_allclose(compiled(x), reference(x), rtol=0, atol=1e-5)
+
+
+def test_auto_layers_in_a_model_run_the_fused_scan(monkeypatch):
+    from pixel_models.layers import fused_scan
+
+    calls = []
+    forward = fused_scan.Scan.forward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(fused_scan.Scan, "forward", counted)
+    for family in ("row_lstm", "diagonal_bilstm"):
+        model = build_model(family, (4, 4, 1), 2, num_layers=2, width=4)
+        model.predict(np.zeros((2, 4, 4, 1)), verbose=0)
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("value", ["yes", 1.5, None])
