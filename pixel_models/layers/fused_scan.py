@@ -417,16 +417,71 @@ def _set_threads():
     numba.set_num_threads(max(1, min(cores, numba.config.NUMBA_NUM_THREADS)))
 
 
-def _zeros(shape):
-    """Zeros whose memory is touched here, by one thread.
+class BufferPool:
+    """Arrays handed out again once nothing else holds them.
 
-    Large NumPy arrays get huge pages, which the kernel zeroes on first
-    touch; two threads touching a fresh array at once made the forward
-    scan four times slower than one thread touching it first.
+    Every training step asks for the same few large arrays (the saved
+    states of each layer, the gradients); fresh memory costs a page fault
+    and a zeroing by the kernel per page, which took as long as the scan.
+    An array goes back to work only when the pool's own reference is the
+    last one: TensorFlow keeps the arrays a `numpy_function` returns,
+    without a copy when they are 64-byte aligned (these are), so an array
+    in use by a tensor is never handed out. Arrays of one `key` are only
+    written where the scans of that key write, so what they hold outside
+    that stays zero; `clear` empties the pool.
+
+    Args:
+        max_bytes: arrays beyond this many bytes in all are not kept.
     """
-    a = np.zeros(shape, np.float32)
-    a.reshape(-1)[::1024] = 0
-    return a
+
+    def __init__(self, max_bytes=4 << 30):
+        import threading
+
+        self.max_bytes = max_bytes
+        self.arrays = {}
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def zeros(self, key, shape):
+        """A float32 array of `shape`, zero wherever a scan of `key`
+        does not write (all zero when new)."""
+        import sys
+
+        shape = tuple(int(n) for n in shape)
+        with self.lock:
+            kept = self.arrays.setdefault((key, shape), [])
+            for array in kept:
+                # References: the list's, the loop's and getrefcount's
+                # argument; any more and something still uses it.
+                if sys.getrefcount(array) == 3:
+                    return array
+            array = _aligned_zeros(shape)
+            if self.bytes + array.nbytes <= self.max_bytes:
+                kept.append(array)
+                self.bytes += array.nbytes
+            return array
+
+    def clear(self):
+        with self.lock:
+            self.arrays.clear()
+            self.bytes = 0
+
+
+def _aligned_zeros(shape):
+    """Zeros, 64-byte aligned (so TensorFlow takes them without a copy),
+    their memory touched here by one thread: large NumPy arrays get huge
+    pages, which the kernel zeroes on first touch, and two threads
+    touching a fresh array at once made the forward scan four times
+    slower than one thread touching it first."""
+    size = int(np.prod(shape))
+    buffer = np.zeros(size + 16, np.float32)
+    start = (-buffer.ctypes.data % 64) // 4
+    array = buffer[start : start + size].reshape(shape)
+    array.reshape(-1)[::1024] = 0
+    return array
+
+
+POOL = BufferPool()
 
 
 @functools.cache
@@ -488,6 +543,9 @@ class Scan:
         self.left, self.in_left = left, in_left
         self.lead = tuple(x_shape[:3])
         self.gates = gates
+        # Arrays of scans with the same band are written in the same
+        # places (see `BufferPool`).
+        self.key = (time_axis, self.start.tobytes(), self.stop.tobytes())
 
     def kernel(self, state_kernel, input_kernel):
         """`(D, k u + k_in C, 4u)`: the state taps, then the input taps."""
@@ -510,7 +568,10 @@ class Scan:
         _set_threads()
         kernel = self.kernel(state_kernel, input_kernel)
         units = self.gates // 4
-        out = [_zeros((*x.shape[:3], n * units)) for n in (1, 1, 1, 4)]
+        out = [
+            POOL.zeros((self.key, name), (*x.shape[:3], n * units))
+            for name, n in (("h", 1), ("tanh_c", 1), ("c", 1), ("acts", 4))
+        ]
         with _one_blas_thread():
             _forward(
                 flat(x),
@@ -536,9 +597,11 @@ class Scan:
         kernel = self.kernel(state_kernel, input_kernel)
         directions = kernel.shape[0]
         chunks = _chunks(x.shape[0], directions)
-        dx = _zeros(x.shape)
+        # Added into, so zeroed again when it comes back from the pool.
+        dx = POOL.zeros((self.key, "dx"), x.shape)
+        dx.fill(0)
         dz = (
-            _zeros(saved[3].shape)
+            POOL.zeros((self.key, "dz"), saved[3].shape)
             if with_z
             else np.zeros((1, 1, self.gates), np.float32)
         )

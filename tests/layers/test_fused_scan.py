@@ -234,6 +234,34 @@ def test_auto_layers_in_a_model_run_the_fused_scan(monkeypatch):
     assert len(calls) == 4
 
 
+def test_reused_buffers_never_overwrite_a_live_output():
+    import tensorflow as tf
+
+    reference, fused = _pair("diagonal_bilstm", 1, (2, 4, 5, 3))
+    rng = np.random.default_rng(6)
+    x1, x2 = (
+        tf.constant(rng.normal(size=(2, 4, 5, 3)), "float32") for _ in "12"
+    )
+    first = fused(x1)
+    kept = first.numpy().copy()
+    for _ in range(3):
+        second = fused(x2)
+    np.testing.assert_array_equal(first.numpy(), kept)
+    np.testing.assert_allclose(second, reference(x2), rtol=0, atol=1e-5)
+    del first, second
+    # Released, the buffers are handed out again.
+    pool = fused_scan_module().POOL
+    before = pool.bytes
+    fused(x1)
+    assert pool.bytes == before
+
+
+def fused_scan_module():
+    from pixel_models.layers import fused_scan
+
+    return fused_scan
+
+
 @pytest.mark.parametrize("value", ["yes", 1.5, None])
 def test_bad_fused_argument_raises(value):
     with pytest.raises(ValueError, match="fused must be 'auto', True or False"):
