@@ -184,6 +184,35 @@ def _gather(src, hcat, col, n0, nc, line, a, b, left, taps, length, sst, lst):
                         hcat[row, c0 + q] = 0
 
 
+@_njit(inline="always")
+def _line_inputs(
+    h,
+    x,
+    n0,
+    nc,
+    s,
+    a,
+    b,
+    left,
+    taps,
+    in_left,
+    in_taps,
+    ku,
+    width,
+    length,
+    sst,
+    lst,
+):
+    """What one product per line multiplies: each place's state taps
+    (line s - 1 of `h`; zeros for the first line), then its input taps
+    (line s of `x`), side by side, `(nc * (b - a), width)`."""
+    hcat = np.zeros((nc * (b - a), width), np.float32)
+    if s > 0:
+        _gather(h, hcat, 0, n0, nc, s - 1, a, b, left, taps, length, sst, lst)
+    _gather(x, hcat, ku, n0, nc, s, a, b, in_left, in_taps, length, sst, lst)
+    return hcat
+
+
 @_njit(parallel=True, fastmath=FAST)
 def _forward(
     x,
@@ -238,25 +267,23 @@ def _forward(
             a, b = start[s], stop[s]
             nl = b - a
             rows = nc * nl
-            hcat = np.zeros((rows, width), np.float32)
-            if s > 0:
-                _gather(
-                    h,
-                    hcat,
-                    0,
-                    n0,
-                    nc,
-                    s - 1,
-                    a,
-                    b,
-                    left,
-                    taps,
-                    length,
-                    sst,
-                    lst,
-                )
-            _gather(
-                x, hcat, ku, n0, nc, s, a, b, in_left, in_taps, length, sst, lst
+            hcat = _line_inputs(
+                h,
+                x,
+                n0,
+                nc,
+                s,
+                a,
+                b,
+                left,
+                taps,
+                in_left,
+                in_taps,
+                ku,
+                width,
+                length,
+                sst,
+                lst,
             )
             pre = np.dot(hcat, kernel[d])
             for i in range(nc):
@@ -367,25 +394,23 @@ def _backward(
                     if has_z:
                         for j in range(gates):
                             dz[n, p, j] = dzb[r, j]
-            hcat = np.zeros((nc * nl, width), np.float32)
-            if s > 0:
-                _gather(
-                    h,
-                    hcat,
-                    0,
-                    n0,
-                    nc,
-                    s - 1,
-                    a,
-                    b,
-                    left,
-                    taps,
-                    length,
-                    sst,
-                    lst,
-                )
-            _gather(
-                x, hcat, ku, n0, nc, s, a, b, in_left, in_taps, length, sst, lst
+            hcat = _line_inputs(
+                h,
+                x,
+                n0,
+                nc,
+                s,
+                a,
+                b,
+                left,
+                taps,
+                in_left,
+                in_taps,
+                ku,
+                width,
+                length,
+                sst,
+                lst,
             )
             dkernel[chunk] += np.dot(hcat.T, dzb)
             back = np.dot(dzb, kernel_t[d])
