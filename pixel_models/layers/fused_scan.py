@@ -435,11 +435,17 @@ def _backward(
 
 
 @functools.cache
-def _set_threads():
+def _threads():
     # One thread per core this process may run on (a run pinned to one
     # core with taskset gets one), not per core of the machine.
     cores = len(os.sched_getaffinity(0))
-    numba.set_num_threads(max(1, min(cores, numba.config.NUMBA_NUM_THREADS)))
+    return max(1, min(cores, numba.config.NUMBA_NUM_THREADS))
+
+
+def _set_threads():
+    # numba's thread count is set per calling thread, and TensorFlow
+    # calls a numpy_function from any of its threads: set it every time.
+    numba.set_num_threads(_threads())
 
 
 class BufferPool:
