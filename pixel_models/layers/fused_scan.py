@@ -19,12 +19,13 @@ line. The maths is that of `line_lstm_step`; the `keras.ops` path stays
 the reference (and the path for XLA, GPUs and the other backends), and
 the tests hold the two together.
 
-The layout: `z`, the gate pre-activations (bias included) `[o, f, i, g]`,
-is `(N, A, B, 4 units)` with the lines on axis 1 (Row LSTM: rows) or
-axis 2 (Diagonal BiLSTM: the skewed map's columns), the positions along a
-line on the other; the N scans are split into `D` equal parts, part d
-using state-to-state kernel d (a Diagonal BiLSTM's two directions, stacked
-on the batch axis).
+The layout: the layer's input `x` is `(N, A, B, C)` with the lines on
+axis 1 (Row LSTM: rows) or axis 2 (Diagonal BiLSTM: the skewed map's
+columns), the positions along a line on the other; the gate inputs
+`[o, f, i, g]` of a line are its input-to-state product, the gate bias
+and, where given, a `(N, A, B, 4 units)` map `z`. The N scans are split
+into `D` equal parts, part d using kernels d (a Diagonal BiLSTM's two
+directions, stacked on the batch axis).
 
 A band limits each line to the positions `start[s] <= pl < stop[s]`: the
 pixels of a skewed diagonal. States outside the band are zero, which is
@@ -572,7 +573,6 @@ class Scan:
         )
         self.start, self.stop = _band(self.steps, self.length, band)
         self.left, self.in_left = left, in_left
-        self.lead = tuple(x_shape[:3])
         self.gates = gates
         # Arrays of scans with the same band are written in the same
         # places (see `BufferPool`).
@@ -631,11 +631,7 @@ class Scan:
         # Added into, so zeroed again when it comes back from the pool.
         dx = POOL.zeros((self.key, "dx"), x.shape)
         dx.fill(0)
-        dz = (
-            POOL.zeros((self.key, "dz"), saved[3].shape)
-            if with_z
-            else np.zeros((1, 1, self.gates), np.float32)
-        )
+        dz = POOL.zeros((self.key, "dz"), saved[3].shape) if with_z else None
         dk = np.zeros((chunks, *kernel.shape[1:]), np.float32)
         db = np.zeros((chunks, self.gates), np.float32)
         with _one_blas_thread():
@@ -663,13 +659,13 @@ class Scan:
         d_state = dk[:, :ku].reshape(state_kernel.shape)
         d_input = dk[:, ku:].reshape(input_kernel.shape)
         db = db.reshape(directions, -1, self.gates).sum(axis=1)
-        return dx, (dz if with_z else None), d_state, d_input, db
+        return dx, dz, d_state, d_input, db
 
 
 def _flat_or_none(z, gates):
-    if z is None or z.shape[1] == 1 and z.ndim == 3:
-        return np.zeros((1, 1, gates), np.float32) if z is None else z
-    return flat(z)
+    """`flat(z)`, or for no map the `(1, 1, 4u)` stand-in the loops take
+    for "none"."""
+    return np.zeros((1, 1, gates), np.float32) if z is None else flat(z)
 
 
 def fused_scan(
