@@ -122,6 +122,10 @@ LOG2E = np.float32(1.4426950408889634)
 # is exact for the k used here and the reduced argument keeps its bits.
 LN2_HI = np.float32(0.693145751953125)
 LN2_LO = np.float32(1.4286068203094173e-06)
+# Indices in the loops are unsigned: numba wraps a negative signed index
+# around, a test and a branch per access that kept the copy loops from
+# vectorising (they took twice as long).
+U = np.uint64
 
 
 @_njit(inline="always", fastmath=FAST)
@@ -165,24 +169,22 @@ def _chunk(chunk, chunks, directions, count):
 @_njit(inline="always")
 def _gather(src, hcat, col, n0, nc, line, a, b, left, taps, length, sst, lst):
     """Line `line` of `src` (`(N, P, C)`) around each place of a band,
-    taps side by side from column `col` of `hcat`: `hcat[i * nl + pl - a,
-    col + t * C + q] = src[n0 + i, line, place pl + t - left, q]`, zero
-    off the line."""
+    taps side by side from column `col` of `hcat` (zeros on entry):
+    `hcat[i * nl + pl - a, col + t * C + q] = src[n0 + i, line, place pl
+    + t - left, q]`, left zero off the line."""
     nl = b - a
-    channels = src.shape[2]
+    channels = U(src.shape[2])
     for i in range(nc):
+        n = U(n0 + i)
         for pl in range(a, b):
-            row = i * nl + pl - a
+            row = U(i * nl + pl - a)
             for t in range(taps):
                 at = pl + t - left
-                c0 = col + t * channels
                 if at >= 0 and at < length:
-                    ps = line * sst + at * lst
+                    c0 = U(col) + U(t) * channels
+                    ps = U(line * sst + at * lst)
                     for q in range(channels):
-                        hcat[row, c0 + q] = src[n0 + i, ps, q]
-                else:
-                    for q in range(channels):
-                        hcat[row, c0 + q] = 0
+                        hcat[row, c0 + q] = src[n, ps, q]
 
 
 @_njit(inline="always")
@@ -259,8 +261,10 @@ def _forward(
     # -1 for the sigmoid gates, -2 for g: tanh(x) = 2 sigmoid(2x) - 1.
     scale_in = np.full(gates, np.float32(-1.0))
     scale_in[3 * units :] = np.float32(-2.0)
+    uu, u2, u3, gg = U(units), U(2 * units), U(3 * units), U(gates)
     for chunk in numba.prange(chunks):
         d, n0, n1 = _chunk(chunk, chunks, directions, count)
+        dd = U(d)
         nc = n1 - n0
         bits = np.empty(nc * length * gates, np.int32)
         scale = bits.view(np.float32)
@@ -288,39 +292,46 @@ def _forward(
             )
             pre = np.dot(hcat, kernel[d])
             for i in range(nc):
+                n = U(n0 + i)
                 for pl in range(a, b):
-                    r = i * nl + pl - a
-                    p = s * sst + pl * lst
+                    r = U(i * nl + pl - a)
+                    p = U(s * sst + pl * lst)
                     if has_z:
-                        for j in range(gates):
-                            pre[r, j] += z[n0 + i, p, j]
-                    for j in range(gates):
-                        pre[r, j] = (pre[r, j] + bias[d, j]) * scale_in[j]
+                        for j in range(gg):
+                            pre[r, j] += z[n, p, j]
+                    for j in range(gg):
+                        pre[r, j] = (pre[r, j] + bias[dd, j]) * scale_in[j]
             _logistic(pre.ravel(), rows * gates, bits, scale)
             cell = np.empty((rows, units), np.float32)
             for i in range(nc):
-                n = n0 + i
+                n = U(n0 + i)
                 for pl in range(a, b):
-                    r = i * nl + pl - a
-                    p = s * sst + pl * lst
-                    for q in range(3 * units, gates):
+                    r = U(i * nl + pl - a)
+                    p = U(s * sst + pl * lst)
+                    for q in range(u3, gg):
                         pre[r, q] = pre[r, q] + pre[r, q] - np.float32(1.0)
-                    for q in range(units):
-                        c_prev = c[n, p - sst, q] if s > 0 else np.float32(0)
-                        cc = pre[r, units + q] * c_prev + (
-                            pre[r, 2 * units + q] * pre[r, 3 * units + q]
-                        )
-                        c[n, p, q] = cc
-                        cell[r, q] = np.float32(-2.0) * cc
-                    for j in range(gates):
+                    if s > 0:
+                        before = U(s * sst + pl * lst - sst)
+                        for q in range(uu):
+                            cc = pre[r, uu + q] * c[n, before, q] + (
+                                pre[r, u2 + q] * pre[r, u3 + q]
+                            )
+                            c[n, p, q] = cc
+                            cell[r, q] = np.float32(-2.0) * cc
+                    else:
+                        for q in range(uu):
+                            cc = pre[r, u2 + q] * pre[r, u3 + q]
+                            c[n, p, q] = cc
+                            cell[r, q] = np.float32(-2.0) * cc
+                    for j in range(gg):
                         acts[n, p, j] = pre[r, j]
             _logistic(cell.ravel(), rows * units, bits, scale)
             for i in range(nc):
-                n = n0 + i
+                n = U(n0 + i)
                 for pl in range(a, b):
-                    r = i * nl + pl - a
-                    p = s * sst + pl * lst
-                    for q in range(units):
+                    r = U(i * nl + pl - a)
+                    p = U(s * sst + pl * lst)
+                    for q in range(uu):
                         t = cell[r, q] + cell[r, q] - np.float32(1.0)
                         tc[n, p, q] = t
                         h[n, p, q] = pre[r, q] * t
@@ -362,8 +373,17 @@ def _backward(
     taps = ku // units
     length = positions // steps
     has_z = dz.shape[1] == positions
+    uu, u2, u3, gg, uc = (
+        U(units),
+        U(2 * units),
+        U(3 * units),
+        U(gates),
+        U(channels),
+    )
+    one = np.float32(1.0)
     for chunk in numba.prange(chunks):
         d, n0, n1 = _chunk(chunk, chunks, directions, count)
+        cu = U(chunk)
         nc = n1 - n0
         dh_rec = np.zeros((nc, length, units), np.float32)
         dc = np.zeros((nc, length, units), np.float32)
@@ -372,28 +392,34 @@ def _backward(
             nl = b - a
             dzb = np.empty((nc * nl, gates), np.float32)
             for i in range(nc):
-                n = n0 + i
+                n = U(n0 + i)
+                ii = U(i)
                 for pl in range(a, b):
-                    r = i * nl + pl - a
-                    p = s * sst + pl * lst
-                    for q in range(units):
-                        dh = dh_out[n, p, q] + dh_rec[i, pl, q]
+                    r = U(i * nl + pl - a)
+                    p = U(s * sst + pl * lst)
+                    ul = U(pl)
+                    # The cell state before this one (zero on the first
+                    # line): f's derivative is taken through it.
+                    before = U(s * sst + pl * lst - sst) if s > 0 else p
+                    keep = np.float32(1.0) if s > 0 else np.float32(0.0)
+                    for q in range(uu):
+                        dh = dh_out[n, p, q] + dh_rec[ii, ul, q]
                         o = acts[n, p, q]
-                        f = acts[n, p, units + q]
-                        ig = acts[n, p, 2 * units + q]
-                        g = acts[n, p, 3 * units + q]
+                        f = acts[n, p, uu + q]
+                        ig = acts[n, p, u2 + q]
+                        g = acts[n, p, u3 + q]
                         t = tc[n, p, q]
-                        c_prev = c[n, p - sst, q] if s > 0 else np.float32(0)
-                        dcc = dc[i, pl, q] + dh * o * (np.float32(1) - t * t)
-                        dzb[r, q] = dh * t * o * (np.float32(1) - o)
-                        dzb[r, units + q] = dcc * c_prev * f * (1 - f)
-                        dzb[r, 2 * units + q] = dcc * g * ig * (1 - ig)
-                        dzb[r, 3 * units + q] = dcc * ig * (1 - g * g)
-                        dc[i, pl, q] = dcc * f
-                    for j in range(gates):
-                        dbias[chunk, j] += dzb[r, j]
+                        c_prev = c[n, before, q] * keep
+                        dcc = dc[ii, ul, q] + dh * o * (one - t * t)
+                        dzb[r, q] = dh * t * o * (one - o)
+                        dzb[r, uu + q] = dcc * c_prev * f * (one - f)
+                        dzb[r, u2 + q] = dcc * g * ig * (one - ig)
+                        dzb[r, u3 + q] = dcc * ig * (one - g * g)
+                        dc[ii, ul, q] = dcc * f
+                    for j in range(gg):
+                        dbias[cu, j] += dzb[r, j]
                     if has_z:
-                        for j in range(gates):
+                        for j in range(gg):
                             dz[n, p, j] = dzb[r, j]
             hcat = _line_inputs(
                 h,
@@ -417,21 +443,23 @@ def _backward(
             back = np.dot(dzb, kernel_t[d])
             dh_rec[:] = 0
             for i in range(nc):
-                n = n0 + i
+                n = U(n0 + i)
+                ii = U(i)
                 for pl in range(a, b):
-                    r = i * nl + pl - a
+                    r = U(i * nl + pl - a)
                     if s > 0:
                         for t in range(taps):
                             at = pl + t - left
                             if at >= 0 and at < length:
-                                for q in range(units):
-                                    dh_rec[i, at, q] += back[r, t * units + q]
+                                ua, c0 = U(at), U(t) * uu
+                                for q in range(uu):
+                                    dh_rec[ii, ua, q] += back[r, c0 + q]
                     for t in range(in_taps):
                         at = pl + t - in_left
                         if at >= 0 and at < length:
-                            ps = s * sst + at * lst
-                            c0 = ku + t * channels
-                            for q in range(channels):
+                            ps = U(s * sst + at * lst)
+                            c0 = U(ku + t * channels)
+                            for q in range(uc):
                                 dx[n, ps, q] += back[r, c0 + q]
 
 
