@@ -167,11 +167,11 @@ def _chunk(chunk, chunks, directions, count):
 
 
 @_njit(inline="always")
-def _gather(src, hcat, col, n0, nc, line, a, b, left, taps, length, sst, lst):
+def _gather(src, hcat, col, n0, nc, line, a, b, left, taps, lo, hi, sst, lst):
     """Line `line` of `src` (`(N, P, C)`) around each place of a band,
     taps side by side from column `col` of `hcat` (zeros on entry):
     `hcat[i * nl + pl - a, col + t * C + q] = src[n0 + i, line, place pl
-    + t - left, q]`, left zero off the line."""
+    + t - left, q]` for places in `[lo, hi)`, left zero elsewhere."""
     nl = b - a
     channels = U(src.shape[2])
     for i in range(nc):
@@ -180,40 +180,11 @@ def _gather(src, hcat, col, n0, nc, line, a, b, left, taps, length, sst, lst):
             row = U(i * nl + pl - a)
             for t in range(taps):
                 at = pl + t - left
-                if at >= 0 and at < length:
+                if at >= lo and at < hi:
                     c0 = U(col) + U(t) * channels
                     ps = U(line * sst + at * lst)
                     for q in range(channels):
                         hcat[row, c0 + q] = src[n, ps, q]
-
-
-@_njit(inline="always")
-def _line_inputs(
-    h,
-    x,
-    n0,
-    nc,
-    s,
-    a,
-    b,
-    left,
-    taps,
-    in_left,
-    in_taps,
-    ku,
-    width,
-    length,
-    sst,
-    lst,
-):
-    """What one product per line multiplies: each place's state taps
-    (line s - 1 of `h`; zeros for the first line), then its input taps
-    (line s of `x`), side by side, `(nc * (b - a), width)`."""
-    hcat = np.zeros((nc * (b - a), width), np.float32)
-    if s > 0:
-        _gather(h, hcat, 0, n0, nc, s - 1, a, b, left, taps, length, sst, lst)
-    _gather(x, hcat, ku, n0, nc, s, a, b, in_left, in_taps, length, sst, lst)
-    return hcat
 
 
 @_njit(parallel=True, fastmath=FAST)
@@ -230,22 +201,26 @@ def _forward(
     lst,
     start,
     stop,
+    cum,
     chunks,
     h,
     tc,
     c,
     acts,
 ):
-    """Fills h, tanh(c), c and the activated gates of every scan (zeros
-    on entry).
+    """Fills h (zeros on entry), and tanh(c), c and the activated gates of
+    every scan in the band's compact layout.
 
     The gate inputs of line s are `x`'s line s through the input kernel
     (`in_taps` taps along the line from `in_left` places before), plus
     `bias`, plus `z` where it is given (`(N, P, 4u)`, or `(1, 1, 4u)`
     for none); line s place pl is at position `s * sst + pl * lst` of
-    `x` (`(N, P, C)`) and of the outputs. `kernel` is `(D, k u + k_in C,
-    4u)`: the state-to-state kernel's taps, then the input kernel's, so
-    that one product per line gives both.
+    `x` (`(N, P, C)`), `z` and `h`. `kernel` is `(D, k u + k_in C, 4u)`:
+    the state-to-state kernel's taps, then the input kernel's, so that
+    one product per line gives both. The saved arrays are `(N cum[-1],
+    .)`: line by line, in each line scan by scan, in each scan place by
+    place (`_compact_row`), so that each thread writes and reads them
+    in runs.
 
     Arrays shared by the threads are indexed, never sliced, inside the
     loops: a slice takes a reference, an atomic add on memory that both
@@ -268,24 +243,29 @@ def _forward(
         nc = n1 - n0
         bits = np.empty(nc * length * gates, np.int32)
         scale = bits.view(np.float32)
+        # This chunk's states of the line before, by place.
+        h_before = np.zeros((nc, length, units), np.float32)
+        c_before = np.zeros((nc, length, units), np.float32)
         for s in range(steps):
             a, b = start[s], stop[s]
+            lo, hi = (start[s - 1], stop[s - 1]) if s > 0 else (0, 0)
             nl = b - a
             rows = nc * nl
-            hcat = _line_inputs(
-                h,
+            first = count * cum[s] + n0 * nl
+            hcat = np.zeros((rows, width), np.float32)
+            _gather(h_before, hcat, 0, 0, nc, 0, a, b, left, taps, lo, hi, 0, 1)
+            _gather(
                 x,
+                hcat,
+                ku,
                 n0,
                 nc,
                 s,
                 a,
                 b,
-                left,
-                taps,
                 in_left,
                 in_taps,
-                ku,
-                width,
+                0,
                 length,
                 sst,
                 lst,
@@ -304,37 +284,45 @@ def _forward(
             _logistic(pre.ravel(), rows * gates, bits, scale)
             cell = np.empty((rows, units), np.float32)
             for i in range(nc):
-                n = U(n0 + i)
+                ii = U(i)
                 for pl in range(a, b):
                     r = U(i * nl + pl - a)
-                    p = U(s * sst + pl * lst)
+                    rc = U(first) + r
+                    up = U(pl)
                     for q in range(u3, gg):
                         pre[r, q] = pre[r, q] + pre[r, q] - np.float32(1.0)
-                    if s > 0:
-                        before = U(s * sst + pl * lst - sst)
+                    # Zero before the line's band starts.
+                    if pl >= lo and pl < hi:
                         for q in range(uu):
-                            cc = pre[r, uu + q] * c[n, before, q] + (
+                            cc = pre[r, uu + q] * c_before[ii, up, q] + (
                                 pre[r, u2 + q] * pre[r, u3 + q]
                             )
-                            c[n, p, q] = cc
+                            c_before[ii, up, q] = cc
+                            c[rc, q] = cc
                             cell[r, q] = np.float32(-2.0) * cc
                     else:
                         for q in range(uu):
                             cc = pre[r, u2 + q] * pre[r, u3 + q]
-                            c[n, p, q] = cc
+                            c_before[ii, up, q] = cc
+                            c[rc, q] = cc
                             cell[r, q] = np.float32(-2.0) * cc
                     for j in range(gg):
-                        acts[n, p, j] = pre[r, j]
+                        acts[rc, j] = pre[r, j]
             _logistic(cell.ravel(), rows * units, bits, scale)
             for i in range(nc):
                 n = U(n0 + i)
+                ii = U(i)
                 for pl in range(a, b):
                     r = U(i * nl + pl - a)
+                    rc = U(first) + r
                     p = U(s * sst + pl * lst)
+                    up = U(pl)
                     for q in range(uu):
                         t = cell[r, q] + cell[r, q] - np.float32(1.0)
-                        tc[n, p, q] = t
-                        h[n, p, q] = pre[r, q] * t
+                        tc[rc, q] = t
+                        v = pre[r, q] * t
+                        h[n, p, q] = v
+                        h_before[ii, up, q] = v
 
 
 @_njit(parallel=True, fastmath=FAST)
@@ -354,6 +342,7 @@ def _backward(
     lst,
     start,
     stop,
+    cum,
     chunks,
     dx,
     dz,
@@ -364,22 +353,18 @@ def _backward(
     `(1, 1, 4u)` when there is none), and of the kernel and bias of each
     chunk (`(chunks, k u + k_in C, 4u)`, `(chunks, 4u)`; summed by the
     caller). All zeros on entry; `kernel_t` is `_forward`'s kernel,
-    transposed."""
-    count, positions, gates = acts.shape
-    channels = x.shape[2]
+    transposed; `h` as `_forward` leaves it, `tc`, `c` and `acts` in the
+    compact layout."""
+    count, positions, channels = x.shape
+    gates = acts.shape[1]
     directions, _, width = kernel_t.shape
     units = gates // 4
     ku = width - in_taps * channels
     taps = ku // units
     length = positions // steps
     has_z = dz.shape[1] == positions
-    uu, u2, u3, gg, uc = (
-        U(units),
-        U(2 * units),
-        U(3 * units),
-        U(gates),
-        U(channels),
-    )
+    uu, u2, u3, gg = U(units), U(2 * units), U(3 * units), U(gates)
+    uc = U(channels)
     one = np.float32(1.0)
     for chunk in numba.prange(chunks):
         d, n0, n1 = _chunk(chunk, chunks, directions, count)
@@ -389,52 +374,74 @@ def _backward(
         dc = np.zeros((nc, length, units), np.float32)
         for s in range(steps - 1, -1, -1):
             a, b = start[s], stop[s]
-            nl = b - a
+            lo, hi = (start[s - 1], stop[s - 1]) if s > 0 else (0, 0)
+            nl, nlb = b - a, hi - lo
+            first = count * cum[s] + n0 * nl
+            first_before = count * cum[s - 1] + n0 * nlb if s > 0 else 0
             dzb = np.empty((nc * nl, gates), np.float32)
             for i in range(nc):
                 n = U(n0 + i)
                 ii = U(i)
                 for pl in range(a, b):
                     r = U(i * nl + pl - a)
+                    rc = U(first) + r
                     p = U(s * sst + pl * lst)
-                    ul = U(pl)
-                    # The cell state before this one (zero on the first
-                    # line): f's derivative is taken through it.
-                    before = U(s * sst + pl * lst - sst) if s > 0 else p
-                    keep = np.float32(1.0) if s > 0 else np.float32(0.0)
+                    up = U(pl)
+                    # The cell state before this one (zero before the
+                    # line's band starts): f's derivative goes through it.
+                    keep = np.float32(1.0)
+                    before = U(first_before + i * nlb + pl - lo)
+                    if pl < lo or pl >= hi:
+                        keep, before = np.float32(0.0), rc
                     for q in range(uu):
-                        dh = dh_out[n, p, q] + dh_rec[ii, ul, q]
-                        o = acts[n, p, q]
-                        f = acts[n, p, uu + q]
-                        ig = acts[n, p, u2 + q]
-                        g = acts[n, p, u3 + q]
-                        t = tc[n, p, q]
-                        c_prev = c[n, before, q] * keep
-                        dcc = dc[ii, ul, q] + dh * o * (one - t * t)
+                        dh = dh_out[n, p, q] + dh_rec[ii, up, q]
+                        o = acts[rc, q]
+                        f = acts[rc, uu + q]
+                        ig = acts[rc, u2 + q]
+                        g = acts[rc, u3 + q]
+                        t = tc[rc, q]
+                        c_prev = c[before, q] * keep
+                        dcc = dc[ii, up, q] + dh * o * (one - t * t)
                         dzb[r, q] = dh * t * o * (one - o)
                         dzb[r, uu + q] = dcc * c_prev * f * (one - f)
                         dzb[r, u2 + q] = dcc * g * ig * (one - ig)
                         dzb[r, u3 + q] = dcc * ig * (one - g * g)
-                        dc[ii, ul, q] = dcc * f
+                        dc[ii, up, q] = dcc * f
                     for j in range(gg):
                         dbias[cu, j] += dzb[r, j]
                     if has_z:
                         for j in range(gg):
                             dz[n, p, j] = dzb[r, j]
-            hcat = _line_inputs(
-                h,
+            hcat = np.zeros((nc * nl, width), np.float32)
+            if s > 0:
+                _gather(
+                    h,
+                    hcat,
+                    0,
+                    n0,
+                    nc,
+                    s - 1,
+                    a,
+                    b,
+                    left,
+                    taps,
+                    0,
+                    length,
+                    sst,
+                    lst,
+                )
+            _gather(
                 x,
+                hcat,
+                ku,
                 n0,
                 nc,
                 s,
                 a,
                 b,
-                left,
-                taps,
                 in_left,
                 in_taps,
-                ku,
-                width,
+                0,
                 length,
                 sst,
                 lst,
@@ -600,6 +607,8 @@ class Scan:
             x_shape, time_axis
         )
         self.start, self.stop = _band(self.steps, self.length, band)
+        # The compact layout's first row of each line, per scan.
+        self.cum = np.concatenate([[0], np.cumsum(self.stop - self.start)])
         self.left, self.in_left = left, in_left
         self.gates = gates
         # Arrays of scans with the same band are written in the same
@@ -622,14 +631,16 @@ class Scan:
         )
 
     def forward(self, x, z, state_kernel, input_kernel, bias):
-        """`(h, tanh_c, c, acts)`, each `(N, A, B, units)` (acts: `4
-        units`)."""
+        """`(h, tanh_c, c, acts)`: h `(N, A, B, units)`, the others
+        `(N * band size, units)` (acts: `4 units`) in the compact layout
+        of `_forward`."""
         _set_threads()
         kernel = self.kernel(state_kernel, input_kernel)
         units = self.gates // 4
-        out = [
-            POOL.zeros((self.key, name), (*x.shape[:3], n * units))
-            for name, n in (("h", 1), ("tanh_c", 1), ("c", 1), ("acts", 4))
+        h = POOL.zeros((self.key, "h"), (*x.shape[:3], units))
+        saved = [
+            POOL.zeros((self.key, name), self.saved_shape(x.shape[0], n))
+            for name, n in (("tanh_c", 1), ("c", 1), ("acts", 4))
         ]
         with _one_blas_thread():
             _forward(
@@ -645,10 +656,18 @@ class Scan:
                 self.lst,
                 self.start,
                 self.stop,
+                self.cum,
                 _chunks(x.shape[0], kernel.shape[0]),
-                *(flat(a) for a in out),
+                flat(h),
+                *saved,
             )
-        return tuple(out)
+        return (h, *saved)
+
+    def saved_shape(self, count, n):
+        """The shape of a saved array of `n` times `units` channels for
+        `count` scans (None for an unknown count)."""
+        rows = None if count is None else int(count) * int(self.cum[-1])
+        return (rows, n * self.gates // 4)
 
     def backward(self, dh, x, saved, state_kernel, input_kernel, with_z):
         """`(dx, dz or None, d state_kernel, d input_kernel, d bias)`."""
@@ -659,14 +678,19 @@ class Scan:
         # Added into, so zeroed again when it comes back from the pool.
         dx = POOL.zeros((self.key, "dx"), x.shape)
         dx.fill(0)
-        dz = POOL.zeros((self.key, "dz"), saved[3].shape) if with_z else None
+        dz = (
+            POOL.zeros((self.key, "dz"), (*x.shape[:3], self.gates))
+            if with_z
+            else None
+        )
         dk = np.zeros((chunks, *kernel.shape[1:]), np.float32)
         db = np.zeros((chunks, self.gates), np.float32)
         with _one_blas_thread():
             _backward(
                 flat(dh),
                 flat(x),
-                *(flat(a) for a in saved),
+                flat(saved[0]),
+                *saved[1:],
                 np.ascontiguousarray(kernel.transpose(0, 2, 1)),
                 self.left,
                 input_kernel.shape[1],
@@ -676,6 +700,7 @@ class Scan:
                 self.lst,
                 self.start,
                 self.stop,
+                self.cum,
                 chunks,
                 flat(dx),
                 _flat_or_none(dz, self.gates),
@@ -761,8 +786,9 @@ def fused_scan(
             [tf.float32] * 4,
             stateful=False,
         )
-        for tensor, channels in zip(saved, (1, 1, 1, 4), strict=True):
-            tensor.set_shape((*x.shape[:3], channels * gates // 4))
+        saved[0].set_shape((*x.shape[:3], gates // 4))
+        for tensor, channels in zip(saved[1:], (1, 1, 4), strict=True):
+            tensor.set_shape(scan.saved_shape(x.shape[0], channels))
 
         def grad(dh):
             grads = tf.numpy_function(
