@@ -1,9 +1,8 @@
-import time
-
 import keras
 import numpy as np
 import pytest
 
+from pixel_models import callbacks
 from pixel_models.callbacks import TimeBudget
 from pixel_models.models import build_pixelcnn
 from pixel_models.training import compile_model
@@ -31,17 +30,33 @@ def test_generous_budget_lets_training_finish():
     assert len(history.history["loss"]) == 3
 
 
-def test_validation_does_not_count_against_the_budget():
-    class SlowValidation(keras.callbacks.Callback):
+class FakeClock:
+    """A clock that moves only when a test says so."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def fit_with_clock(monkeypatch, train_seconds, test_seconds):
+    """Three epochs under a 60 s budget; each train or test batch costs
+    the given seconds on a fake clock."""
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks, "time", clock)
+
+    class Spend(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            clock.now += train_seconds
+
         def on_test_batch_end(self, batch, logs=None):
-            time.sleep(0.6)
+            clock.now += test_seconds
 
     model = compile_model(build_pixelcnn((4, 4, 1), 2, num_layers=1, filters=2))
     x = np.zeros((16, 4, 4, 1), "float32")
-    # Trace the train and test steps first: compiling is not the point.
-    model.fit(x, x, batch_size=8, verbose=0, validation_data=(x, x))
-    budget = TimeBudget(1.5 / 60)  # 1.5 s of training
-    start = time.perf_counter()
+    budget = TimeBudget(1.0)
+    # Spend runs before the budget's check at each batch end.
     history = model.fit(
         x,
         x,
@@ -49,14 +64,27 @@ def test_validation_does_not_count_against_the_budget():
         epochs=3,
         verbose=0,
         validation_data=(x, x),
-        callbacks=[budget, SlowValidation()],
+        callbacks=[Spend(), budget],
     )
-    # Three epochs of validation take 3.6 s, far over the budget, yet
-    # training ran on: only the (fast) training steps count.
-    assert time.perf_counter() - start > 3.6
+    return budget, history
+
+
+def test_validation_does_not_count_against_the_budget(monkeypatch):
+    # Each validation batch takes 100 s, each training batch 1 s: six
+    # training batches spend 6 of the 60 s, and validation none of them.
+    budget, history = fit_with_clock(monkeypatch, 1.0, 100.0)
     assert not budget.stopped_early
     assert len(history.history["loss"]) == 3
-    assert budget.elapsed_minutes() < 1.5 / 60
+    assert budget.elapsed_minutes() == pytest.approx(6.0 / 60)
+
+
+def test_training_time_counts_against_the_budget(monkeypatch):
+    # 25 s per training batch: the budget is spent at the third batch,
+    # in the second epoch, and validation's time does not delay that.
+    budget, history = fit_with_clock(monkeypatch, 25.0, 0.0)
+    assert budget.stopped_early
+    assert len(history.history["loss"]) == 2
+    assert budget.elapsed_minutes() == pytest.approx(75.0 / 60)
 
 
 def test_bad_budget_is_refused():
