@@ -17,6 +17,13 @@ pixels (`keras.ops.scan` inside `tf.function` on TensorFlow, `jax.jit` on
 JAX; PyTorch runs it eagerly). Both samplers draw sub-pixels from the same
 seeded uniform noise by inverse CDF with `draw`, so with the same seed
 they give the same samples.
+
+Both samplers compute in float32. A model built under a mixed precision
+policy (`mixed_bfloat16`, `mixed_float16`) keeps float32 variables but
+computes in 16 bits, where a full pass and a one-pixel step round
+differently (their sums run in other orders), so the two would draw
+different images; they sample from a float32 copy of it instead, with
+the same weights (`float32_model`).
 """
 
 import weakref
@@ -135,6 +142,43 @@ def model_inputs(x, labels=None, condition=None):
     return [x, *extra] if extra else x
 
 
+_FLOAT32_COPIES = weakref.WeakKeyDictionary()
+
+
+def _computes_in_float32(model):
+    return all(
+        layer.compute_dtype == "float32" for layer in (model, *model.layers)
+    )
+
+
+def float32_model(model):
+    """`model` computing in float32: itself, or a float32 copy of it.
+
+    The copy is made once per model and takes the model's current
+    weights at every call, so a model trained further between two calls
+    samples with its new weights.
+    """
+    if _computes_in_float32(model):
+        return model
+    copy = _FLOAT32_COPIES.get(model)
+    if copy is None:
+        policy = keras.config.dtype_policy()
+        # Layers that make their sublayers take the global policy.
+        keras.config.set_dtype_policy("float32")
+        try:
+            copy = keras.models.clone_model(
+                model,
+                clone_function=lambda layer: layer.__class__.from_config(
+                    {**layer.get_config(), "dtype": "float32"}
+                ),
+            )
+        finally:
+            keras.config.set_dtype_policy(policy)
+        _FLOAT32_COPIES[model] = copy
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _naive(
     model,
     noise,
@@ -146,6 +190,7 @@ def _naive(
     condition=None,
 ):
     """One full forward pass per sub-pixel. Returns (samples, logits)."""
+    model = float32_model(model)
     n, height, width, channels = noise.shape
     levels = model.output_shape[-1]
     x = np.zeros(noise.shape, "float32")
@@ -526,7 +571,9 @@ def fast_sampler(model):
     """The fast sampler of `model`, made on first use and kept with it."""
     sampler = _SAMPLERS.get(model)
     if sampler is None:
-        sampler = _SAMPLERS[model] = _Sampler(model)
+        sampler = _SAMPLERS[model] = _Sampler(float32_model(model))
+    else:
+        float32_model(model)  # the copy, if any, takes the current weights
     return sampler
 
 

@@ -269,3 +269,39 @@ def test_each_colour_pass_computes_only_its_logits(family):
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(part), full[:, 4:8], atol=1e-6
     )
+
+
+@pytest.fixture
+def bfloat16_policy():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_equals_naive_under_mixed_bfloat16(bfloat16_policy, family):
+    # Under the policy a full pass and a one-pixel step round differently;
+    # both samplers compute on a float32 copy with the model's weights,
+    # so they draw the same images from the same logits.
+    shape = (4, 5, 3)
+    model = _model(family, shape, 5)
+    assert "bfloat16" in {layer.compute_dtype for layer in model.layers}
+    noise = np.random.default_rng(1).random((3, *shape))
+    fast_x, fast_logits = sample_with_logits(model, noise, progress=False)
+    naive_x, naive_logits = sample_with_logits(
+        model, noise, method="naive", progress=False
+    )
+    np.testing.assert_array_equal(fast_x, naive_x)
+    np.testing.assert_allclose(fast_logits, naive_logits, atol=1e-5)
+    # The copy computes the model's own function (to bfloat16's rounding)
+    # and follows its weights when they change after the first call.
+    own = keras.ops.convert_to_numpy(model(fast_x)).astype("float32")
+    np.testing.assert_allclose(fast_logits, own, atol=0.15, rtol=0.05)
+    model.set_weights([w * 1.5 for w in model.get_weights()])
+    _, again = sample_with_logits(model, noise, progress=False)
+    own = keras.ops.convert_to_numpy(model(fast_x)).astype("float32")
+    assert np.abs(again - fast_logits).max() > 0.1
+    # (the first sub-pixel's logits depend on the weights alone)
+    np.testing.assert_allclose(
+        again[:, 0, 0, 0], own[:, 0, 0, 0], atol=0.15, rtol=0.05
+    )
