@@ -111,6 +111,7 @@ def compile_model(
     weight_decay=0.0,
     loss=None,
     metrics=None,
+    ema_momentum=None,
 ):
     """Compiles `model` with the discrete NLL loss and `BitsPerDim`.
 
@@ -122,16 +123,33 @@ def compile_model(
         loss, metrics: instead of `DiscreteNLL()` and `[BitsPerDim()]`
             (a Multi-Scale model's second stage counts only the pixels
             not in its small image: `multiscale.conditional_loss`).
+        ema_momentum: keep an exponential moving average of the weights
+            with this momentum (the optimizer's `use_ema`; Polyak
+            averaging, scored with `keras.callbacks.SwapEMAWeights`);
+            None for none.
 
     Returns:
         The same model, compiled.
     """
+    if ema_momentum is not None and not 0 < ema_momentum < 1:
+        raise ValueError(
+            "ema_momentum must be in (0, 1), or None for no averaging. "
+            f"Received: ema_momentum={ema_momentum!r}"
+        )
+    averaging = {}
+    if ema_momentum is not None:
+        averaging = {"use_ema": True, "ema_momentum": ema_momentum}
     if weight_decay:
         optimizer = keras.optimizers.AdamW(
-            learning_rate, weight_decay=weight_decay, clipnorm=clipnorm
+            learning_rate,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            **averaging,
         )
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+        optimizer = keras.optimizers.Adam(
+            learning_rate, clipnorm=clipnorm, **averaging
+        )
     model.compile(
         optimizer=optimizer,
         loss=loss or DiscreteNLL(),

@@ -267,3 +267,60 @@ def test_projection_of_a_reached_or_flat_curve():
     assert reached["hours_more"] == 0
     flat = projection(card_with_curve(images, [85.0, 85.5], hours), 84.5)
     assert flat["per_doubling"] == 0 and flat["hours_more"] is None
+
+
+def test_time_to_nll_runs_a_budget_and_scores_both_weights(tmp_path):
+    import time_to_nll
+
+    data = tmp_path / "data"
+    write_mnist(data / "mnist.npz", num_train=64, num_test=8)
+    out, picture = tmp_path / "results" / "run.json", tmp_path / "plot.png"
+    time_to_nll.main([
+        "--family", "pixelcnn", "--num-layers", "1", "--width", "4",
+        "--minutes", "0.15", "--batch-size", "8", "--eval-every", "16",
+        "--validation-size", "16", "--validation-images", "16",
+        "--data-dir", str(data), "--schedule", "cosine", "--ema", "0.5",
+        "--name", "tiny", "--out", str(out), "--plot", str(picture),
+    ])  # fmt: skip
+    result = json.loads(out.read_text())
+    points = result["points"]
+    assert result["validation_images"] == 16
+    assert result["matmul_roof_flops_per_s"] > 1e8
+    hours = [p["hours"] for p in points]
+    assert hours == sorted(hours) and len(points) >= 2
+    # The budget stops the run: the last point is past it, the one
+    # before was not.
+    assert hours[-1] >= 0.15 / 60 > hours[-2]
+    assert [p["images_seen"] for p in points] == [
+        16 * (i + 1) for i in range(len(points))
+    ]
+    # The averaged weights are scored apart from the raw ones, and the
+    # raw ones are put back (training goes on from them).
+    assert any(p["ema_nats"] != p["nats"] for p in points)
+    assert points[-1]["nats"] < points[0]["nats"]
+    assert result["best_raw_nats"] == min(p["nats"] for p in points)
+    assert result["best_ema_nats"] == min(p["ema_nats"] for p in points)
+    assert result["best_nats"] == min(
+        result["best_raw_nats"], result["best_ema_nats"]
+    )
+    # The cosine schedule has decayed by the end.
+    assert points[-1]["learning_rate"] < 0.5e-3
+    assert picture.stat().st_size > 1000
+
+
+def test_time_to_nll_schedule_warms_up_then_decays():
+    import argparse
+
+    import time_to_nll
+
+    args = argparse.Namespace(
+        learning_rate=1e-3, schedule="cosine", warmup=0.1, final_fraction=0.02
+    )
+    rate = time_to_nll.learning_rate_at
+    assert rate(0.05, args) == pytest.approx(0.5e-3)
+    assert rate(0.1, args) == pytest.approx(1e-3)
+    assert rate(0.55, args) == pytest.approx(0.51e-3)
+    assert rate(1.0, args) == pytest.approx(0.02e-3)
+    assert rate(2.0, args) == pytest.approx(0.02e-3)
+    args.schedule = "plateau"
+    assert rate(0.5, args) == 1e-3

@@ -1,0 +1,404 @@
+"""Validation NLL against wall-clock time: one family, one recipe, a budget.
+
+Trains a model on binarized MNIST (or any data set of
+`pixel_models.data`) for a budget of training minutes and scores it on a
+fixed set of validation images every `--eval-every` training images.
+Scoring is not counted in the hours. With weight averaging (`--ema`),
+each point is scored twice, with the raw weights and with their
+exponential moving average (the optimizer's, `use_ema`), so one run
+answers whether averaging pays. The learning-rate schedule can be planned
+for the budget: `cosine` warms up linearly over the first
+`--warmup` of the budget, then decays to `--final-fraction` of the peak
+at its end, by the clock (the run's length is time, not steps).
+
+Writes `benchmarks/results/time_to_nll/NAME.json` (every point: hours,
+images seen, learning rate, NLL raw and averaged; the recipe; the
+machine and its dense matmul roof measured in the same run), and with
+`--plot` draws every result file of the folder, NLL against hours.
+
+Example (two recipes side by side, one core each):
+    taskset -c 0 python benchmarks/time_to_nll.py --family gated_pixelcnn \\
+        --name gated_baseline --minutes 20 &
+    taskset -c 1 python benchmarks/time_to_nll.py --family gated_pixelcnn \\
+        --name gated_cosine_ema --schedule cosine --ema 0.999 --minutes 20
+    python benchmarks/time_to_nll.py --plot-only
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results", "time_to_nll")
+PLOT = os.path.join(ROOT, "docs", "time_to_nll.png")
+SCHEDULES = ("constant", "plateau", "cosine")
+FAMILIES = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
+
+
+def matmul_roof(repeats=10, n=2048):
+    """Dense float32 matmul FLOP/s of this process's CPUs."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def machine():
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line for line in f if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip()
+    except (OSError, IndexError):
+        pass
+    cores = len(os.sched_getaffinity(0))
+    return f"CPU: {cpu}, {cores} of {os.cpu_count()} cores"
+
+
+def learning_rate_at(fraction, args):
+    """The learning rate after `fraction` of the budget, by the schedule."""
+    peak = args.learning_rate
+    if args.schedule != "cosine":
+        return peak
+    if fraction < args.warmup:
+        return peak * max(fraction / args.warmup, 1e-3)
+    done = min(1.0, (fraction - args.warmup) / max(1e-9, 1 - args.warmup))
+    low = peak * args.final_fraction
+    return low + (peak - low) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def make_curve_callback(args, validation, image_shape, images_per_epoch):
+    """The callback that keeps the clock, sets the learning rate, scores
+    each point and stops the run when the budget is spent."""
+    import keras
+    import numpy as np
+
+    from pixel_models.losses import bits_per_dim_to_nats_per_image
+
+    class Curve(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.points = []
+            self.train_seconds = 0.0
+            self.since = None
+
+        def clock(self):
+            return self.train_seconds + time.perf_counter() - self.since
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.since = time.perf_counter()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            fraction = self.clock() / (60 * args.minutes)
+            rate = learning_rate_at(fraction, args)
+            if args.schedule == "cosine":
+                self.model.optimizer.learning_rate = rate
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.clock() >= 60 * args.minutes:
+                self.model.stop_training = True
+
+        def nats(self):
+            result = self.model.evaluate(
+                validation, verbose=0, return_dict=True
+            )
+            return bits_per_dim_to_nats_per_image(
+                float(result["bits_per_dim"]), image_shape
+            )
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.train_seconds = self.clock()
+            optimizer = self.model.optimizer
+            point = {
+                "hours": self.train_seconds / 3600,
+                "images_seen": (epoch + 1) * images_per_epoch,
+                "learning_rate": float(
+                    keras.ops.convert_to_numpy(optimizer.learning_rate)
+                ),
+                "train_nats": bits_per_dim_to_nats_per_image(
+                    float(logs["bits_per_dim"]), image_shape
+                ),
+                "nats": self.nats(),
+            }
+            if args.ema:
+                # Score the averaged weights, then put the raw ones back.
+                weights = self.model.trainable_variables
+                raw = [np.array(keras.ops.convert_to_numpy(v)) for v in weights]
+                optimizer.finalize_variable_values(weights)
+                point["ema_nats"] = self.nats()
+                for variable, value in zip(weights, raw, strict=True):
+                    variable.assign(value)
+            logs["val_nats"] = point["nats"]
+            self.points.append(point)
+            best = min(
+                min(p["nats"], p.get("ema_nats", math.inf)) for p in self.points
+            )
+            print(
+                f"{point['hours'] * 60:7.2f} min {point['images_seen']:>8} "
+                f"images: {point['nats']:.2f} nats"
+                + (f", averaged {point['ema_nats']:.2f}" if args.ema else "")
+                + f" (best {best:.2f})",
+                flush=True,
+            )
+
+    return Curve()
+
+
+def run(args):
+    import keras
+    import numpy as np
+
+    from pixel_models import data, models
+    from pixel_models.training import compile_model
+
+    keras.utils.set_random_seed(args.seed)
+    roof = matmul_roof()
+    splits = data.get_datasets(
+        args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_size=args.validation_size,
+        max_train=args.max_train,
+    )
+    validation = splits.validation.take(
+        math.ceil(args.validation_images / args.batch_size)
+    ).cache()
+    model = models.build_model(
+        args.family,
+        splits.image_shape,
+        levels=splits.levels,
+        num_layers=args.num_layers,
+        width=args.width,
+    )
+    compile_model(
+        model,
+        learning_rate=learning_rate_at(0.0, args),
+        clipnorm=args.clipnorm or None,
+        ema_momentum=args.ema or None,
+    )
+    steps = max(1, args.eval_every // args.batch_size)
+    curve = make_curve_callback(
+        args, validation, splits.image_shape, steps * args.batch_size
+    )
+    callbacks = [curve]
+    if args.schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_nats", factor=0.5, patience=2, verbose=0
+            )
+        )
+    model.fit(
+        splits.train.repeat(),
+        epochs=10**6,
+        steps_per_epoch=steps,
+        callbacks=callbacks,
+        verbose=args.verbose,
+        shuffle=False,  # tf.data shuffles the training split
+    )
+    points = curve.points
+    raw = [p["nats"] for p in points]
+    averaged = [p["ema_nats"] for p in points if "ema_nats" in p]
+    result = {
+        "name": args.name,
+        "recipe": {
+            "family": args.family,
+            "dataset": args.dataset,
+            "num_layers": args.num_layers,
+            "width": args.width,
+            "parameters": model.count_params(),
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "schedule": args.schedule,
+            "warmup": args.warmup if args.schedule == "cosine" else None,
+            "final_fraction": (
+                args.final_fraction if args.schedule == "cosine" else None
+            ),
+            "ema": args.ema or None,
+            "clipnorm": args.clipnorm,
+            "minutes": args.minutes,
+            "seed": args.seed,
+        },
+        "validation_images": int(
+            sum(int(np.shape(x)[0]) for x, _ in validation.as_numpy_iterator())
+        ),
+        "machine": machine(),
+        "matmul_roof_flops_per_s": roof,
+        "best_nats": min(raw + averaged),
+        "best_raw_nats": min(raw),
+        "best_ema_nats": min(averaged) if averaged else None,
+        "points": points,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    temporary = args.out + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(temporary, args.out)
+    print(f"Best validation NLL {result['best_nats']:.2f} nats; {args.out}")
+    return result
+
+
+def plot(folder, path):
+    """Every result in `folder`: validation NLL against training hours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = []
+    for file in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(file) as f:
+            results.append(json.load(f))
+    if not results:
+        raise ValueError(f"No result files (*.json) in {folder!r}.")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for result in results:
+        points = result["points"]
+        hours = [p["hours"] for p in points]
+        line = ax.plot(
+            hours, [p["nats"] for p in points], label=result["name"]
+        )[0]
+        if result["recipe"].get("ema"):
+            ax.plot(
+                hours,
+                [p["ema_nats"] for p in points],
+                linestyle="--",
+                color=line.get_color(),
+                label=f"{result['name']} (averaged)",
+            )
+    ax.set_xlabel("training hours (one core)")
+    ax.set_ylabel("validation NLL (nats per image)")
+    ax.set_title("Time to NLL, binarized MNIST")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    low = min(r["best_nats"] for r in results if r["best_nats"] is not None)
+    ax.set_ylim(low - 1, low + 15)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {kind.__name__}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1), got {text!r}"
+        )
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=FAMILIES, default="gated_pixelcnn")
+    parser.add_argument(
+        "--name", help="the result's name (default: from the recipe)"
+    )
+    parser.add_argument("--dataset", default="binarized_mnist")
+    parser.add_argument(
+        "--data-dir", help="data folder (default: $PIXEL_MODELS_DATA_DIR)"
+    )
+    parser.add_argument("--minutes", type=positive(float), default=20.0)
+    parser.add_argument("--num-layers", type=positive(int), default=7)
+    parser.add_argument("--width", type=positive(int), default=16)
+    parser.add_argument("--batch-size", type=positive(int), default=64)
+    parser.add_argument("--learning-rate", type=positive(float), default=1e-3)
+    parser.add_argument("--schedule", choices=SCHEDULES, default="plateau")
+    parser.add_argument(
+        "--warmup", type=fraction, default=0.01, help="of the budget (cosine)"
+    )
+    parser.add_argument(
+        "--final-fraction",
+        type=fraction,
+        default=0.02,
+        help="of the peak learning rate at the budget's end (cosine)",
+    )
+    parser.add_argument(
+        "--ema",
+        type=fraction,
+        default=0.0,
+        help="momentum of the weights' moving average (0: none)",
+    )
+    parser.add_argument("--clipnorm", type=float, default=1.0)
+    parser.add_argument(
+        "--eval-every",
+        type=positive(int),
+        default=12800,
+        help="training images between two scored points",
+    )
+    parser.add_argument("--validation-images", type=positive(int), default=2000)
+    parser.add_argument(
+        "--validation-size",
+        type=positive(int),
+        default=None,
+        help="training images held out (default: the data set's, 5000)",
+    )
+    parser.add_argument("--max-train", type=positive(int), default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--out", help="result file (default: from --name)")
+    parser.add_argument("--plot", default=PLOT, help="the plot's path")
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="draw the plot from the result files without training",
+    )
+    return parser
+
+
+def default_name(args):
+    parts = [args.family, f"{args.num_layers}x{args.width}"]
+    parts += [f"b{args.batch_size}", f"lr{args.learning_rate:g}"]
+    parts.append(args.schedule)
+    if args.ema:
+        parts.append(f"ema{args.ema:g}")
+    return "_".join(parts)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    folder = os.path.dirname(args.out) if args.out else RESULTS
+    if not args.plot_only:
+        args.name = args.name or default_name(args)
+        args.out = args.out or os.path.join(RESULTS, f"{args.name}.json")
+        run(args)
+    print(f"Plot: {plot(folder, args.plot)}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    main()
