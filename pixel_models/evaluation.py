@@ -11,37 +11,13 @@ import math
 import numpy as np
 
 from pixel_models.checks import check_int
-
-
-def check_images(model, images, name="images"):
-    """`images` as float32 `(n, H, W, C)`, checked against `model`.
-
-    Raises:
-        ValueError: a shape other than the model's input, or values that
-            are not integers in `[0, levels - 1]`.
-    """
-    shape = tuple(model.inputs[0].shape[1:])
-    levels = model.output_shape[-1]
-    array = np.asarray(images)
-    if array.ndim != 4 or array.shape[1:] != shape or not len(array):
-        raise ValueError(
-            f"{name} must be an array of shape (n, {', '.join(map(str, shape))}"
-            f") with n >= 1, to match the model's input. Received: {name} "
-            f"of shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(
-            f"{name} must hold numbers. Received: dtype {array.dtype}"
-        )
-    low, high = array.min(), array.max()
-    if low < 0 or high > levels - 1 or np.any(array != np.round(array)):
-        raise ValueError(
-            f"{name} must hold integer pixel values in [0, {levels - 1}] "
-            f"(the model has {levels} levels; binarized images are 0/1, "
-            f"8-bit images 0..255). Received: values in [{low}, {high}]"
-            + ("" if np.all(array == np.round(array)) else ", not integers")
-        )
-    return array.astype("float32")
+from pixel_models.inputs import (
+    check_condition,
+    check_images,
+    check_labels,
+    image_shape,
+    model_inputs,
+)
 
 
 def log_prob(model, images, labels=None, batch_size=64, condition=None):
@@ -84,15 +60,9 @@ def log_prob_map(model, images, labels=None, batch_size=64, condition=None):
     Returns:
         float64 NumPy array `(n, H, W, C)`.
     """
-    from pixel_models.sampling import (
-        _check_labels,
-        check_condition,
-        model_inputs,
-    )
-
     check_int("batch_size", batch_size)
     x = check_images(model, images)
-    labels = _check_labels(model, labels, len(x))
+    labels = check_labels(model, labels, len(x))
     condition = check_condition(model, condition, len(x))
     out = []
     for start in range(0, len(x), batch_size):
@@ -121,7 +91,7 @@ def bits_per_dim(model, images, labels=None, batch_size=64, condition=None):
         float64 NumPy array `(n,)`: -log2 p(x) / (H * W * C).
     """
     nats = -log_prob(model, images, labels, batch_size, condition)
-    dims = math.prod(model.inputs[0].shape[1:])
+    dims = math.prod(image_shape(model))
     return nats / (dims * math.log(2.0))
 
 

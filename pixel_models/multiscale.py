@@ -26,6 +26,8 @@ from pixel_models.checks import check_int
 from pixel_models.evaluation import check_images, log_prob, log_prob_map
 from pixel_models.losses import (
     LN2,
+    BitsPerDim,
+    DiscreteNLL,
     RestBitsPerDim,
     RestNLL,
     rest_mask,
@@ -150,17 +152,20 @@ class MultiScale:
         )
 
     def compile(self, learning_rate=1e-3, clipnorm=1.0):
-        """Compiles both models as `training.compile_model` does; the
-        large one's loss counts only the pixels not in the small image."""
-        from pixel_models.training import compile_model
-
-        compile_model(self.small_model, learning_rate, clipnorm)
-        compile_model(
-            self.large_model,
-            learning_rate,
-            clipnorm,
-            **conditional_loss(self.large_model),
-        )
+        """Compiles both models with Adam, the discrete NLL and bits/dim,
+        as `training.compile_model` does; the large one's loss counts
+        only the pixels not in the small image."""
+        for model, likelihood in (
+            (self.small_model, {}),
+            (self.large_model, conditional_loss(self.large_model)),
+        ):
+            model.compile(
+                optimizer=keras.optimizers.Adam(
+                    learning_rate, clipnorm=clipnorm
+                ),
+                loss=likelihood.get("loss", DiscreteNLL()),
+                metrics=likelihood.get("metrics", [BitsPerDim()]),
+            )
         return self
 
     def sample(

@@ -33,6 +33,16 @@ import numpy as np
 from keras import ops
 
 from pixel_models.checks import check_int
+from pixel_models.inputs import (
+    check_condition,
+    check_images,
+    check_labels,
+    condition_shape,
+    image_shape,
+    model_inputs,
+    model_levels,
+    num_classes,
+)
 from pixel_models.layers.steps import (
     PixelInput,
     is_stock_step,
@@ -133,13 +143,6 @@ def _cumsum(p):
 
 def _progbar(total, progress):
     return keras.utils.Progbar(total, verbose=1 if progress else 0)
-
-
-def model_inputs(x, labels=None, condition=None):
-    """A model's call inputs: `x`, then the labels and the small image
-    that the model takes (None for those it does not)."""
-    extra = [v for v in (labels, condition) if v is not None]
-    return [x, *extra] if extra else x
 
 
 _FLOAT32_COPIES = weakref.WeakKeyDictionary()
@@ -628,106 +631,6 @@ def _fast(
     return samples, np.stack(logits, axis=1) if keep_logits else None
 
 
-def num_classes(model):
-    """Number of classes of a class-conditional model, else None.
-
-    The builders of `pixel_models.models` give a conditional model one
-    label `Embedding`; its input size is the number of classes.
-    """
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Embedding):
-            return layer.input_dim
-    return None
-
-
-def _check_labels(model, labels, num_samples):
-    """Labels as an int32 array `(num_samples,)`, or None."""
-    classes = num_classes(model)
-    if classes is None:
-        if labels is not None:
-            raise ValueError(
-                f"model {model.name!r} is not class-conditional, so labels "
-                f"must be None. Received: labels={labels!r}"
-            )
-        return None
-    if labels is None:
-        raise ValueError(
-            f"model {model.name!r} is class-conditional ({classes} "
-            "classes): pass labels=, one class per image or one for all. "
-            "Received: labels=None"
-        )
-    array = np.asarray(labels)
-    if array.ndim == 0:
-        array = np.full((num_samples,), array)
-    if (
-        array.shape != (num_samples,)
-        or not np.issubdtype(array.dtype, np.integer)
-        or array.min() < 0
-        or array.max() >= classes
-    ):
-        raise ValueError(
-            f"labels must be one integer in [0, {classes - 1}] or "
-            f"{num_samples} of them. Received: labels={labels!r}"
-        )
-    return array.astype("int32")
-
-
-def condition_shape(model):
-    """The shape `(s_h, s_w, C)` of a model's given small image (its input
-    named `small`, as the builders' `condition_shape` makes), else None."""
-    for tensor in model.inputs[1:]:
-        if tensor.name == "small":
-            return tuple(tensor.shape[1:])
-    return None
-
-
-def check_condition(model, condition, num_images):
-    """The small images a model is conditioned on, as float32 `(n, s_h,
-    s_w, C)`, or None for a model without them.
-
-    Args:
-        condition: `(num_images, s_h, s_w, C)` integer pixel values in
-            `[0, levels - 1]`, or one `(s_h, s_w, C)` image for all.
-    """
-    shape = condition_shape(model)
-    if shape is None:
-        if condition is not None:
-            raise ValueError(
-                f"model {model.name!r} takes no small image, so condition "
-                "must be None. Received: condition of shape "
-                f"{np.shape(condition)}"
-            )
-        return None
-    if condition is None:
-        raise ValueError(
-            f"model {model.name!r} is conditioned on a small image of shape "
-            f"{shape}: pass condition=, one image per sample or one for "
-            "all. Received: condition=None"
-        )
-    array = np.asarray(condition)
-    if array.shape == shape:
-        array = np.broadcast_to(array, (num_images, *shape))
-    levels = model.output_shape[-1]
-    if (
-        array.shape != (num_images, *shape)
-        or not np.issubdtype(array.dtype, np.number)
-        or array.min() < 0
-        or array.max() > levels - 1
-        or np.any(array != np.round(array))
-    ):
-        raise ValueError(
-            f"condition must be {num_images} small images of shape {shape} "
-            f"(or one for all) with integer pixel values in [0, {levels - 1}]"
-            f". Received: condition of shape {array.shape}"
-            + (
-                f" and values in [{array.min()}, {array.max()}]"
-                if array.size and np.issubdtype(array.dtype, np.number)
-                else ""
-            )
-        )
-    return np.ascontiguousarray(array, "float32")
-
-
 def sample_with_logits(
     model,
     noise,
@@ -749,7 +652,7 @@ def sample_with_logits(
         float32 `(n, H, W, C, levels)` logits.
     """
     _check_arguments(model, noise.shape[0], temperature, top_p, method, None)
-    labels = _check_labels(model, labels, noise.shape[0])
+    labels = check_labels(model, labels, noise.shape[0])
     condition = check_condition(model, condition, noise.shape[0])
     run = _fast if method == "fast" else _naive
     return run(
@@ -806,7 +709,7 @@ def sample(
     (4, 8, 8, 1)
     """
     _check_arguments(model, num_samples, temperature, top_p, method, batch_size)
-    labels = _check_labels(model, labels, num_samples)
+    labels = check_labels(model, labels, num_samples)
     condition = check_condition(model, condition, num_samples)
     shape = (num_samples, *model.inputs[0].shape[1:])
     noise = np.random.default_rng(seed).random(shape)
@@ -911,14 +814,12 @@ def complete(
     >>> complete(model, top, 4, num_completions=3).shape  # doctest: +SKIP
     (2, 3, 8, 8, 1)
     """
-    from pixel_models.evaluation import check_images
-
     check_int("num_completions", num_completions)
     x = check_images(model, images)
     n, height, width, _ = x.shape
     _check_arguments(model, n, temperature, top_p, "fast", None)
     mask = _known_mask(known, n, height, width)
-    labels = _check_labels(model, labels, n)
+    labels = check_labels(model, labels, n)
     condition = check_condition(model, condition, n)
     k = num_completions
     x = np.repeat(x, k, axis=0)
@@ -940,3 +841,21 @@ def complete(
         condition=condition,
     )
     return out.astype("uint8").reshape(n, k, *x.shape[1:])
+
+
+__all__ = [
+    "METHODS",
+    "check_condition",
+    "complete",
+    "condition_shape",
+    "draw",
+    "fast_sampler",
+    "float32_model",
+    "image_shape",
+    "model_graph",
+    "model_inputs",
+    "model_levels",
+    "num_classes",
+    "sample",
+    "sample_with_logits",
+]

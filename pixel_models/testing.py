@@ -214,7 +214,8 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
 
     The new process imports only `pixel_models` and `keras` and loads with
     `safe_mode=True`, so the model must not rely on `Lambda` layers or on
-    classes registered by the test itself.
+    classes registered by the test itself; the loaded model must be of
+    the saved model's class and give its outputs.
 
     Args:
         model: a built `keras.Model`.
@@ -241,6 +242,7 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
         inputs = arrays if len(arrays) > 1 else arrays[0]
         outputs = model(inputs, training=False)
         np.save({outputs_path!r}, keras.ops.convert_to_numpy(outputs))
+        print("class:", type(model).__name__)
         """
     )
     result = subprocess.run(
@@ -250,6 +252,8 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    loaded_class = result.stdout.strip().splitlines()[-1]
+    assert loaded_class == f"class: {type(model).__name__}", loaded_class
     actual = np.load(outputs_path)
     np.testing.assert_allclose(actual, expected, atol=atol, rtol=1e-5)
     return keras.models.load_model(path, safe_mode=True)

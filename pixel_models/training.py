@@ -167,6 +167,7 @@ def make_callbacks(
     sample_every=1,
     images_per_epoch=None,
     sample_condition=None,
+    averaged=False,
 ):
     """The standard callbacks of a training run, all writing to `log_dir`.
 
@@ -190,6 +191,13 @@ def make_callbacks(
             counters (`RunCounters`); None leaves them out.
         sample_condition: small images to condition the sample grids on,
             for a model that takes one.
+        averaged: the optimizer keeps a moving average of the weights
+            (`compile_model(ema_momentum=...)`): validation scores the
+            averaged weights (`SwapEMAWeights`), so the best checkpoint is
+            the epoch of the best average (its file holds the raw weights
+            and the average, `averaged_model` takes the average out), and
+            the model `fit` leaves is the last average, not the best raw
+            weights.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -211,12 +219,16 @@ def make_callbacks(
             monitor="val_loss", factor=0.5, patience=lr_patience, verbose=1
         ),
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True
+            monitor="val_loss",
+            patience=patience,
+            restore_best_weights=not averaged,
         ),
         # After ReduceLROnPlateau, which adds the learning rate to the logs.
         keras.callbacks.CSVLogger(history_path, append=True),
         keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard")),
     ]
+    if averaged:
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if sample_every:
         callbacks.append(
             SampleGrid(
@@ -375,6 +387,15 @@ def add_training_arguments(parser, *, datasets, default_dataset, sizes):
         "--clipnorm", type=float, default=1.0, help="0: no clipping"
     )
     parser.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="MOMENTUM",
+        help="keep an exponential moving average of the weights (Polyak "
+        "averaging, e.g. 0.999): validation, the best checkpoint's choice "
+        "and the final model use the averaged weights",
+    )
+    parser.add_argument(
         "--strategy",
         default="default",
         choices=STRATEGIES,
@@ -481,6 +502,12 @@ def run_training(args):
             "killed multi-worker run resumes from LOG_DIR/backup when the "
             "same command is run again)."
         )
+    if args.ema is not None and args.strategy == "multi_worker":
+        raise ValueError(
+            "--ema is not supported with --strategy multi_worker (its "
+            "training loop does not swap in the averaged weights to score "
+            "them); train on one worker or without --ema."
+        )
     if args.multiscale is not None:
         check_multiscale_args(args)
     # First: some strategies must exist before any other TF op runs.
@@ -514,12 +541,21 @@ def run_training(args):
         if args.resume:
             model = load_checkpoint(args.resume)
             check_resumed_model(model, args, splits)
+            keeps_average = getattr(model.optimizer, "use_ema", False)
+            if args.ema is not None and model.optimizer and not keeps_average:
+                raise ValueError(
+                    f"--resume {args.resume} was trained without a moving "
+                    "average of its weights, so --ema cannot be given "
+                    "(the average would start from the resumed weights); "
+                    "train without --ema, or start a new run with it."
+                )
             if getattr(model, "optimizer", None) is None:
                 compile_model(
                     model,
                     args.learning_rate,
                     args.clipnorm or None,
                     args.weight_decay,
+                    ema_momentum=args.ema,
                 )
         else:
             model = models.build_model(
@@ -537,6 +573,7 @@ def run_training(args):
                 args.learning_rate,
                 args.clipnorm or None,
                 args.weight_decay,
+                ema_momentum=args.ema,
             )
     print(f"Model: {model.name}, {model.count_params():,} parameters")
     log_dir = multi_worker.worker_log_dir(strategy, args.log_dir)
@@ -619,6 +656,7 @@ def fit_run(
         sample_every=sample_every,
         images_per_epoch=steps_per_epoch * args.batch_size,
         sample_condition=sample_condition,
+        averaged=bool(getattr(args, "ema", None)),
     )
     time_budget = time_budget or args.time_budget
     if time_budget:
@@ -731,6 +769,7 @@ def run_multiscale(args, splits, strategy):
                 args.learning_rate,
                 args.clipnorm or None,
                 args.weight_decay,
+                ema_momentum=args.ema,
                 **(multiscale.conditional_loss(model) if large else {}),
             )
         print(
@@ -833,6 +872,33 @@ def check_resumed_model(model, args, splits):
         )
 
 
+def use_averaged_weights(model):
+    """Puts the optimizer's moving average into `model`'s weights.
+
+    For a model compiled with `compile_model(ema_momentum=...)` and
+    trained (or loaded from a checkpoint with its optimizer state). The
+    model's raw weights are replaced; training it further goes on from
+    the average.
+
+    Returns:
+        The same model.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(optimizer, "use_ema", False):
+        raise ValueError(
+            "The model's optimizer keeps no moving average of the weights: "
+            "compile it with compile_model(model, ema_momentum=...) (the "
+            "--ema flag) and train it first."
+        )
+    if not optimizer.variables:
+        raise ValueError(
+            "The model's optimizer has no state yet (never trained, or "
+            "loaded without its optimizer): there is no average to use."
+        )
+    optimizer.finalize_variable_values(model.trainable_variables)
+    return model
+
+
 def load_checkpoint(path):
     """Loads a `.keras` model file, with clear errors for bad files.
 
@@ -931,6 +997,7 @@ FLAG_NAMES = {
     "steps_per_epoch": "--steps-per-epoch",
     "data_dir": "--data-dir",
     "name": "--dataset",
+    "ema_momentum": "--ema",
 }
 
 

@@ -136,7 +136,11 @@ def tiny_preset(tmp_path, monkeypatch):
     folder = tmp_path / "tiny"
     folder.mkdir()
     model.save(folder / "model.keras")
-    card = {"name": "tiny", "sha256": presets.sha256(folder / "model.keras")}
+    card = {
+        "name": "tiny",
+        "family": "pixelcnn",
+        "sha256": presets.sha256(folder / "model.keras"),
+    }
     (folder / "card.json").write_text(json.dumps(card))
     monkeypatch.setattr(presets, "PRESETS_DIR", str(tmp_path))
     return model, folder
@@ -296,3 +300,44 @@ def test_resume_refuses_a_model_of_other_data(tmp_path):
         run_training(args("--dataset", "mnist", "--resume", saved))
     with pytest.raises(ValueError, match="--conditional must not be given"):
         run_training(args("--conditional", "--resume", saved))
+    with pytest.raises(ValueError, match="--ema cannot be given"):
+        run_training(args("--ema", "0.9", "--resume", saved))
+
+
+def test_an_averaged_run_is_scored_and_exported_on_its_average(tmp_path):
+    from pixel_models import data
+    from pixel_models.training import load_checkpoint, use_averaged_weights
+
+    data_dir = tmp_path / "data"
+    write_mnist(data_dir / "mnist.npz", num_train=48, num_test=12)
+    log_dir = str(tmp_path / "run")
+    name = "pixelcnn_binarized_mnist"
+    recipes.train(name, log_dir, str(data_dir), extra=[
+        "--num-layers", "1", "--width", "4", "--batch-size", "8",
+        "--epochs", "2", "--steps-per-epoch", "3", "--validation-size",
+        "16", "--sample-every", "0", "--ema", "0.5",
+    ])  # fmt: skip
+    best = os.path.join(log_dir, "checkpoints", "best.keras")
+    raw = load_checkpoint(best)
+    average = use_averaged_weights(load_checkpoint(best))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(raw.get_weights(), average.get_weights(), strict=True)
+    )
+    # Validation scored the average: the best row's loss is the average's.
+    history = recipes.read_history(log_dir)
+    splits = data.get_datasets(
+        "binarized_mnist", data_dir=str(data_dir), batch_size=8,
+        validation_size=16,
+    )  # fmt: skip
+    scored = average.evaluate(splits.validation, verbose=0, return_dict=True)
+    assert scored["loss"] == pytest.approx(
+        min(row["val_loss"] for row in history), rel=1e-5
+    )
+    card = recipes.export(name, log_dir, str(tmp_path / "out"), str(data_dir))
+    preset = keras.models.load_model(tmp_path / "out" / name / "model.keras")
+    for a, b in zip(preset.get_weights(), average.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "averaged" in card["training"]["optimizer"]
+    with pytest.raises(ValueError, match="keeps no moving average"):
+        use_averaged_weights(raw.__class__.from_config(raw.get_config()))

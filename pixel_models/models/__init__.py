@@ -1,9 +1,22 @@
-"""Model builders: plain functions returning functional `keras.Model`s."""
+"""The model families: one class each, and its builder function.
 
-from pixel_models.models.diagonal_bilstm import build_diagonal_bilstm
-from pixel_models.models.gated_pixelcnn import build_gated_pixelcnn
-from pixel_models.models.pixelcnn import build_pixelcnn
-from pixel_models.models.row_lstm import build_row_lstm
+Each class is a functional `keras.Model` subclass built from its
+arguments (`PixelCNN(input_shape, levels=..., ...)`), with `compile()`
+defaults, `generate`, `log_prob`, `complete` and `from_preset`; each
+builder (`build_pixelcnn`, ...) returns its class.
+"""
+
+from pixel_models.models.base import MODEL_CLASSES, PixelModel
+from pixel_models.models.diagonal_bilstm import (
+    DiagonalBiLSTMPixelRNN,
+    build_diagonal_bilstm,
+)
+from pixel_models.models.gated_pixelcnn import (
+    GatedPixelCNN,
+    build_gated_pixelcnn,
+)
+from pixel_models.models.pixelcnn import PixelCNN, build_pixelcnn
+from pixel_models.models.row_lstm import RowLSTMPixelRNN, build_row_lstm
 
 # Family name -> (builder, name of its width argument).
 MODEL_FAMILIES = {
@@ -27,7 +40,7 @@ def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
         **kwargs: other builder arguments (`num_layers`, `dropout`, ...).
 
     Returns:
-        A functional `keras.Model`.
+        The family's model class (`PixelCNN`, ...).
     """
     if family not in MODEL_FAMILIES:
         raise ValueError(
@@ -41,7 +54,13 @@ def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
 
 
 __all__ = [
+    "MODEL_CLASSES",
     "MODEL_FAMILIES",
+    "DiagonalBiLSTMPixelRNN",
+    "GatedPixelCNN",
+    "PixelCNN",
+    "PixelModel",
+    "RowLSTMPixelRNN",
     "build_diagonal_bilstm",
     "build_gated_pixelcnn",
     "build_model",

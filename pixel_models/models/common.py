@@ -191,8 +191,8 @@ def start_model(
     return shape, inputs, x, embedding, condition_map
 
 
-def finish_model(x, conditions, shape, levels, output_filters, inputs, name):
-    """The conditioned output head and the functional model.
+def finish_model(x, conditions, shape, levels, output_filters, inputs):
+    """The conditioned output head: the model's `(inputs, logits)`.
 
     Args:
         conditions: `(embedding, condition_map)`, as from `start_model`.
@@ -201,8 +201,7 @@ def finish_model(x, conditions, shape, levels, output_filters, inputs, name):
     x = condition(x, embedding, "head_condition")
     x = condition_on_map(x, condition_map, "head_condition_map")
     logits = output_head(x, shape, levels, output_filters)
-    inputs = inputs[0] if len(inputs) == 1 else inputs
-    return keras.Model(inputs, logits, name=name)
+    return (inputs[0] if len(inputs) == 1 else inputs), logits
 
 
 def image_input(input_shape, levels):
@@ -246,7 +245,6 @@ def output_head(x, input_shape, levels, output_filters):
 
 
 def pixel_rnn(
-    name,
     make_layer,
     input_shape,
     levels,
@@ -270,7 +268,6 @@ def pixel_rnn(
     head sees the sum of every layer's output instead of the last one.
 
     Args:
-        name: model name.
         make_layer: `make_layer(units, color_channels, name,
             condition_map)` returning a recurrent layer `(B, H, W, 2h) ->
             (B, H, W, h)` (taking `[x, map]` with `condition_map`).
@@ -284,7 +281,7 @@ def pixel_rnn(
         Other arguments: as `build_row_lstm`.
 
     Returns:
-        A functional `keras.Model`.
+        The model's `(inputs, logits)`.
     """
     if output_filters is None:
         output_filters = 2 * units
@@ -324,5 +321,4 @@ def pixel_rnn(
         levels,
         output_filters,
         inputs,
-        name,
     )

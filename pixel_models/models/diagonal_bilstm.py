@@ -1,25 +1,13 @@
 """Diagonal BiLSTM PixelRNN (PixelRNN paper, Sec. 3.2 and 3.3)."""
 
 from pixel_models.layers import DiagonalBiLSTM
+from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import pixel_rnn
 
 
-def build_diagonal_bilstm(
-    input_shape,
-    levels=256,
-    num_layers=12,
-    units=128,
-    residual=True,
-    skip_connections=False,
-    output_filters=None,
-    dropout=0.0,
-    input_kernel_size=7,
-    num_classes=None,
-    unroll=False,
-    condition_shape=None,
-    condition_filters=None,
-):
-    """Builds a Diagonal BiLSTM PixelRNN.
+@register_family
+class DiagonalBiLSTMPixelRNN(PixelModel):
+    """The Diagonal BiLSTM PixelRNN.
 
     A 7x7 mask A convolution with 2h features, `num_layers` residual
     Diagonal BiLSTM layers (h units, then a 1x1 mask B conv back to 2h),
@@ -52,40 +40,81 @@ def build_diagonal_bilstm(
         unroll: unroll each layer's scan into the graph: faster training
             steps on a CPU, much slower tracing (see `scan_lines`).
 
-    Returns:
-        A functional `keras.Model` named `"diagonal_bilstm"`: pixel values
-        in `[0, levels - 1]`, `(batch, H, W, C)` -> logits
-        `(batch, H, W, C, levels)`.
+        **kwargs: `name` (default `"diagonal_bilstm"`) and the other arguments
+            of `keras.Model`.
 
     Example:
-    >>> model = build_diagonal_bilstm((8, 8, 1), levels=2, num_layers=1,
-    ...                               units=4)
+    >>> model = DiagonalBiLSTMPixelRNN((8, 8, 1), levels=2, num_layers=1,
+    ...                                units=4)
     >>> model.output_shape
     (None, 8, 8, 1, 2)
     """
 
-    def make_layer(units, color_channels, name, condition_map):
-        return DiagonalBiLSTM(
+    family = "diagonal_bilstm"
+
+    def __init__(
+        self,
+        input_shape,
+        levels=256,
+        num_layers=12,
+        units=128,
+        residual=True,
+        skip_connections=False,
+        output_filters=None,
+        dropout=0.0,
+        input_kernel_size=7,
+        num_classes=None,
+        unroll=False,
+        condition_shape=None,
+        condition_filters=None,
+        name="diagonal_bilstm",
+        **kwargs,
+    ):
+        arguments = {
+            "input_shape": input_shape,
+            "levels": levels,
+            "num_layers": num_layers,
+            "units": units,
+            "residual": residual,
+            "skip_connections": skip_connections,
+            "output_filters": output_filters,
+            "dropout": dropout,
+            "input_kernel_size": input_kernel_size,
+            "num_classes": num_classes,
+            "unroll": unroll,
+            "condition_shape": condition_shape,
+            "condition_filters": condition_filters,
+        }
+
+        def make_layer(units, color_channels, name, condition_map):
+            return DiagonalBiLSTM(
+                units,
+                color_channels,
+                unroll=unroll,
+                condition_map=condition_map,
+                name=name,
+            )
+
+        inputs, logits = pixel_rnn(
+            make_layer,
+            input_shape,
+            levels,
+            num_layers,
             units,
-            color_channels,
-            unroll=unroll,
-            condition_map=condition_map,
-            name=name,
+            residual,
+            skip_connections,
+            output_filters,
+            dropout,
+            input_kernel_size,
+            num_classes,
+            condition_shape,
+            condition_filters,
+        )
+        super().__init__(
+            inputs, logits, arguments=arguments, name=name, **kwargs
         )
 
-    return pixel_rnn(
-        "diagonal_bilstm",
-        make_layer,
-        input_shape,
-        levels,
-        num_layers,
-        units,
-        residual,
-        skip_connections,
-        output_filters,
-        dropout,
-        input_kernel_size,
-        num_classes,
-        condition_shape,
-        condition_filters,
-    )
+
+def build_diagonal_bilstm(*args, **kwargs):
+    """Builds a `DiagonalBiLSTMPixelRNN` (the same arguments)."""
+    return DiagonalBiLSTMPixelRNN(*args, **kwargs)

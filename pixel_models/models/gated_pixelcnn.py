@@ -3,23 +3,13 @@
 import keras
 
 from pixel_models.layers import GatedPixelCNNBlock
+from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import finish_model, start_model
 
 
-def build_gated_pixelcnn(
-    input_shape,
-    levels=256,
-    num_layers=15,
-    filters=128,
-    kernel_size=5,
-    input_kernel_size=7,
-    output_filters=None,
-    dropout=0.0,
-    num_classes=None,
-    condition_shape=None,
-    condition_filters=None,
-):
-    """Builds a Gated PixelCNN: no blind spot, gated units.
+@register_family
+class GatedPixelCNN(PixelModel):
+    """The Gated PixelCNN: no blind spot, gated units.
 
     A first gated block with `input_kernel_size` kernels and mask A on the
     image, then `num_layers - 1` residual gated blocks (mask B), each with
@@ -53,61 +43,93 @@ def build_gated_pixelcnn(
             generated.
         condition_filters: channels of the upsampled map (default filters).
 
-    Returns:
-        A functional `keras.Model` named `"gated_pixelcnn"`: pixel values in
-        `[0, levels - 1]`, `(batch, H, W, C)` -> logits
-        `(batch, H, W, C, levels)`.
+        **kwargs: `name` (default `"gated_pixelcnn"`) and the other arguments
+            of `keras.Model`.
 
     Example:
-    >>> model = build_gated_pixelcnn((8, 8, 1), levels=2, num_layers=2,
+    >>> model = GatedPixelCNN((8, 8, 1), levels=2, num_layers=2,
     ...                              filters=4)
     >>> model.output_shape
     (None, 8, 8, 1, 2)
     """
-    if output_filters is None:
-        output_filters = 2 * filters
-    shape, inputs, x, embedding, condition_map = start_model(
+
+    family = "gated_pixelcnn"
+
+    def __init__(
+        self,
         input_shape,
-        levels,
-        num_layers,
-        {"filters": filters, "output_filters": output_filters},
-        dropout,
-        num_classes,
-        condition_shape,
-        condition_filters,
-    )
-    channels = shape[2]
-    extra = [t for t in (embedding, condition_map) if t is not None]
-    conditional = embedding is not None
-    conditional_map = condition_map is not None
-    v, h = GatedPixelCNNBlock(
-        filters,
-        input_kernel_size,
-        channels,
-        "A",
-        residual=False,
-        condition=conditional,
-        condition_map=conditional_map,
-        name="block0",
-    )([x, x, *extra])
-    for i in range(1, num_layers):
+        levels=256,
+        num_layers=15,
+        filters=128,
+        kernel_size=5,
+        input_kernel_size=7,
+        output_filters=None,
+        dropout=0.0,
+        num_classes=None,
+        condition_shape=None,
+        condition_filters=None,
+        name="gated_pixelcnn",
+        **kwargs,
+    ):
+        arguments = {
+            "input_shape": input_shape,
+            "levels": levels,
+            "num_layers": num_layers,
+            "filters": filters,
+            "kernel_size": kernel_size,
+            "input_kernel_size": input_kernel_size,
+            "output_filters": output_filters,
+            "dropout": dropout,
+            "num_classes": num_classes,
+            "condition_shape": condition_shape,
+            "condition_filters": condition_filters,
+        }
+        if output_filters is None:
+            output_filters = 2 * filters
+        shape, inputs, x, embedding, condition_map = start_model(
+            input_shape,
+            levels,
+            num_layers,
+            {"filters": filters, "output_filters": output_filters},
+            dropout,
+            num_classes,
+            condition_shape,
+            condition_filters,
+        )
+        channels = shape[2]
+        extra = [t for t in (embedding, condition_map) if t is not None]
+        conditional = embedding is not None
+        conditional_map = condition_map is not None
         v, h = GatedPixelCNNBlock(
             filters,
-            kernel_size,
+            input_kernel_size,
             channels,
-            "B",
+            "A",
+            residual=False,
             condition=conditional,
             condition_map=conditional_map,
-            name=f"block{i}",
-        )([v, h, *extra])
-        if dropout:
-            h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
-    return finish_model(
-        h,
-        (embedding, condition_map),
-        shape,
-        levels,
-        output_filters,
-        inputs,
-        "gated_pixelcnn",
-    )
+            name="block0",
+        )([x, x, *extra])
+        for i in range(1, num_layers):
+            v, h = GatedPixelCNNBlock(
+                filters,
+                kernel_size,
+                channels,
+                "B",
+                condition=conditional,
+                condition_map=conditional_map,
+                name=f"block{i}",
+            )([v, h, *extra])
+            if dropout:
+                h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+        inputs, logits = finish_model(
+            h, (embedding, condition_map), shape, levels, output_filters, inputs
+        )
+        super().__init__(
+            inputs, logits, arguments=arguments, name=name, **kwargs
+        )
+
+
+def build_gated_pixelcnn(*args, **kwargs):
+    """Builds a `GatedPixelCNN` (the same arguments)."""
+    return GatedPixelCNN(*args, **kwargs)

@@ -3,6 +3,7 @@
 import keras
 
 from pixel_models.layers import MaskedConv2D
+from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import (
     condition,
     condition_on_map,
@@ -46,20 +47,9 @@ def residual_block(
     return y
 
 
-def build_pixelcnn(
-    input_shape,
-    levels=256,
-    num_layers=15,
-    filters=128,
-    kernel_size=7,
-    residual=True,
-    output_filters=None,
-    dropout=0.0,
-    num_classes=None,
-    condition_shape=None,
-    condition_filters=None,
-):
-    """Builds the PixelCNN of the PixelRNN paper.
+@register_family
+class PixelCNN(PixelModel):
+    """The PixelCNN of the PixelRNN paper.
 
     A `kernel_size` x `kernel_size` mask A convolution with `2 * filters`
     features, `num_layers` residual blocks of mask B convolutions
@@ -95,52 +85,92 @@ def build_pixelcnn(
             The small image may be seen everywhere: it is given, not
             generated.
         condition_filters: channels of the upsampled map (default h).
+        **kwargs: `name` (default `"pixelcnn"`) and the other arguments
+            of `keras.Model`.
 
-    Returns:
-        A functional `keras.Model` named `"pixelcnn"`, mapping pixel values
-        in `[0, levels - 1]` (floats, `(batch, H, W, C)`) to logits
-        `(batch, H, W, C, levels)`. Channel c's logits depend only on
-        pixels before in raster order and on channels before c at the
-        same pixel.
+    The model maps pixel values in `[0, levels - 1]` (floats, `(batch,
+    H, W, C)`) to logits `(batch, H, W, C, levels)`. Channel c's logits
+    depend only on pixels before in raster order and on channels before
+    c at the same pixel.
+
+    Example:
+    >>> model = PixelCNN((8, 8, 1), levels=2, num_layers=2, filters=4)
+    >>> model.output_shape
+    (None, 8, 8, 1, 2)
+    """
+
+    family = "pixelcnn"
+
+    def __init__(
+        self,
+        input_shape,
+        levels=256,
+        num_layers=15,
+        filters=128,
+        kernel_size=7,
+        residual=True,
+        output_filters=None,
+        dropout=0.0,
+        num_classes=None,
+        condition_shape=None,
+        condition_filters=None,
+        name="pixelcnn",
+        **kwargs,
+    ):
+        arguments = {
+            "input_shape": input_shape,
+            "levels": levels,
+            "num_layers": num_layers,
+            "filters": filters,
+            "kernel_size": kernel_size,
+            "residual": residual,
+            "output_filters": output_filters,
+            "dropout": dropout,
+            "num_classes": num_classes,
+            "condition_shape": condition_shape,
+            "condition_filters": condition_filters,
+        }
+        if output_filters is None:
+            output_filters = 2 * filters
+        shape, inputs, x, embedding, condition_map = start_model(
+            input_shape,
+            levels,
+            num_layers,
+            {"filters": filters, "output_filters": output_filters},
+            dropout,
+            num_classes,
+            condition_shape,
+            condition_filters,
+        )
+        channels = shape[2]
+        x = MaskedConv2D(
+            2 * filters, kernel_size, "A", channels, name="input_conv"
+        )(x)
+        for i in range(num_layers):
+            x = residual_block(
+                x,
+                filters,
+                channels,
+                dropout,
+                residual,
+                f"block{i}",
+                embedding,
+                condition_map,
+            )
+        inputs, logits = finish_model(
+            x, (embedding, condition_map), shape, levels, output_filters, inputs
+        )
+        super().__init__(
+            inputs, logits, arguments=arguments, name=name, **kwargs
+        )
+
+
+def build_pixelcnn(*args, **kwargs):
+    """Builds a `PixelCNN` (the same arguments).
 
     Example:
     >>> model = build_pixelcnn((8, 8, 1), levels=2, num_layers=2, filters=4)
     >>> model.output_shape
     (None, 8, 8, 1, 2)
     """
-    if output_filters is None:
-        output_filters = 2 * filters
-    shape, inputs, x, embedding, condition_map = start_model(
-        input_shape,
-        levels,
-        num_layers,
-        {"filters": filters, "output_filters": output_filters},
-        dropout,
-        num_classes,
-        condition_shape,
-        condition_filters,
-    )
-    channels = shape[2]
-    x = MaskedConv2D(
-        2 * filters, kernel_size, "A", channels, name="input_conv"
-    )(x)
-    for i in range(num_layers):
-        x = residual_block(
-            x,
-            filters,
-            channels,
-            dropout,
-            residual,
-            f"block{i}",
-            embedding,
-            condition_map,
-        )
-    return finish_model(
-        x,
-        (embedding, condition_map),
-        shape,
-        levels,
-        output_filters,
-        inputs,
-        "pixelcnn",
-    )
+    return PixelCNN(*args, **kwargs)

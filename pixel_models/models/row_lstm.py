@@ -1,26 +1,13 @@
 """Row LSTM PixelRNN (PixelRNN paper, Sec. 3.1 and 3.3)."""
 
 from pixel_models.layers import RowLSTM
+from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import pixel_rnn
 
 
-def build_row_lstm(
-    input_shape,
-    levels=256,
-    num_layers=12,
-    units=128,
-    residual=True,
-    skip_connections=False,
-    output_filters=None,
-    dropout=0.0,
-    input_kernel_size=7,
-    kernel_size=3,
-    num_classes=None,
-    unroll=False,
-    condition_shape=None,
-    condition_filters=None,
-):
-    """Builds a Row LSTM PixelRNN.
+@register_family
+class RowLSTMPixelRNN(PixelModel):
+    """The Row LSTM PixelRNN.
 
     A 7x7 mask A convolution with 2h features, `num_layers` residual Row
     LSTM layers (h units, 1 x `kernel_size` convolutions, then a 1x1 mask
@@ -53,40 +40,83 @@ def build_row_lstm(
             steps on a CPU, much slower tracing (see `scan_lines`).
         kernel_size: width k of the Row LSTM convolutions.
 
-    Returns:
-        A functional `keras.Model` named `"row_lstm"`: pixel values in
-        `[0, levels - 1]`, `(batch, H, W, C)` -> logits
-        `(batch, H, W, C, levels)`.
+        **kwargs: `name` (default `"row_lstm"`) and the other arguments
+            of `keras.Model`.
 
     Example:
-    >>> model = build_row_lstm((8, 8, 1), levels=2, num_layers=2, units=4)
+    >>> model = RowLSTMPixelRNN((8, 8, 1), levels=2, num_layers=2, units=4)
     >>> model.output_shape
     (None, 8, 8, 1, 2)
     """
 
-    def make_layer(units, color_channels, name, condition_map):
-        return RowLSTM(
+    family = "row_lstm"
+
+    def __init__(
+        self,
+        input_shape,
+        levels=256,
+        num_layers=12,
+        units=128,
+        residual=True,
+        skip_connections=False,
+        output_filters=None,
+        dropout=0.0,
+        input_kernel_size=7,
+        kernel_size=3,
+        num_classes=None,
+        unroll=False,
+        condition_shape=None,
+        condition_filters=None,
+        name="row_lstm",
+        **kwargs,
+    ):
+        arguments = {
+            "input_shape": input_shape,
+            "levels": levels,
+            "num_layers": num_layers,
+            "units": units,
+            "residual": residual,
+            "skip_connections": skip_connections,
+            "output_filters": output_filters,
+            "dropout": dropout,
+            "input_kernel_size": input_kernel_size,
+            "kernel_size": kernel_size,
+            "num_classes": num_classes,
+            "unroll": unroll,
+            "condition_shape": condition_shape,
+            "condition_filters": condition_filters,
+        }
+
+        def make_layer(units, color_channels, name, condition_map):
+            return RowLSTM(
+                units,
+                kernel_size,
+                color_channels,
+                unroll=unroll,
+                condition_map=condition_map,
+                name=name,
+            )
+
+        inputs, logits = pixel_rnn(
+            make_layer,
+            input_shape,
+            levels,
+            num_layers,
             units,
-            kernel_size,
-            color_channels,
-            unroll=unroll,
-            condition_map=condition_map,
-            name=name,
+            residual,
+            skip_connections,
+            output_filters,
+            dropout,
+            input_kernel_size,
+            num_classes,
+            condition_shape,
+            condition_filters,
+        )
+        super().__init__(
+            inputs, logits, arguments=arguments, name=name, **kwargs
         )
 
-    return pixel_rnn(
-        "row_lstm",
-        make_layer,
-        input_shape,
-        levels,
-        num_layers,
-        units,
-        residual,
-        skip_connections,
-        output_filters,
-        dropout,
-        input_kernel_size,
-        num_classes,
-        condition_shape,
-        condition_filters,
-    )
+
+def build_row_lstm(*args, **kwargs):
+    """Builds a `RowLSTMPixelRNN` (the same arguments)."""
+    return RowLSTMPixelRNN(*args, **kwargs)

@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 
+from pixel_models.presets.table import RECIPES
+
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -40,8 +42,6 @@ def sha256(path):
 
 
 def _folder(name):
-    from pixel_models.presets.recipes import RECIPES
-
     known = list_presets()
     if not isinstance(name, str) or name not in set(known) | set(RECIPES):
         raise ValueError(
@@ -83,7 +83,8 @@ def load_preset(name, compile=True):
             training with a fresh Adam optimizer.
 
     Returns:
-        The `keras.Model`.
+        The model, an instance of its family's class
+        (`pixel_models.models.PixelCNN`, ...).
 
     Raises:
         ValueError: an unknown name (the message lists the known ones), or
@@ -111,10 +112,14 @@ def load_preset(name, compile=True):
             f"{card['sha256']}. Reinstall pixel-models."
         )
     model = keras.models.load_model(path, compile=False, safe_mode=True)
+    if getattr(model, "family", None) != card["family"]:
+        raise ValueError(
+            f"The model file of preset {name!r} at {path!r} holds a "
+            f"{type(model).__name__}, not a model of family "
+            f"{card['family']!r}: reinstall pixel-models."
+        )
     if compile:
-        from pixel_models.training import compile_model
-
-        compile_model(model)
+        model.compile()
     return model
 
 

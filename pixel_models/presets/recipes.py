@@ -22,50 +22,13 @@ import os
 import platform
 import sys
 
-MNIST = ("binarized_mnist", "mnist")
-CIFAR = ("cifar10",)
-# The defaults of examples/train_mnist.py and train_cifar.py.
-SCRIPT_SIZES = {
-    "train_mnist": {"num_layers": 7, "width": 16, "batch_size": 64},
-    "train_cifar": {"num_layers": 3, "width": 48, "batch_size": 16},
-}
-SCRIPT_DEFAULT_EPOCHS = {"train_mnist": 20, "train_cifar": 20}
-
-# Every preset: the training script and its flags. Sizes are what reaches
-# the best NLL in a few hours of two CPU cores, not the paper's (see each
-# card for what was trained and for how long).
-RECIPES = {
-    "pixelcnn_binarized_mnist": (
-        "train_mnist",
-        "--model pixelcnn --num-layers 7 --width 32 --batch-size 64 "
-        "--epochs 100 --patience 6",
-    ),
-    "gated_pixelcnn_binarized_mnist": (
-        "train_mnist",
-        "--model gated_pixelcnn --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 430 --patience 6",
-    ),
-    "gated_pixelcnn_binarized_mnist_conditional": (
-        "train_mnist",
-        "--model gated_pixelcnn --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 430 --patience 6 --conditional",
-    ),
-    "row_lstm_binarized_mnist": (
-        "train_mnist",
-        "--model row_lstm --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 400 --patience 6 --unroll",
-    ),
-    "diagonal_bilstm_binarized_mnist": (
-        "train_mnist",
-        "--model diagonal_bilstm --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 200 --patience 6",
-    ),
-    "pixelcnn_cifar10": (
-        "train_cifar",
-        "--model pixelcnn --num-layers 3 --width 48 --batch-size 16 "
-        "--epochs 100 --steps-per-epoch 1000 --patience 6",
-    ),
-}
+from pixel_models.presets.table import (
+    CIFAR,
+    MNIST,
+    RECIPES,
+    SCRIPT_DEFAULT_EPOCHS,
+    SCRIPT_SIZES,
+)
 
 
 def recipe_flags(name):
@@ -187,6 +150,75 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, no GPU"
 
 
+def as_family_class(model, family, builder_arguments):
+    """`model` (a plain functional model from a file written before the
+    model classes, or a class) as its family's class, same weights.
+
+    Args:
+        family: the family name (`models.MODEL_FAMILIES`).
+        builder_arguments: the card's `builder_arguments`.
+    """
+    from pixel_models import models
+
+    if getattr(model, "family", None) == family:
+        return model
+    arguments = dict(builder_arguments)
+    if arguments.pop("unroll", False):  # the recurrent families only
+        arguments["unroll"] = True
+    shape = tuple(arguments.pop("input_shape"))
+    levels = arguments.pop("levels")
+    rebuilt = models.build_model(family, shape, levels, **arguments)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def convert(name, out_dir=None):
+    """Rewrites preset `name`'s file as its family's class, same weights.
+
+    For presets exported before the model classes: the function and the
+    card's figures stay; the file and its sha256 change.
+
+    Returns:
+        The largest difference of the logits, old file against new, on
+        random images (0 when the weights moved over unchanged).
+    """
+    import keras
+    import numpy as np
+
+    from pixel_models.presets import sha256
+
+    out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
+    folder = os.path.join(out_dir, name)
+    with open(os.path.join(folder, "card.json")) as f:
+        card = json.load(f)
+    path = os.path.join(folder, "model.keras")
+    old = keras.models.load_model(path, compile=False, safe_mode=True)
+    new = as_family_class(old, card["family"], card["builder_arguments"])
+    levels = card["builder_arguments"]["levels"]
+    shape = card["builder_arguments"]["input_shape"]
+    x = np.random.default_rng(0).integers(0, levels, (2, *shape))
+    inputs = [x.astype("float32")]
+    if card["builder_arguments"].get("num_classes"):
+        inputs.append(np.array([0, 1], "int32"))
+    inputs = inputs if len(inputs) > 1 else inputs[0]
+    before = keras.ops.convert_to_numpy(old(inputs))
+    after = keras.ops.convert_to_numpy(new(inputs))
+    difference = float(np.abs(before - after).max())
+    if difference > 1e-5:
+        raise ValueError(
+            f"Preset {name!r}: the class gives other logits than the file "
+            f"(largest difference {difference}); nothing was written."
+        )
+    temporary = path + ".tmp.keras"
+    new.save(temporary)
+    os.replace(temporary, path)
+    card["sha256"] = sha256(path)
+    with open(os.path.join(folder, "card.json"), "w") as f:
+        json.dump(card, f, indent=2)
+        f.write("\n")
+    return difference
+
+
 def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     """Scores a run's best checkpoint and writes it as preset `name`.
 
@@ -209,6 +241,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         compile_model,
         evaluate_nll,
         load_checkpoint,
+        use_averaged_weights,
     )
 
     check_name(name)
@@ -223,6 +256,11 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
             "history rows or no checkpoints/best.keras): train it first."
         )
     model = load_checkpoint(best)
+    averaged = bool(getattr(args, "ema", None))
+    if averaged:
+        # The checkpoint holds the raw weights and their average; the
+        # average is what validation chose the epoch by.
+        use_averaged_weights(model)
     best_row = min(history, key=lambda row: row["val_loss"])
     results = {}
     counts = None
@@ -257,22 +295,25 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     folder = os.path.join(out_dir, name)
     os.makedirs(folder, exist_ok=True)
     model_path = os.path.join(folder, "model.keras")
+    builder_arguments = {
+        "input_shape": list(splits.image_shape),
+        "levels": splits.levels,
+        "num_layers": args.num_layers,
+        "width": args.width,
+        "dropout": args.dropout,
+        "num_classes": NUM_CLASSES if args.conditional else None,
+        "unroll": bool(args.unroll),
+    }
     # Without the optimizer: half the size, and a preset is for use.
-    keras.models.load_model(best, compile=False, safe_mode=True).save(
-        model_path
-    )
+    plain = keras.models.load_model(best, compile=False, safe_mode=True)
+    plain = as_family_class(plain, args.model, builder_arguments)
+    if averaged:
+        plain.set_weights(model.get_weights())
+    plain.save(model_path)
     card = {
         "name": name,
         "family": args.model,
-        "builder_arguments": {
-            "input_shape": list(splits.image_shape),
-            "levels": splits.levels,
-            "num_layers": args.num_layers,
-            "width": args.width,
-            "dropout": args.dropout,
-            "num_classes": NUM_CLASSES if args.conditional else None,
-            "unroll": bool(args.unroll),
-        },
+        "builder_arguments": builder_arguments,
         "parameters": model.count_params(),
         "data": {
             "name": args.dataset,
@@ -296,7 +337,13 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
             "machine": machine(),
             "batch_size": args.batch_size,
             "optimizer": f"Adam, learning rate {args.learning_rate}, "
-            f"gradient clipnorm {args.clipnorm}",
+            f"gradient clipnorm {args.clipnorm}"
+            + (
+                f"; weights averaged (EMA, momentum {args.ema}), the "
+                "preset holds the average"
+                if averaged
+                else ""
+            ),
             "schedule": "learning rate halved after 2 epochs without a "
             "better validation NLL (ReduceLROnPlateau); stopped after "
             f"{args.patience} (EarlyStopping); the epoch of lowest "
@@ -354,7 +401,9 @@ def data_note(dataset):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["train", "export", "show"])
+    parser.add_argument(
+        "action", choices=["train", "export", "show", "convert"]
+    )
     parser.add_argument("name", help=f"one of {', '.join(sorted(RECIPES))}")
     parser.add_argument(
         "--log-dir", default=None, help="run folder (default runs/presets/NAME)"
@@ -385,6 +434,10 @@ def main(argv=None):
             return None
         if args.action == "train":
             return train(args.name, log_dir, args.data_dir, args.minutes)
+        if args.action == "convert":
+            difference = convert(args.name, args.out_dir)
+            print(f"Converted {args.name}: logits within {difference:.2e}")
+            return None
         card = export(args.name, log_dir, args.out_dir, args.data_dir)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))

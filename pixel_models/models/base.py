@@ -1,0 +1,187 @@
+"""The base of the model classes: a functional model that knows itself.
+
+Each family is a subclass that builds its graph in `__init__` from its
+arguments, as KerasHub's backbones do, and returns exactly those from
+`get_config`, so `keras.models.load_model` gives back the class. The
+model's levels, class count and conditioning come from that config. The
+methods are thin: `generate`, `log_prob` and `complete` call the library
+functions (`pixel_models.sampling`, `pixel_models.evaluation`), which keep
+working on any compatible model, old plain functional files included.
+"""
+
+import keras
+
+from pixel_models import evaluation, sampling
+from pixel_models.losses import BitsPerDim, DiscreteNLL
+
+# The optimizer `compile()` makes by default: Adam at 1e-3, each
+# gradient clipped to norm 1 (the training scripts' defaults).
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_CLIPNORM = 1.0
+
+
+def _shape_list(shape):
+    return None if shape is None else [int(d) for d in shape]
+
+
+class PixelModel(keras.Model):
+    """A functional autoregressive image model built from its arguments.
+
+    Subclasses set `family` and call `super().__init__(inputs, outputs,
+    arguments=...)` with the dict of their own `__init__` arguments.
+
+    Attributes:
+        family: the family name of `pixel_models.models.build_model`.
+        image_shape: `(H, W, C)`.
+        levels: the number of pixel values.
+        num_classes: the class count of a class-conditional model, else
+            None.
+        condition_shape: the shape of the small image a model is
+            conditioned on, else None.
+    """
+
+    family = None
+
+    def __init__(self, inputs, outputs, *, arguments, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        arguments = dict(arguments)
+        arguments["input_shape"] = _shape_list(arguments["input_shape"])
+        arguments["condition_shape"] = _shape_list(
+            arguments.get("condition_shape")
+        )
+        self._arguments = arguments
+
+    @property
+    def image_shape(self):
+        return tuple(self._arguments["input_shape"])
+
+    @property
+    def levels(self):
+        return self._arguments["levels"]
+
+    @property
+    def num_classes(self):
+        return self._arguments.get("num_classes")
+
+    @property
+    def condition_shape(self):
+        shape = self._arguments.get("condition_shape")
+        return None if shape is None else tuple(shape)
+
+    def get_config(self):
+        return {
+            **self._arguments,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """`keras.Model.compile` with the project's defaults.
+
+        Args:
+            optimizer: `"auto"`: Adam at 1e-3, gradients clipped to norm 1.
+            loss: `"auto"`: `DiscreteNLL()`, the mean NLL per sub-pixel.
+            metrics: `"auto"`: `[BitsPerDim()]`.
+            **kwargs: the other arguments of `keras.Model.compile`.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(
+                DEFAULT_LEARNING_RATE, clipnorm=DEFAULT_CLIPNORM
+            )
+        if loss == "auto":
+            loss = DiscreteNLL()
+        if metrics == "auto":
+            metrics = [BitsPerDim()]
+        super().compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile` when it loads a model; this one
+        # takes any argument of `keras.Model.compile`, so the saved
+        # compile state (optimizer, loss, metrics) comes back.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def generate(
+        self,
+        num_samples,
+        labels=None,
+        condition=None,
+        temperature=1.0,
+        top_p=None,
+        seed=None,
+    ):
+        """Draws `num_samples` images: `pixel_models.sampling.sample`.
+
+        Returns:
+            uint8 NumPy array `(num_samples, H, W, C)`.
+        """
+        return sampling.sample(
+            self,
+            num_samples,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            labels=labels,
+            condition=condition,
+        )
+
+    def log_prob(self, images, labels=None, condition=None):
+        """log p(x) of each image, in nats: `evaluation.log_prob`.
+
+        Returns:
+            float64 NumPy array `(n,)`.
+        """
+        return evaluation.log_prob(
+            self, images, labels=labels, condition=condition
+        )
+
+    def complete(self, images, known, **kwargs):
+        """Completes partly known images: `pixel_models.sampling.complete`
+        (the same keyword arguments).
+
+        Returns:
+            uint8 NumPy array `(n, num_completions, H, W, C)`.
+        """
+        return sampling.complete(self, images, known, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name, compile=True):
+        """Loads the shipped preset `name` (`pixel_models.presets`).
+
+        Called on `PixelModel`, any family; called on a family's class,
+        the preset must be of that family.
+
+        Raises:
+            ValueError: an unknown preset, or one of another family (the
+                message names the class to use).
+        """
+        from pixel_models import presets
+
+        card = presets.preset_card(name)
+        family = card["family"]
+        if cls.family is not None and family != cls.family:
+            right = MODEL_CLASSES.get(family)
+            right = right.__name__ if right else family
+            raise ValueError(
+                f"Preset {name!r} is a {right} (family {family!r}), not a "
+                f"{cls.__name__}: load it with {right}.from_preset({name!r})"
+                " or PixelModel.from_preset."
+            )
+        return presets.load_preset(name, compile=compile)
+
+
+# Family name -> class; each family module adds its own.
+MODEL_CLASSES = {}
+
+
+def register_family(cls):
+    """Registers a family class with Keras and in `MODEL_CLASSES`."""
+    MODEL_CLASSES[cls.family] = cls
+    return keras.saving.register_keras_serializable(package="pixel_models")(cls)
