@@ -17,47 +17,26 @@ Writes the figures to JSON and, with `--readme`, the table of the
 README's "Backends" section.
 
 Example:
-    python benchmarks/backends.py --steps 8
+    python -m benchmarks.backends --steps 8
 """
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
-import sys
 import time
 
-from report import replace_between_markers, write_report
-from run_all import FAMILIES, TITLES
+from benchmarks.common import (
+    DATASETS,
+    FAMILIES,
+    TITLES,
+    matmul_roof,
+    median_seconds,
+    replace_between_markers,
+    run_module,
+    write_report,
+)
 
 BACKENDS = ("tensorflow", "jax", "torch")
-SHAPE, LEVELS = (28, 28, 1), 2
-
-
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def matmul_roof(n=2048, repeats=10):
-    """FLOP/s of `keras.ops.matmul` on this backend (n x n, float32)."""
-    import keras
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    a = keras.ops.convert_to_tensor(rng.normal(size=(n, n)).astype("f4"))
-    b = keras.ops.convert_to_tensor(rng.normal(size=(n, n)).astype("f4"))
-
-    def product():
-        keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b)))
-
-    product()
-    return 2 * n**3 / median_seconds(product, repeats)
+SHAPE, LEVELS = DATASETS["mnist"]
 
 
 def measure_family(family, args):
@@ -110,25 +89,16 @@ def measure_backend(args):
     import keras
 
     backend = keras.backend.backend()
-    print(json.dumps({"backend": backend, "matmul_flops": matmul_roof()}))
+    roof = matmul_roof(keras_ops=True)["flops_per_s"]
+    print(json.dumps({"backend": backend, "matmul_flops": roof}))
     for family in args.families:
         result = measure_family(family, args)
         print(json.dumps({"backend": backend, **result}), flush=True)
 
 
 def run_backend(backend, argv):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, os.path.abspath(__file__), "--single", *argv]
-    out = subprocess.run(
-        command, capture_output=True, text=True, env=env, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{backend} failed:\n{out.stderr[-3000:]}")
-    return [
-        json.loads(line)
-        for line in out.stdout.splitlines()
-        if line.startswith("{")
-    ]
+    env = {"KERAS_BACKEND": backend}
+    return run_module("backends", ["--single", *argv], backend, env=env)
 
 
 def table(roofs, rows, families):

@@ -10,24 +10,28 @@ dense matmul roof is measured in the same run, so each figure is also a
 figures to JSON, prints a table and plots the curves.
 
 Example (about 10 minutes on two CPU cores):
-    python benchmarks/batch_curve.py --rounds 3 \
+    python -m benchmarks.batch_curve --rounds 3 \
         --out benchmarks/results/batch_curve.json --plot docs/batch_curve.png
 """
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from benchmarks.common import (
+    CONVOLUTIONAL,
+    RECURRENT,
+    describe_device,
+    matmul_roof,
+    pyplot,
+    run_module,
+    write_report,
+)
+from benchmarks.speedup import train_flops_per_image
+from benchmarks.train_throughput import measure, parse_config
 
-from report import write_report  # noqa: E402
-from train_throughput import measure, parse_config  # noqa: E402
-
-FAMILIES = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
+# The curves' order: the convolutional families, then the recurrent ones.
+FAMILIES = CONVOLUTIONAL + RECURRENT
 BATCHES = (16, 32, 64, 128, 256)
 # Enough steps for a stable median at small batches, few at large ones.
 IMAGES_PER_SIZE = 512
@@ -45,9 +49,7 @@ def measure_all(config, batches, warmup):
 
 
 def run_round(config, batches, warmup):
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
+    argv = [
         "--single",
         ",".join(str(v) for v in config),
         "--batches",
@@ -55,11 +57,7 @@ def run_round(config, batches, warmup):
         "--warmup",
         str(warmup),
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(command, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_module("batch_curve", argv, config)[-1]
 
 
 def batch_list(text):
@@ -76,11 +74,7 @@ def batch_list(text):
 
 
 def plot(path, results, dataset, size, roof):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 4.2))
     for family in dict.fromkeys(r["family"] for r in results):
         rows = [r for r in results if r["family"] == family]
@@ -112,7 +106,7 @@ def plot(path, results, dataset, size, roof):
     print(f"Wrote {path}")
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--families",
@@ -128,27 +122,12 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/batch_curve.json")
     parser.add_argument("--plot", default="docs/batch_curve.png")
     parser.add_argument("--single", type=parse_config, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.single:
-        print(json.dumps(measure_all(args.single, args.batches, args.warmup)))
-        return None
+    return parser
 
-    from run_all import describe_device, matmul_roof
-    from speedup import train_flops_per_image
 
-    device, gpu = describe_device()
-    roof = matmul_roof(gpu)["flops_per_s"]
-    print(f"{device}; dense matmul roof {roof / 1e9:.1f} GFLOP/s", flush=True)
-    families = args.families.split(",")
-    configs = [(f, args.dataset, args.num_layers, args.width) for f in families]
-    runs = {c: {b: [] for b in args.batches} for c in configs}
-    for round_ in range(args.rounds):
-        batches = args.batches[:: -1 if round_ % 2 else 1]
-        shift = round_ % len(configs)
-        for config in configs[shift:] + configs[:shift]:
-            for figure in run_round(config, batches, args.warmup):
-                runs[config][figure["batch_size"]].append(figure)
-            print(f"round {round_ + 1}: {config[0]} done", flush=True)
+def summarise(configs, runs, roof):
+    """A row of figures for each configuration and batch size, printed as
+    a table as well."""
     results = []
     print(
         f"{'family':<16}{'batch':>6}{'img/s':>9}{'lo-hi':>14}"
@@ -182,6 +161,29 @@ def main(argv=None):
                 f"{1e3 * row['cpu_s_per_image']:>12.1f}",
                 flush=True,
             )
+    return results
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.single:
+        print(json.dumps(measure_all(args.single, args.batches, args.warmup)))
+        return None
+
+    device, gpu = describe_device()
+    roof = matmul_roof(gpu)["flops_per_s"]
+    print(f"{device}; dense matmul roof {roof / 1e9:.1f} GFLOP/s", flush=True)
+    families = args.families.split(",")
+    configs = [(f, args.dataset, args.num_layers, args.width) for f in families]
+    runs = {c: {b: [] for b in args.batches} for c in configs}
+    for round_ in range(args.rounds):
+        batches = args.batches[:: -1 if round_ % 2 else 1]
+        shift = round_ % len(configs)
+        for config in configs[shift:] + configs[:shift]:
+            for figure in run_round(config, batches, args.warmup):
+                runs[config][figure["batch_size"]].append(figure)
+            print(f"round {round_ + 1}: {config[0]} done", flush=True)
+    results = summarise(configs, runs, roof)
     if args.plot:
         size = f"{args.num_layers} x {args.width}"
         plot(args.plot, results, args.dataset, size, roof)

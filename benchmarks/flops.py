@@ -19,11 +19,13 @@ costs about three forward passes (the backward pass computes gradients
 with respect to both activations and weights).
 
 Example:
-    python benchmarks/flops.py
+    python -m benchmarks.flops
 """
 
+import argparse
 import math
 
+from benchmarks.common import DATASETS, FAMILIES, SMALL_SIZES, paper_size
 from pixel_models.layers import DiagonalBiLSTM, MaskedConv2D
 
 TRAIN_FLOPS_PER_FORWARD = 3
@@ -62,22 +64,21 @@ def train_flops(model):
     return TRAIN_FLOPS_PER_FORWARD * forward_flops(model)
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
     from pixel_models.models import build_model
 
-    configs = [
-        ("mnist", (28, 28, 1), 2, 7, 16),
-        ("cifar10", (32, 32, 3), 256, 3, 48),
-        ("cifar10", (32, 32, 3), 256, None, 129),
-    ]
-    families = ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
     print(
         f"{'family':<16}{'data':<9}{'layers':>7}{'width':>7}{'GFLOP/img':>11}"
     )
-    for family in families:
-        for name, shape, levels, layers, width in configs:
-            if layers is None:  # the paper's depth
-                layers = 12 if "lstm" in family else 15
+    for family in FAMILIES:
+        # The small sizes, then the papers' CIFAR-10 size.
+        for name, (layers, width) in (
+            *SMALL_SIZES.items(),
+            ("cifar10", paper_size(family)),
+        ):
+            shape, levels = DATASETS[name]
             model = build_model(
                 family, shape, levels, num_layers=layers, width=width
             )

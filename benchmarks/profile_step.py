@@ -9,7 +9,7 @@ backward pass. The trace stays in `--log-dir` for TensorBoard's profile
 plugin.
 
 Example:
-    python benchmarks/profile_step.py diagonal_bilstm mnist
+    python -m benchmarks.profile_step diagonal_bilstm mnist
 """
 
 import argparse
@@ -17,15 +17,9 @@ import collections
 import glob
 import json
 import os
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from train_throughput import DATASETS  # noqa: E402
-
-SIZES = {"mnist": (7, 16), "cifar10": (3, 48)}
+from benchmarks.common import DATASETS, SMALL_SIZES, parse_size
 
 
 def op_times(log_dir):
@@ -68,7 +62,9 @@ def main(argv=None):
     parser.add_argument("family")
     parser.add_argument("dataset", choices=sorted(DATASETS))
     parser.add_argument(
-        "--size", help="LAYERSxWIDTH; default 7x16 (MNIST), 3x48 (CIFAR-10)"
+        "--size",
+        type=parse_size,
+        help="LAYERSxWIDTH; default 7x16 (MNIST), 3x48 (CIFAR-10)",
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
@@ -86,9 +82,7 @@ def main(argv=None):
     from pixel_models.models import build_model
     from pixel_models.training import compile_model
 
-    layers, width = SIZES[args.dataset]
-    if args.size:
-        layers, width = (int(v) for v in args.size.lower().split("x"))
+    layers, width = args.size or SMALL_SIZES[args.dataset]
     shape, levels = DATASETS[args.dataset]
     extra = {"unroll": True} if args.unroll else {}
     keras.utils.set_random_seed(0)

@@ -20,33 +20,31 @@ Writes:
 - `benchmarks/results/run_all.json`: every figure, with the settings.
 
 Example (about 55 minutes on two CPU cores):
-    python benchmarks/run_all.py --budget-minutes 5 \
+    python -m benchmarks.run_all --budget-minutes 5 \
         --data-dir ../shared/data
 """
 
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+from benchmarks.common import (
+    FAMILIES,
+    ROOT,
+    SMALL_SIZES,
+    TITLES,
+    describe_device,
+    matmul_roof,
+    parse_size,
+    pyplot,
+    run_module,
+    write_report,
+)
 
-from report import write_report  # noqa: E402
-
-FAMILIES = ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
-TITLES = {
-    "pixelcnn": "PixelCNN",
-    "row_lstm": "Row LSTM",
-    "diagonal_bilstm": "Diagonal BiLSTM",
-    "gated_pixelcnn": "Gated PixelCNN",
-}
 DATASETS = ("binarized_mnist", "cifar10")
 # The papers' test NLL: nats/image for binarized MNIST (PixelRNN, table
 # 4), bits/dim for CIFAR-10 (PixelRNN, table 5; Gated PixelCNN, table 1).
@@ -72,53 +70,6 @@ SMALL_SIZE = {"binarized_mnist": 14, "cifar10": 16}
 MULTISCALE_FAMILIES = ("pixelcnn", "gated_pixelcnn")
 VALIDATION_SIZE = {"binarized_mnist": 500, "cifar10": 256}
 CURVE_POINTS = 6
-
-
-def parse_size(text):
-    """`"LAYERSxWIDTH"` -> `(layers, width)`."""
-    try:
-        layers, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected LAYERSxWIDTH such as 7x16. Received: {text!r}"
-        ) from None
-    return layers, width
-
-
-def describe_device():
-    """The accelerator (or CPU) TensorFlow uses, in words."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name", "GPU")
-        return f"{len(gpus)} x {name} (GPU)", True
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line for line in f if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip()
-    except (OSError, IndexError):
-        pass
-    return f"CPU: {cpu}, {os.cpu_count()} cores (no GPU)", False
-
-
-def matmul_roof(gpu, repeats=10):
-    """Dense float32 matmul FLOP/s of this machine: the physical limit."""
-    import tensorflow as tf
-
-    n = 8192 if gpu else 2048
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
-    matmul(a, b).numpy()  # trace, warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return {"n": n, "flops_per_s": 2 * n**3 / statistics.median(times)}
 
 
 def log(message):
@@ -288,39 +239,13 @@ def train_multiscale_and_measure(args, dataset, family):
     }
 
 
-def train_and_measure(args):
-    """One family on one data set, in this process: the figures, as dict."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    from flops import forward_flops, train_flops
-    from sampling import naive_seconds
-
+def make_curve(args, validation):
+    """The callback that keeps the budget and scores `validation` at
+    `CURVE_POINTS` even marks of it."""
     from pixel_models.callbacks import TimeBudget
-    from pixel_models.losses import LN2, bits_per_dim_to_nats_per_image
-    from pixel_models.models import build_model
-    from pixel_models.plotting import image_grid
-    from pixel_models.sampling import sample
-    from pixel_models.training import compile_model, repeat_for_fit
+    from pixel_models.losses import LN2
 
-    dataset, family, *multi = args.single.split(",")
-    if multi:
-        return train_multiscale_and_measure(args, dataset, family)
-    layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
-    keras.utils.set_random_seed(args.seed)
-    splits = load_splits(args, dataset)
-    model = compile_model(
-        build_model(
-            family,
-            splits.image_shape,
-            splits.levels,
-            num_layers=layers,
-            width=width,
-        ),
-        learning_rate=args.learning_rate,
-    )
     budget_s = 60 * args.budget_minutes
-    validation = splits.validation.cache()
 
     class Curve(TimeBudget):
         """The budget, plus validation NLL at fixed marks of training."""
@@ -355,7 +280,85 @@ def train_and_measure(args):
                     }
                 )
 
-    curve = Curve()
+    return Curve()
+
+
+def score_and_sample(args, model, splits, tag, grid_path):
+    """Test NLL and evaluation speed, then the fast and naive sampling
+    times per image; the fast samples' grid is saved at `grid_path`."""
+    import numpy as np
+
+    from benchmarks.sampling_speed import naive_seconds
+    from pixel_models.losses import LN2, bits_per_dim_to_nats_per_image
+    from pixel_models.plotting import image_grid
+    from pixel_models.sampling import sample
+
+    log(f"{tag} scoring {splits.num_test} test images")
+    model.evaluate(splits.test.take(1), verbose=0)  # trace first
+    start = time.perf_counter()
+    nats_per_dim = model.evaluate(splits.test, verbose=0)[0]
+    eval_seconds = time.perf_counter() - start
+    bpd = nats_per_dim / LN2
+
+    log(f"{tag} sampling {args.num_samples} images")
+    start = time.perf_counter()
+    images = sample(model, args.num_samples, seed=args.seed, progress=False)
+    fast = (time.perf_counter() - start) / args.num_samples
+    naive, _ = naive_seconds(model, args.num_samples, args.naive_steps)
+    naive /= args.num_samples
+    np.save(grid_path, image_grid(images, splits.levels, cols=8))
+    return {
+        "eval_images_per_s": splits.num_test / eval_seconds,
+        "num_test": splits.num_test,
+        "test_bits_per_dim": bpd,
+        "test_nats_per_image": bits_per_dim_to_nats_per_image(
+            bpd, splits.image_shape
+        ),
+        "naive_sample_s_per_image": naive,
+        "fast_sample_s_per_image": fast,
+    }
+
+
+def peak_memory():
+    """Peak memory of this process and, on a GPU, of the device, in MiB."""
+    import tensorflow as tf
+
+    gpu_peak = None
+    if tf.config.list_physical_devices("GPU"):
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        gpu_peak = info["peak"] / 2**20
+    return {
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        / 1024,
+        "peak_device_mib": gpu_peak,
+    }
+
+
+def train_and_measure(args):
+    """One family on one data set, in this process: the figures, as dict."""
+    import keras
+
+    from benchmarks.flops import forward_flops, train_flops
+    from pixel_models.models import build_model
+    from pixel_models.training import compile_model, repeat_for_fit
+
+    dataset, family, *multi = args.single.split(",")
+    if multi:
+        return train_multiscale_and_measure(args, dataset, family)
+    layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
+    keras.utils.set_random_seed(args.seed)
+    splits = load_splits(args, dataset)
+    model = compile_model(
+        build_model(
+            family,
+            splits.image_shape,
+            splits.levels,
+            num_layers=layers,
+            width=width,
+        ),
+        learning_rate=args.learning_rate,
+    )
+    curve = make_curve(args, splits.validation.cache())
     train, steps_per_epoch = repeat_for_fit(
         splits.train, splits.num_train, args.batch_size
     )
@@ -371,27 +374,9 @@ def train_and_measure(args):
     # Steady state: the median step, without the first (tracing) steps.
     step = statistics.median(curve.step_seconds[2:] or curve.step_seconds)
     train_images_per_s = args.batch_size / step
-
-    log(f"[{dataset} / {family}] scoring {splits.num_test} test images")
-    model.evaluate(splits.test.take(1), verbose=0)  # trace first
-    start = time.perf_counter()
-    nats_per_dim = model.evaluate(splits.test, verbose=0)[0]
-    eval_seconds = time.perf_counter() - start
-    bpd = nats_per_dim / LN2
-
-    log(f"[{dataset} / {family}] sampling {args.num_samples} images")
-    start = time.perf_counter()
-    images = sample(model, args.num_samples, seed=args.seed, progress=False)
-    fast = (time.perf_counter() - start) / args.num_samples
-    naive, _ = naive_seconds(model, args.num_samples, args.naive_steps)
-    naive /= args.num_samples
     grid_path = os.path.join(args.work_dir, f"{dataset}_{family}_grid.npy")
-    np.save(grid_path, image_grid(images, splits.levels, cols=8))
-
-    gpu_peak = None
-    if tf.config.list_physical_devices("GPU"):
-        info = tf.config.experimental.get_memory_info("GPU:0")
-        gpu_peak = info["peak"] / 2**20
+    tag = f"[{dataset} / {family}]"
+    scored = score_and_sample(args, model, splits, tag, grid_path)
     return {
         "dataset": dataset,
         "family": family,
@@ -407,17 +392,8 @@ def train_and_measure(args):
         "train_images_per_s": train_images_per_s,
         "seconds_per_epoch": splits.num_train / train_images_per_s,
         "num_train": splits.num_train,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        / 1024,
-        "peak_device_mib": gpu_peak,
-        "eval_images_per_s": splits.num_test / eval_seconds,
-        "num_test": splits.num_test,
-        "test_bits_per_dim": bpd,
-        "test_nats_per_image": bits_per_dim_to_nats_per_image(
-            bpd, splits.image_shape
-        ),
-        "naive_sample_s_per_image": naive,
-        "fast_sample_s_per_image": fast,
+        **peak_memory(),
+        **scored,
         "forward_flops_per_image": forward_flops(model),
         "train_flops_per_image": train_flops(model),
         "curve": curve.points,
@@ -426,29 +402,18 @@ def train_and_measure(args):
 
 
 def run_single_in_subprocess(dataset, family, argv, multiscale=False):
-    command = [sys.executable, os.path.abspath(__file__), *argv]
     single = f"{dataset},{family}" + (",multiscale" if multiscale else "")
-    command += ["--single", single]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.run(
-        command, stdout=subprocess.PIPE, text=True, env=env, check=False
+    what = f"{dataset} / {family}"
+    records = run_module(
+        "run_all", [*argv, "--single", single], what, capture_stderr=False
     )
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"{dataset} / {family} failed (exit {process.returncode}); "
-            "its error is printed above."
-        )
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return records[-1]
 
 
 def plot_curves(rows, dataset, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from pixel_models.losses import bits_per_dim_to_nats_per_image
 
+    plt = pyplot()
     nats = "mnist" in dataset
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for row in rows:
@@ -475,12 +440,9 @@ def plot_curves(rows, dataset, path):
 
 
 def plot_samples(rows, dataset, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     grids = [np.load(row["grid"]) for row in rows]
     aspect = grids[0].shape[0] / grids[0].shape[1]
     fig, axes = plt.subplots(
@@ -504,12 +466,9 @@ def multiscale_rows(report, dataset):
 def plot_multiscale_samples(rows, dataset, path):
     """Both stages' samples: the small images, then the large ones drawn
     given them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(rows), 2, figsize=(6.4, 3.4 * len(rows)), squeeze=False
     )
@@ -613,15 +572,14 @@ def multiscale_markdown(report, dataset, rel):
     return lines
 
 
-def markdown(report, docs_dir, out_dir):
-    """BENCHMARKS.md from the report dict."""
-    rel = os.path.relpath(docs_dir, out_dir)
+def markdown_head(report):
+    """The report's title, its command and how every figure is measured."""
     roof = report["matmul"]["flops_per_s"]
     budget = report["budget_minutes"]
-    lines = [
+    return [
         "# Benchmarks: every family, measured the same way",
         "",
-        "Written by `python benchmarks/run_all.py "
+        "Written by `python -m benchmarks.run_all "
         f"--budget-minutes {budget:g}`; the figures are in "
         "`benchmarks/results/run_all.json`.",
         "",
@@ -647,80 +605,96 @@ def markdown(report, docs_dir, out_dir):
         "Achieved = training FLOPs per image × train images/s.",
         "",
     ]
+
+
+def dataset_intro(report, dataset, first):
+    """What a data set's table holds, in a paragraph."""
+    size = f"{first['num_layers']} layer(s) × h={first['width']}"
+    if "mnist" in dataset:
+        return (
+            f"Binarized MNIST (fixed stochastic binarization, seed "
+            f"{report['seed']}), {size} (Diagonal BiLSTM and Row LSTM: "
+            f"layers of h units). Test NLL on all "
+            f"{first['num_test']:,} test images, in nats/image; the "
+            "paper's figure beside it (PixelRNN, table 4)."
+        )
+    return (
+        f"CIFAR-10, {size}. Test NLL in bits/dim on the first "
+        f"{first['num_test']:,} official test images, whose pixels "
+        "are exact. The training images are partly decoded from a "
+        "JPEG copy (see the data README); the validation curve "
+        "is scored on held-out training images, which JPEG makes "
+        "smoother, so it lies below the test figures. The models "
+        "are far "
+        "smaller and shorter-trained than the papers' (PixelRNN "
+        "table 5; Gated PixelCNN table 1)."
+    )
+
+
+def results_table(report, dataset, rows):
+    """A data set's table: a row per family, the paper's NLL beside."""
+    roof = report["matmul"]["flops_per_s"]
+    nats = "mnist" in dataset
+    gpu = any(r["peak_device_mib"] for r in rows)
+    unit = "nats" if nats else "bits/dim"
+    header = [
+        "family",
+        "params",
+        "images trained",
+        "train img/s",
+        "s/epoch",
+        "peak RSS MiB",
+        *(["peak GPU MiB"] if gpu else []),
+        "eval img/s",
+        "naive s/img",
+        "fast s/img",
+        "train GFLOP/img",
+        "achieved GFLOP/s",
+        "of roof",
+        f"test NLL ({unit})",
+        "paper",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in rows:
+        achieved = r["train_flops_per_image"] * r["train_images_per_s"]
+        nll = r["test_nats_per_image"] if nats else r["test_bits_per_dim"]
+        paper = PAPER[dataset][r["family"]]
+        cells = [
+            TITLES[r["family"]],
+            f"{r['parameters']:,}",
+            f"{r['train_images']:,}",
+            f"{r['train_images_per_s']:.1f}",
+            f"{r['seconds_per_epoch']:.0f}",
+            f"{r['peak_rss_mib']:.0f}",
+            *([f"{r['peak_device_mib']:.0f}"] if gpu else []),
+            f"{r['eval_images_per_s']:.1f}",
+            f"{r['naive_sample_s_per_image']:.2f}",
+            f"{r['fast_sample_s_per_image']:.3f}",
+            f"{r['train_flops_per_image'] / 1e9:.3f}",
+            f"{achieved / 1e9:.2f}",
+            f"{100 * achieved / roof:.1f}%",
+            f"**{nll:.2f}**" if nats else f"**{nll:.3f}**",
+            "—" if paper is None else f"{paper:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(report, docs_dir, out_dir):
+    """BENCHMARKS.md from the report dict."""
+    rel = os.path.relpath(docs_dir, out_dir)
+    budget = report["budget_minutes"]
+    lines = markdown_head(report)
     for dataset in report["datasets"]:
         rows = [r for r in report["results"] if r["dataset"] == dataset]
         if not rows:
             continue
-        nats = "mnist" in dataset
-        first = rows[0]
-        size = f"{first['num_layers']} layer(s) × h={first['width']}"
         lines += [f"## {dataset}", ""]
-        if nats:
-            lines.append(
-                f"Binarized MNIST (fixed stochastic binarization, seed "
-                f"{report['seed']}), {size} (Diagonal BiLSTM and Row LSTM: "
-                f"layers of h units). Test NLL on all "
-                f"{first['num_test']:,} test images, in nats/image; the "
-                "paper's figure beside it (PixelRNN, table 4)."
-            )
-        else:
-            lines.append(
-                f"CIFAR-10, {size}. Test NLL in bits/dim on the first "
-                f"{first['num_test']:,} official test images, whose pixels "
-                "are exact. The training images are partly decoded from a "
-                "JPEG copy (see the data README); the validation curve "
-                "is scored on held-out training images, which JPEG makes "
-                "smoother, so it lies below the test figures. The models "
-                "are far "
-                "smaller and shorter-trained than the papers' (PixelRNN "
-                "table 5; Gated PixelCNN table 1)."
-            )
-        gpu = any(r["peak_device_mib"] for r in rows)
-        unit = "nats" if nats else "bits/dim"
-        header = [
-            "family",
-            "params",
-            "images trained",
-            "train img/s",
-            "s/epoch",
-            "peak RSS MiB",
-            *(["peak GPU MiB"] if gpu else []),
-            "eval img/s",
-            "naive s/img",
-            "fast s/img",
-            "train GFLOP/img",
-            "achieved GFLOP/s",
-            "of roof",
-            f"test NLL ({unit})",
-            "paper",
-        ]
-        lines += [
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-        ]
-        for r in rows:
-            achieved = r["train_flops_per_image"] * r["train_images_per_s"]
-            nll = r["test_nats_per_image"] if nats else r["test_bits_per_dim"]
-            paper = PAPER[dataset][r["family"]]
-            cells = [
-                TITLES[r["family"]],
-                f"{r['parameters']:,}",
-                f"{r['train_images']:,}",
-                f"{r['train_images_per_s']:.1f}",
-                f"{r['seconds_per_epoch']:.0f}",
-                f"{r['peak_rss_mib']:.0f}",
-                *([f"{r['peak_device_mib']:.0f}"] if gpu else []),
-                f"{r['eval_images_per_s']:.1f}",
-                f"{r['naive_sample_s_per_image']:.2f}",
-                f"{r['fast_sample_s_per_image']:.3f}",
-                f"{r['train_flops_per_image'] / 1e9:.3f}",
-                f"{achieved / 1e9:.2f}",
-                f"{100 * achieved / roof:.1f}%",
-                f"**{nll:.2f}**" if nats else f"**{nll:.3f}**",
-                "—" if paper is None else f"{paper:.2f}",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
+        lines.append(dataset_intro(report, dataset, rows[0]))
+        lines += ["", *results_table(report, dataset, rows)]
         lines += [
             "",
             f"![NLL against training time]({rel}/nll_vs_time_{dataset}.png)",
@@ -772,8 +746,12 @@ def build_parser():
         "MNIST, 16 -> 32 on CIFAR-10) at the same budget and about the "
         "same parameters (none: no such rows)",
     )
-    parser.add_argument("--mnist-size", type=parse_size, default=(7, 16))
-    parser.add_argument("--cifar-size", type=parse_size, default=(3, 48))
+    parser.add_argument(
+        "--mnist-size", type=parse_size, default=SMALL_SIZES["mnist"]
+    )
+    parser.add_argument(
+        "--cifar-size", type=parse_size, default=SMALL_SIZES["cifar10"]
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -795,7 +773,7 @@ def build_parser():
     )
     parser.add_argument(
         "--results",
-        default=os.path.join(HERE, "results", "run_all.json"),
+        default=os.path.join(ROOT, "benchmarks", "results", "run_all.json"),
     )
     parser.add_argument(
         "--work-dir", default=os.path.join(ROOT, "runs", "benchmarks")

@@ -12,38 +12,41 @@ matmul roof is measured in the same run, so each figure is also given as
 a % of the roof (training FLOPs from `benchmarks/flops.py`).
 
 Example (about 20 minutes on two CPU cores):
-    python benchmarks/speedup.py --baseline cbee830 --rounds 3 \
+    python -m benchmarks.speedup --baseline cbee830 --rounds 3 \
         --out benchmarks/results/speedup.json
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+from benchmarks.common import (
+    CONVOLUTIONAL,
+    DATASETS,
+    RECURRENT,
+    ROOT,
+    SMALL_SIZES,
+    describe_device,
+    matmul_roof,
+    run_module,
+    write_report,
+)
+from benchmarks.train_throughput import add_config_argument
 
-from report import write_report  # noqa: E402
-from train_throughput import DATASETS, add_config_argument  # noqa: E402
-
-RECURRENT = ("row_lstm", "diagonal_bilstm")
 DEFAULT_CONFIGS = [
     (family, dataset, layers, width)
-    for family in ("diagonal_bilstm", "row_lstm", "pixelcnn", "gated_pixelcnn")
-    for dataset, layers, width in (("mnist", 7, 16), ("cifar10", 3, 48))
+    # The Diagonal BiLSTM and the Row LSTM, whose scans the speed-ups
+    # were for, then the PixelCNNs.
+    for family in (*RECURRENT[::-1], *CONVOLUTIONAL)
+    for dataset, (layers, width) in SMALL_SIZES.items()
 ]
 
 
 def time_steps(tree, config, args, unroll=False):
     """Images/s of one configuration with the package in `tree`."""
-    command = [
-        sys.executable,
-        os.path.join(HERE, "train_throughput.py"),
+    argv = [
         "--single",
         ",".join(str(v) for v in config),
         "--batch-size",
@@ -52,16 +55,12 @@ def time_steps(tree, config, args, unroll=False):
         str(args.steps),
         "--warmup",
         str(args.warmup),
+        "--package-from",
+        tree,
     ]
     if unroll:
-        command.append("--unroll")
-    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=tree
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{config} in {tree} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        argv.append("--unroll")
+    return run_module("train_throughput", argv, f"{config} in {tree}")[-1]
 
 
 def spread(values):
@@ -74,8 +73,7 @@ def spread(values):
 
 def train_flops_per_image(config):
     """Training FLOPs per image of a configuration (this tree's count)."""
-    from flops import train_flops
-
+    from benchmarks.flops import train_flops
     from pixel_models.models import build_model
 
     family, dataset, layers, width = config
@@ -84,7 +82,7 @@ def train_flops_per_image(config):
     return train_flops(model)
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--baseline",
@@ -110,10 +108,62 @@ def main(argv=None):
         help="also time the recurrent families with unroll=True",
     )
     parser.add_argument("--out", default="benchmarks/results/speedup.json")
-    args = parser.parse_args(argv)
+    return parser
 
-    from run_all import describe_device, matmul_roof
 
+def compare(config, old_tree, args, roof):
+    """One configuration before and after, `--rounds` times alternated:
+    its row of figures, printed as well."""
+    variants = {"before": (old_tree, False), "after": (ROOT, False)}
+    if args.unrolled and config[0] in RECURRENT:
+        variants["after_unrolled"] = (ROOT, True)
+    runs = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, (tree, unroll) in variants.items():
+            runs[name].append(time_steps(tree, config, args, unroll))
+    flops = train_flops_per_image(config)
+    row = {
+        "family": config[0],
+        "dataset": config[1],
+        "num_layers": config[2],
+        "width": config[3],
+        "train_flops_per_image": flops,
+    }
+    for name, values in runs.items():
+        rates = [v["images_per_s"] for v in values]
+        rate = statistics.median(rates)
+        row[f"{name}_images_per_s"] = rate
+        row[f"{name}_images_per_s_all"] = rates
+        row[f"{name}_cpu_s_per_image"] = statistics.median(
+            v.get("cpu_s_per_image", float("nan")) for v in values
+        )
+        row[f"{name}_roof_percent"] = 100 * rate * flops / roof
+        row[f"{name}_ratio"] = rate / row["before_images_per_s"]
+    unrolled = (
+        ""
+        if "after_unrolled_images_per_s" not in row
+        else (
+            f"{row['after_unrolled_images_per_s']:>10.1f}"
+            f"{row['after_unrolled_ratio']:>6.2f}x"
+            f"{row['after_unrolled_roof_percent']:>7.1f}%"
+        )
+    )
+    print(
+        f"{config[0]:<16}{config[1]:<9}"
+        f"{f'{config[2]}x{config[3]}':>6}"
+        f"{row['before_images_per_s']:>9.1f}"
+        f"{row['after_images_per_s']:>9.1f}"
+        f"{row['after_ratio']:>6.2f}x"
+        f"{row['after_roof_percent']:>7.1f}%{unrolled}"
+        f"   before {spread(runs['before'])}"
+        f" after {spread(runs['after'])}",
+        flush=True,
+    )
+    return row
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     device, gpu = describe_device()
     roof = matmul_roof(gpu)["flops_per_s"]
     print(f"{device}; dense matmul roof {roof / 1e9:.1f} GFLOP/s", flush=True)
@@ -131,54 +181,7 @@ def main(argv=None):
         )
         try:
             for config in args.config or DEFAULT_CONFIGS:
-                variants = {"before": (old_tree, False), "after": (ROOT, False)}
-                if args.unrolled and config[0] in RECURRENT:
-                    variants["after_unrolled"] = (ROOT, True)
-                runs = {name: [] for name in variants}
-                for _ in range(args.rounds):
-                    for name, (tree, unroll) in variants.items():
-                        runs[name].append(
-                            time_steps(tree, config, args, unroll)
-                        )
-                flops = train_flops_per_image(config)
-                row = {
-                    "family": config[0],
-                    "dataset": config[1],
-                    "num_layers": config[2],
-                    "width": config[3],
-                    "train_flops_per_image": flops,
-                }
-                for name, values in runs.items():
-                    rates = [v["images_per_s"] for v in values]
-                    rate = statistics.median(rates)
-                    row[f"{name}_images_per_s"] = rate
-                    row[f"{name}_images_per_s_all"] = rates
-                    row[f"{name}_cpu_s_per_image"] = statistics.median(
-                        v.get("cpu_s_per_image", float("nan")) for v in values
-                    )
-                    row[f"{name}_roof_percent"] = 100 * rate * flops / roof
-                    row[f"{name}_ratio"] = rate / row["before_images_per_s"]
-                results.append(row)
-                unrolled = (
-                    ""
-                    if "after_unrolled_images_per_s" not in row
-                    else (
-                        f"{row['after_unrolled_images_per_s']:>10.1f}"
-                        f"{row['after_unrolled_ratio']:>6.2f}x"
-                        f"{row['after_unrolled_roof_percent']:>7.1f}%"
-                    )
-                )
-                print(
-                    f"{config[0]:<16}{config[1]:<9}"
-                    f"{f'{config[2]}x{config[3]}':>6}"
-                    f"{row['before_images_per_s']:>9.1f}"
-                    f"{row['after_images_per_s']:>9.1f}"
-                    f"{row['after_ratio']:>6.2f}x"
-                    f"{row['after_roof_percent']:>7.1f}%{unrolled}"
-                    f"   before {spread(runs['before'])}"
-                    f" after {spread(runs['after'])}",
-                    flush=True,
-                )
+                results.append(compare(config, old_tree, args, roof))
         finally:
             subprocess.run(
                 ["git", "-C", ROOT, "worktree", "remove", "--force", old_tree],

@@ -17,11 +17,11 @@ machine and its dense matmul roof measured in the same run), and with
 `--plot` draws every result file of the folder, NLL against hours.
 
 Example (two recipes side by side, one core each):
-    taskset -c 0 python benchmarks/time_to_nll.py --family gated_pixelcnn \\
+    taskset -c 0 python -m benchmarks.time_to_nll --family gated_pixelcnn \\
         --name gated_baseline --minutes 20 &
-    taskset -c 1 python benchmarks/time_to_nll.py --family gated_pixelcnn \\
+    taskset -c 1 python -m benchmarks.time_to_nll --family gated_pixelcnn \\
         --name gated_cosine_ema --schedule cosine --ema 0.999 --minutes 20
-    python benchmarks/time_to_nll.py --plot-only
+    python -m benchmarks.time_to_nll --plot-only
 """
 
 import argparse
@@ -29,45 +29,13 @@ import glob
 import json
 import math
 import os
-import platform
-import statistics
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-RESULTS = os.path.join(HERE, "results", "time_to_nll")
+from benchmarks.common import FAMILIES, ROOT, describe_cpu, matmul_roof, pyplot
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "time_to_nll")
 PLOT = os.path.join(ROOT, "docs", "time_to_nll.png")
 SCHEDULES = ("constant", "plateau", "cosine")
-FAMILIES = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
-
-
-def matmul_roof(repeats=10, n=2048):
-    """Dense float32 matmul FLOP/s of this process's CPUs."""
-    import tensorflow as tf
-
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
-    matmul(a, b).numpy()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times)
-
-
-def machine():
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line for line in f if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip()
-    except (OSError, IndexError):
-        pass
-    cores = len(os.sched_getaffinity(0))
-    return f"CPU: {cpu}, {cores} of {os.cpu_count()} cores"
 
 
 def learning_rate_at(fraction, args):
@@ -159,6 +127,28 @@ def make_curve_callback(args, validation, image_shape, images_per_epoch):
     return Curve()
 
 
+def recipe(args, model):
+    """The run's settings, as its result file gives them."""
+    return {
+        "family": args.family,
+        "dataset": args.dataset,
+        "num_layers": args.num_layers,
+        "width": args.width,
+        "parameters": model.count_params(),
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "schedule": args.schedule,
+        "warmup": args.warmup if args.schedule == "cosine" else None,
+        "final_fraction": (
+            args.final_fraction if args.schedule == "cosine" else None
+        ),
+        "ema": args.ema or None,
+        "clipnorm": args.clipnorm,
+        "minutes": args.minutes,
+        "seed": args.seed,
+    }
+
+
 def run(args):
     import keras
     import numpy as np
@@ -167,7 +157,7 @@ def run(args):
     from pixel_models.training import compile_model
 
     keras.utils.set_random_seed(args.seed)
-    roof = matmul_roof()
+    roof = matmul_roof()["flops_per_s"]
     splits = data.get_datasets(
         args.dataset,
         data_dir=args.data_dir,
@@ -216,28 +206,11 @@ def run(args):
     averaged = [p["ema_nats"] for p in points if "ema_nats" in p]
     result = {
         "name": args.name,
-        "recipe": {
-            "family": args.family,
-            "dataset": args.dataset,
-            "num_layers": args.num_layers,
-            "width": args.width,
-            "parameters": model.count_params(),
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "schedule": args.schedule,
-            "warmup": args.warmup if args.schedule == "cosine" else None,
-            "final_fraction": (
-                args.final_fraction if args.schedule == "cosine" else None
-            ),
-            "ema": args.ema or None,
-            "clipnorm": args.clipnorm,
-            "minutes": args.minutes,
-            "seed": args.seed,
-        },
+        "recipe": recipe(args, model),
         "validation_images": int(
             sum(int(np.shape(x)[0]) for x, _ in validation.as_numpy_iterator())
         ),
-        "machine": machine(),
+        "machine": describe_cpu(),
         "matmul_roof_flops_per_s": roof,
         "best_nats": min(raw + averaged),
         "best_raw_nats": min(raw),
@@ -255,11 +228,7 @@ def run(args):
 
 def plot(folder, path):
     """Every result in `folder`: validation NLL against training hours."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     results = []
     for file in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(file) as f:
@@ -400,5 +369,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, ROOT)
     main()

@@ -6,35 +6,34 @@ after `--warmup` steps (graph tracing and compilation); the figure quoted
 is the median step time, as images/s.
 
 Example:
-    python benchmarks/train_throughput.py --steps 10 \
+    python -m benchmarks.train_throughput --steps 10 \
         --out benchmarks/results/train_throughput.json
 """
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
-from report import write_report
+# Nothing imports `pixel_models` before `main` has read `--package-from`.
+from benchmarks.common import (
+    DATASETS,
+    FAMILIES,
+    SMALL_SIZES,
+    paper_size,
+    run_module,
+    write_report,
+)
 
-# (name, input shape, levels): the two image sizes the paper reports.
-DATASETS = {
-    "mnist": ((28, 28, 1), 2),
-    "cifar10": ((32, 32, 3), 256),
-}
-# (family, data set, layers, width): the paper's sizes (h = 128 becomes
-# 129 for RGB, which needs widths divisible by 3), then smaller ones.
+# (family, data set, layers, width): the small sizes, then the paper's.
 DEFAULT_CONFIGS = [
     (family, dataset, layers, width)
-    for family in ("pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn")
-    for dataset, layers, width in (
-        ("mnist", 7, 16),
-        ("cifar10", 3, 48),
-        ("cifar10", 12 if "lstm" in family else 15, 129),
+    for family in FAMILIES
+    for dataset, (layers, width) in (
+        *SMALL_SIZES.items(),
+        ("cifar10", paper_size(family)),
     )
 ]
 
@@ -92,9 +91,7 @@ def measure(
 
 def run_in_subprocess(config, args):
     family, dataset, num_layers, width = config
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
+    argv = [
         "--single",
         f"{family},{dataset},{num_layers},{width}",
         "--batch-size",
@@ -104,13 +101,7 @@ def run_in_subprocess(config, args):
         "--warmup",
         str(args.warmup),
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        command, capture_output=True, text=True, env=env, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_module("train_throughput", argv, config)[-1]
 
 
 def add_config_argument(parser, default):
@@ -140,9 +131,13 @@ def main(argv=None):
     )
     parser.add_argument("--single", type=parse_config, help=argparse.SUPPRESS)
     parser.add_argument("--unroll", action="store_true", help=argparse.SUPPRESS)
+    # The copy of `pixel_models` to time (`speedup`'s baseline).
+    parser.add_argument("--package-from", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.single:
+        if args.package_from:
+            sys.path.insert(0, args.package_from)
         result = measure(
             *args.single, args.batch_size, args.steps, args.warmup, args.unroll
         )

@@ -24,6 +24,32 @@ from pixel_models.training import (
 
 
 def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    model = _load_model(parser, args)
+    splits = _load_splits(parser, args, model)
+    test, num = splits.test, splits.num_test
+    split = "test"
+    if not num:
+        test, num, split = splits.train, splits.num_train, "all"
+    if getattr(model, "optimizer", None) is None:
+        compile_model(model)
+    results = evaluate_nll(model, test, splits.image_shape, num)
+    print(
+        f"{model.name} on {args.dataset} ({split} split, {num} images): "
+        f"{results['bits_per_dim']:.4f} bits/dim, "
+        f"{results['nats_per_image']:.2f} nats/image"
+    )
+    if args.per_image:
+        results["per_image"] = write_per_image(
+            model, test, args.per_image, args.batch_size
+        )
+    return results
+
+
+def _parser():
+    """The command line: what to score, on which data, and how."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "model",
@@ -64,8 +90,15 @@ def main(argv=None):
         default=None,
         help="binarization seed (default: the preset's, or 0)",
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return parser
 
+
+def _load_model(parser, args):
+    """Loads the model to score; fills in `args.dataset` and `args.seed`.
+
+    With `--preset` they default to the preset card's; `args.seed` is 0
+    if nothing gives one.
+    """
     try:
         model = load_model_or_preset(args.model, args.preset)
         if args.preset:
@@ -81,6 +114,11 @@ def main(argv=None):
         parser.error("--dataset is required with a model file")
     if args.seed is None:
         args.seed = 0
+    return model
+
+
+def _load_splits(parser, args, model):
+    """The data set's splits, checked against the model's inputs."""
     height, width, channels = model.inputs[0].shape[1:]
     try:
         splits = data.get_datasets(
@@ -108,23 +146,7 @@ def main(argv=None):
             f"{splits.image_shape} with {splits.levels} levels, but the model "
             f"expects shape {(height, width, channels)} with {levels} levels."
         )
-    test, num = splits.test, splits.num_test
-    split = "test"
-    if not num:
-        test, num, split = splits.train, splits.num_train, "all"
-    if getattr(model, "optimizer", None) is None:
-        compile_model(model)
-    results = evaluate_nll(model, test, splits.image_shape, num)
-    print(
-        f"{model.name} on {args.dataset} ({split} split, {num} images): "
-        f"{results['bits_per_dim']:.4f} bits/dim, "
-        f"{results['nats_per_image']:.2f} nats/image"
-    )
-    if args.per_image:
-        results["per_image"] = write_per_image(
-            model, test, args.per_image, args.batch_size
-        )
-    return results
+    return splits
 
 
 def write_per_image(model, dataset, path, batch_size):

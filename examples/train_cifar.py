@@ -12,7 +12,7 @@ must be divisible by 3 (e.g. 126 or 129).
 
 import sys
 
-from pixel_models.training import run_script
+from pixel_models.cli.train import run_script
 
 
 def main(argv=None):

@@ -10,7 +10,7 @@ logs, checkpoints and the final `model.keras` under `--log-dir`.
 
 import sys
 
-from pixel_models.training import run_script
+from pixel_models.cli.train import run_script
 
 
 def main(argv=None):

@@ -624,61 +624,18 @@ def get_datasets(
     >>> splits.image_shape, splits.levels, splits.num_train  # doctest: +SKIP
     ((28, 28, 1), 2, 1000)
     """
-    check_int("batch_size", batch_size, 1)
-    check_int("validation_size", validation_size, 0, allow_none=True)
-    for arg, value in (("max_train", max_train), ("max_test", max_test)):
-        if value is not None:
-            check_int(arg, value, 1)
-    if image_size is not None:
-        image_size = _check_image_size(image_size)
-
-    if name == "binarized_mnist" and binarization not in (
-        "stochastic",
-        "threshold",
-    ):
-        raise ValueError(
-            "binarization must be 'stochastic' or 'threshold'. "
-            f"Received: binarization={binarization!r}"
-        )
-
-    folder = None
-    if name in ("mnist", "binarized_mnist"):
-        (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
-    elif name == "cifar10":
-        (x_train, y_train), (x_test, y_test) = load_cifar10(data_dir)
-    elif isinstance(name, str) and name.startswith("tfds:"):
-        tfds_name = name[len("tfds:") :]
-        x_train, y_train = _load_tfds_arrays(
-            tfds_name, "train", data_dir, with_labels
-        )
-        x_test, y_test = _load_tfds_arrays(
-            tfds_name, "test", data_dir, with_labels
-        )
-    else:
-        folder = _find_folder(os.fspath(name), data_dir)
-        if folder is None:
-            raise ValueError(
-                f"Unknown data set. name must be one of {DATASET_NAMES} or "
-                f"an existing folder of images. Received: name={name!r}"
-            )
-        if image_size is None:
-            raise ValueError(
-                "image_size is required for a folder of images. "
-                f"Received: image_size=None for name={name!r}"
-            )
-        if with_labels:
-            raise ValueError(
-                "A folder of images has no labels, so with_labels must be "
-                f"False. Received: with_labels=True for name={name!r}"
-            )
-        if (folder / "train").is_dir() and (folder / "test").is_dir():
-            x_train = load_image_folder(folder / "train", image_size)
-            x_test = load_image_folder(folder / "test", image_size)
-        else:
-            x_train = load_image_folder(folder, image_size)
-            x_test = x_train[:0]
-        y_train = y_test = None
-
+    image_size = _check_dataset_arguments(
+        name,
+        batch_size,
+        validation_size,
+        image_size,
+        binarization,
+        max_train,
+        max_test,
+    )
+    (x_train, y_train), (x_test, y_test), folder = _load_splits(
+        name, data_dir, image_size, with_labels
+    )
     if image_size is not None and folder is None:
         x_train = _resize_all(x_train, image_size)
         x_test = _resize_all(x_test, image_size)
@@ -695,6 +652,111 @@ def get_datasets(
         validation_size = 5000
         if folder is not None:
             validation_size = max(1, len(x_train) // 10)
+    (x_train, y_train), (x_val, y_val) = _hold_out_validation(
+        x_train, y_train, validation_size, with_labels
+    )
+    if not with_labels:
+        y_test = None
+    # Cut after the validation split, so it does not depend on max_train.
+    x_train, y_train = _head(x_train, y_train, max_train)
+    x_val, y_val = _head(x_val, y_val, max_test)
+    x_test, y_test = _head(x_test, y_test, max_test)
+    return _batch_splits(
+        (x_train, y_train),
+        (x_val, y_val),
+        (x_test, y_test),
+        batch_size=batch_size,
+        seed=seed,
+        levels=levels,
+    )
+
+
+def _check_dataset_arguments(
+    name,
+    batch_size,
+    validation_size,
+    image_size,
+    binarization,
+    max_train,
+    max_test,
+):
+    """Validates `get_datasets`' arguments; returns `image_size` checked."""
+    check_int("batch_size", batch_size, 1)
+    check_int("validation_size", validation_size, 0, allow_none=True)
+    for arg, value in (("max_train", max_train), ("max_test", max_test)):
+        if value is not None:
+            check_int(arg, value, 1)
+    if image_size is not None:
+        image_size = _check_image_size(image_size)
+
+    if name == "binarized_mnist" and binarization not in (
+        "stochastic",
+        "threshold",
+    ):
+        raise ValueError(
+            "binarization must be 'stochastic' or 'threshold'. "
+            f"Received: binarization={binarization!r}"
+        )
+    return image_size
+
+
+def _load_splits(name, data_dir, image_size, with_labels):
+    """Reads the train and test arrays of data set `name`.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test), folder)`: `folder` is the
+        image folder `name` stands for, or `None` for a named data set.
+    """
+    if name in ("mnist", "binarized_mnist"):
+        return (*load_mnist(data_dir), None)
+    if name == "cifar10":
+        return (*load_cifar10(data_dir), None)
+    if isinstance(name, str) and name.startswith("tfds:"):
+        tfds_name = name[len("tfds:") :]
+        train = _load_tfds_arrays(tfds_name, "train", data_dir, with_labels)
+        test = _load_tfds_arrays(tfds_name, "test", data_dir, with_labels)
+        return train, test, None
+    folder = _find_folder(os.fspath(name), data_dir)
+    if folder is None:
+        raise ValueError(
+            f"Unknown data set. name must be one of {DATASET_NAMES} or "
+            f"an existing folder of images. Received: name={name!r}"
+        )
+    return (*_load_folder_splits(name, folder, image_size, with_labels), folder)
+
+
+def _load_folder_splits(name, folder, image_size, with_labels):
+    """The unlabelled train and test images of a folder of images.
+
+    `folder/train` and `folder/test` when both exist, else the whole
+    folder as training images and an empty test split.
+    """
+    if image_size is None:
+        raise ValueError(
+            "image_size is required for a folder of images. "
+            f"Received: image_size=None for name={name!r}"
+        )
+    if with_labels:
+        raise ValueError(
+            "A folder of images has no labels, so with_labels must be "
+            f"False. Received: with_labels=True for name={name!r}"
+        )
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        x_train = load_image_folder(folder / "train", image_size)
+        x_test = load_image_folder(folder / "test", image_size)
+    else:
+        x_train = load_image_folder(folder, image_size)
+        x_test = x_train[:0]
+    return (x_train, None), (x_test, None)
+
+
+def _hold_out_validation(x_train, y_train, validation_size, with_labels):
+    """Splits the last `validation_size` training images off for validation.
+
+    Returns:
+        `((x_train, y_train), (x_val, y_val))`, the labels `None` unless
+        `with_labels`.
+    """
     if validation_size >= len(x_train):
         raise ValueError(
             "validation_size must be smaller than the number of training "
@@ -707,26 +769,28 @@ def get_datasets(
     if with_labels:
         y_val, y_train = y_train[split:], y_train[:split]
     else:
-        y_train = y_test = None
-    # Cut after the validation split, so it does not depend on max_train.
-    x_train, y_train = _head(x_train, y_train, max_train)
-    x_val, y_val = _head(x_val, y_val, max_test)
-    x_test, y_test = _head(x_test, y_test, max_test)
+        y_train = None
+    return (x_train, y_train), (x_val, y_val)
 
-    def batches(x, y, shuffle):
+
+def _batch_splits(train, validation, test, *, batch_size, seed, levels):
+    """Wraps the `(x, y)` arrays of each split in a `DatasetSplits`."""
+
+    def batches(split, shuffle):
+        x, y = split
         return make_dataset(
             x, batch_size, labels=y, shuffle=shuffle, seed=seed, levels=levels
         )
 
     return DatasetSplits(
-        train=batches(x_train, y_train, shuffle=True),
-        validation=batches(x_val, y_val, shuffle=False),
-        test=batches(x_test, y_test, shuffle=False),
-        image_shape=tuple(int(s) for s in x_train.shape[1:]),
+        train=batches(train, shuffle=True),
+        validation=batches(validation, shuffle=False),
+        test=batches(test, shuffle=False),
+        image_shape=tuple(int(s) for s in train[0].shape[1:]),
         levels=levels,
-        num_train=len(x_train),
-        num_validation=len(x_val),
-        num_test=len(x_test),
+        num_train=len(train[0]),
+        num_validation=len(validation[0]),
+        num_test=len(test[0]),
     )
 
 

@@ -165,8 +165,6 @@ def fit_multi_worker(
         The `keras.callbacks.History` of the run (`loss`, `bits_per_dim`
         and, with validation data, `val_loss`, `val_bits_per_dim`).
     """
-    import tensorflow as tf
-
     check_int("epochs", epochs, minimum=1)
     check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     if model.optimizer is None:
@@ -177,6 +175,54 @@ def fit_multi_worker(
         )
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
+    train_step = _train_step(model, strategy)
+    eval_step = _eval_step(model, strategy)
+
+    callback_list = keras.callbacks.CallbackList(
+        list(callbacks),
+        add_history=True,
+        add_progbar=bool(verbose),
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=steps_per_epoch,
+    )
+    iterator = iter(_distribute(strategy, train))
+    model.stop_training = False
+    callback_list.on_train_begin()
+    # BackupAndRestore tells `fit` where to resume through this attribute.
+    initial_epoch = getattr(model, "_initial_epoch", None) or 0
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        epoch_logs = _train_epoch(
+            model,
+            strategy,
+            train_step,
+            iterator,
+            steps_per_epoch,
+            callback_list,
+        )
+        if validation_data is not None and math.isfinite(epoch_logs["loss"]):
+            # As in `fit`: the epoch's validation runs even when a
+            # callback stops training, and callbacks see it as a test.
+            callback_list.on_test_begin()
+            nats = _evaluate(eval_step, strategy, validation_data)
+            callback_list.on_test_end()
+            epoch_logs.update(_logs(nats, prefix="val_"))
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training or not math.isfinite(epoch_logs["loss"]):
+            break
+    callback_list.on_train_end()
+    return model.history
+
+
+def _train_step(model, strategy):
+    """A `tf.function` that trains on one global batch of an iterator.
+
+    It returns the NLL sum and image count over all replicas.
+    """
+    import tensorflow as tf
+
     optimizer = model.optimizer
 
     def replica_step(x, y):
@@ -204,46 +250,25 @@ def fit_multi_worker(
             strategy.reduce("SUM", count, axis=None),
         )
 
-    eval_step = _eval_step(model, strategy)
+    return train_step
 
-    callback_list = keras.callbacks.CallbackList(
-        list(callbacks),
-        add_history=True,
-        add_progbar=bool(verbose),
-        model=model,
-        verbose=verbose,
-        epochs=epochs,
-        steps=steps_per_epoch,
-    )
-    iterator = iter(_distribute(strategy, train))
-    model.stop_training = False
-    callback_list.on_train_begin()
-    # BackupAndRestore tells `fit` where to resume through this attribute.
-    initial_epoch = getattr(model, "_initial_epoch", None) or 0
-    for epoch in range(initial_epoch, epochs):
-        callback_list.on_epoch_begin(epoch)
-        total = count = 0.0
-        for step in range(steps_per_epoch):
-            callback_list.on_train_batch_begin(step)
-            batch_total, batch_count = train_step(iterator)
-            total += float(batch_total)
-            count += float(batch_count)
-            callback_list.on_train_batch_end(
-                step, _logs(total / max(count, 1.0))
-            )
-            model.stop_training = _any_worker(strategy, model.stop_training)
-            if model.stop_training:
-                break
-        epoch_logs = _logs(total / max(count, 1.0))
-        if validation_data is not None and math.isfinite(epoch_logs["loss"]):
-            # As in `fit`: the epoch's validation runs even when a
-            # callback stops training, and callbacks see it as a test.
-            callback_list.on_test_begin()
-            nats = _evaluate(eval_step, strategy, validation_data)
-            callback_list.on_test_end()
-            epoch_logs.update(_logs(nats, prefix="val_"))
-        callback_list.on_epoch_end(epoch, epoch_logs)
-        if model.stop_training or not math.isfinite(epoch_logs["loss"]):
+
+def _train_epoch(
+    model, strategy, train_step, iterator, steps_per_epoch, callback_list
+):
+    """Runs one epoch's steps, stopping early when any worker asks to.
+
+    Returns:
+        The epoch's logs: mean `loss` and `bits_per_dim` of its batches.
+    """
+    total = count = 0.0
+    for step in range(steps_per_epoch):
+        callback_list.on_train_batch_begin(step)
+        batch_total, batch_count = train_step(iterator)
+        total += float(batch_total)
+        count += float(batch_count)
+        callback_list.on_train_batch_end(step, _logs(total / max(count, 1.0)))
+        model.stop_training = _any_worker(strategy, model.stop_training)
+        if model.stop_training:
             break
-    callback_list.on_train_end()
-    return model.history
+    return _logs(total / max(count, 1.0))

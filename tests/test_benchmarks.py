@@ -11,12 +11,10 @@ import pytest
 import tensorflow as tf
 from datafiles import write_cifar, write_mnist
 
+from benchmarks.flops import forward_flops, train_flops
 from pixel_models.models import build_model
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-
-from flops import forward_flops, train_flops  # noqa: E402
 
 
 def profiler_flops(model):
@@ -72,14 +70,16 @@ def test_recurrent_layer_flops_follow_the_scan(family, per_layer):
     assert two - one == per_layer(h, height, width)
 
 
-def test_run_all_writes_the_report(tmp_path):
+def run_all_command(tmp_path):
+    """A tiny run of every part of `run_all`: the command, the report,
+    its pictures' folder and its figures' file."""
     data = tmp_path / "data"
     write_mnist(data / "mnist.npz", num_train=48, num_test=8)
     write_cifar(data / "cifar-10-batches-py", per_batch=8)
     out = tmp_path / "BENCHMARKS.md"
     docs, results = tmp_path / "docs", tmp_path / "run_all.json"
     command = [
-        sys.executable, os.path.join(ROOT, "benchmarks", "run_all.py"),
+        sys.executable, "-m", "benchmarks.run_all",
         "--budget-minutes", "0.02", "--data-dir", str(data),
         "--families", "pixelcnn", "--multiscale-families", "pixelcnn",
         "--mnist-size", "1x4", "--cifar-size", "1x3", "--batch-size", "8",
@@ -87,6 +87,52 @@ def test_run_all_writes_the_report(tmp_path):
         "--naive-steps", "1", "--out", str(out), "--docs-dir", str(docs),
         "--results", str(results), "--work-dir", str(tmp_path / "work"),
     ]  # fmt: skip
+    return command, out, docs, results
+
+
+def check_multiscale_rows(report, text):
+    """Multi-Scale rows: about the single-scale parameters (a colour
+    model's width goes in steps of 3), two terms that add up, and the
+    single-scale row beside it in the same table."""
+    rows = report["results"]
+    pairs = report["multiscale"]
+    assert [(r["dataset"], r["multiscale"]) for r in pairs] == [
+        ("binarized_mnist", 14),
+        ("cifar10", 16),
+    ]
+    for r in pairs:
+        stages = r["stages"]
+        assert r["parameters"] == sum(s["parameters"] for s in stages.values())
+        assert math.isclose(
+            r["test_nats_per_image"],
+            stages["small"]["test_nats"] + stages["large"]["test_nats"],
+            rel_tol=1e-9,
+        )
+        for stage in stages.values():
+            assert stage["train_seconds"] >= 0.01 * 60
+        single = next(
+            s for s in rows
+            if (s["dataset"], s["family"]) == (r["dataset"], "pixelcnn")
+        )  # fmt: skip
+        assert r["single_scale_parameters"] == single["parameters"]
+        table = text.split("### Multi-Scale")[1 if r["multiscale"] == 14 else 2]
+        nll = (
+            r["test_nats_per_image"]
+            if r["multiscale"] == 14
+            else (r["test_bits_per_dim"])
+        )
+        assert f"| {r['parameters']:,} |" in table
+        assert f"{nll:.2f}" in table
+        assert f"| {single['parameters']:,} |" in table
+    mnist_pair = pairs[0]
+    assert (
+        abs(mnist_pair["parameters"] - rows[0]["parameters"])
+        < 0.2 * (rows[0]["parameters"])
+    )
+
+
+def test_run_all_writes_the_report(tmp_path):
+    command, out, docs, results = run_all_command(tmp_path)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     process = subprocess.run(
         command, env=env, capture_output=True, text=True, check=False
@@ -131,43 +177,7 @@ def test_run_all_writes_the_report(tmp_path):
         rows[0]["test_bits_per_dim"] * 28 * 28 * math.log(2),
         rel_tol=1e-6,
     )
-    # Multi-Scale rows: about the single-scale parameters (a colour
-    # model's width goes in steps of 3), two terms that add up, and the
-    # single-scale row beside it in the same table.
-    pairs = report["multiscale"]
-    assert [(r["dataset"], r["multiscale"]) for r in pairs] == [
-        ("binarized_mnist", 14),
-        ("cifar10", 16),
-    ]
-    for r in pairs:
-        stages = r["stages"]
-        assert r["parameters"] == sum(s["parameters"] for s in stages.values())
-        assert math.isclose(
-            r["test_nats_per_image"],
-            stages["small"]["test_nats"] + stages["large"]["test_nats"],
-            rel_tol=1e-9,
-        )
-        for stage in stages.values():
-            assert stage["train_seconds"] >= 0.01 * 60
-        single = next(
-            s for s in rows
-            if (s["dataset"], s["family"]) == (r["dataset"], "pixelcnn")
-        )  # fmt: skip
-        assert r["single_scale_parameters"] == single["parameters"]
-        table = text.split("### Multi-Scale")[1 if r["multiscale"] == 14 else 2]
-        nll = (
-            r["test_nats_per_image"]
-            if r["multiscale"] == 14
-            else (r["test_bits_per_dim"])
-        )
-        assert f"| {r['parameters']:,} |" in table
-        assert f"{nll:.2f}" in table
-        assert f"| {single['parameters']:,} |" in table
-    mnist_pair = pairs[0]
-    assert (
-        abs(mnist_pair["parameters"] - rows[0]["parameters"])
-        < 0.2 * (rows[0]["parameters"])
-    )
+    check_multiscale_rows(report, text)
     # The report can be re-rendered from its figures alone, unchanged.
     out.unlink()
     render = command + ["--render-only"]
@@ -190,7 +200,7 @@ def test_run_all_writes_the_report(tmp_path):
 
 
 def test_backends_benchmark_writes_its_figures_and_the_readme_table(tmp_path):
-    import backends
+    from benchmarks import backends
 
     readme = tmp_path / "README.md"
     readme.write_text(
@@ -235,7 +245,7 @@ def card_with_curve(images, nats, hours):
 
 
 def test_projection_follows_a_log_linear_curve():
-    from presets import projection
+    from benchmarks.preset_table import projection
 
     # 2 nats per doubling, 100,000 images an hour: 4 nats to go is two
     # more doublings, 1.6 M images, 12 more hours.
@@ -260,7 +270,7 @@ def test_projection_follows_a_log_linear_curve():
 
 
 def test_projection_of_a_reached_or_flat_curve():
-    from presets import projection
+    from benchmarks.preset_table import projection
 
     images, hours = [100_000, 200_000], [1.0, 2.0]
     reached = projection(card_with_curve(images, [85.0, 84.0], hours), 84.5)
@@ -270,7 +280,7 @@ def test_projection_of_a_reached_or_flat_curve():
 
 
 def test_time_to_nll_runs_a_budget_and_scores_both_weights(tmp_path):
-    import time_to_nll
+    from benchmarks import time_to_nll
 
     data = tmp_path / "data"
     write_mnist(data / "mnist.npz", num_train=64, num_test=8)
@@ -311,7 +321,7 @@ def test_time_to_nll_runs_a_budget_and_scores_both_weights(tmp_path):
 def test_time_to_nll_schedule_warms_up_then_decays():
     import argparse
 
-    import time_to_nll
+    from benchmarks import time_to_nll
 
     args = argparse.Namespace(
         learning_rate=1e-3, schedule="cosine", warmup=0.1, final_fraction=0.02

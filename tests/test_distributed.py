@@ -156,7 +156,7 @@ MULTI_WORKER = textwrap.dedent(
                            for a, b in zip(weights, start))),
         "val_loss": history.history["val_loss"][-1],
         "expected_val_loss": reference.evaluate(
-            x, x, batch_size=8, verbose=0),
+            x, x, batch_size=8, verbose=0, return_dict=True)["loss"],
     }))
     """
 )

@@ -9,10 +9,10 @@ import pytest
 from pixel_models.evaluation import bits_per_dim, log_prob
 from pixel_models.models import build_model
 from pixel_models.sampling import (
-    _fast,
-    _naive,
     complete,
     sample,
+    sample_fast,
+    sample_naive,
     sample_with_logits,
 )
 from pixel_models.training import compile_model
@@ -105,10 +105,10 @@ def test_completion_keeps_the_given_pixels_and_is_exact(family, shape, levels):
     images = rng.integers(0, levels, (2, *shape)).astype("float32")
     mask = rng.random((2, *shape[:2])) < 0.5
     noise = rng.random(images.shape)
-    fast, fast_logits = _fast(
+    fast, fast_logits = sample_fast(
         model, noise, None, 1.0, None, False, given=(images, mask)
     )
-    naive, naive_logits = _naive(
+    naive, naive_logits = sample_naive(
         model, noise, None, 1.0, None, False, given=(images, mask)
     )
     np.testing.assert_array_equal(fast[mask], images[mask])

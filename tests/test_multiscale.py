@@ -20,7 +20,7 @@ from pixel_models.layers import (
 )
 from pixel_models.losses import RestBitsPerDim, RestNLL, rest_mask
 from pixel_models.models import build_model
-from pixel_models.sampling import _fast, sample, sample_with_logits
+from pixel_models.sampling import sample, sample_fast, sample_with_logits
 from pixel_models.testing import (
     assert_causal,
     assert_config_round_trip,
@@ -273,7 +273,7 @@ def test_two_stage_terms_match_a_total_computed_by_the_sampler():
 
     def sampler_log_p(model, x, condition=None):
         every = np.ones(x.shape[:3], bool)
-        _, logits = _fast(
+        _, logits = sample_fast(
             model,
             np.zeros(x.shape),
             None,

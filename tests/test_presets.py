@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 from datafiles import write_mnist
 
+from benchmarks import preset_table as presets_page
 from pixel_models import models, presets
 from pixel_models.presets import recipes
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import evaluate  # noqa: E402
 import sample  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import presets as presets_page  # noqa: E402
 
 # Read before any test unsets it: the real data, where CI has it.
 REAL_DATA = os.environ.get("PIXEL_MODELS_DATA_DIR")
@@ -263,7 +261,8 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
 
 
 def test_resume_refuses_a_model_of_other_data(tmp_path):
-    from pixel_models.training import parse_args, run_training
+    from pixel_models.cli.arguments import parse_args
+    from pixel_models.cli.train import run_training
 
     write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=12)
 

@@ -115,6 +115,58 @@ def _spec(values):
 
 
 def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    keras.utils.set_random_seed(args.seed)
+    splits = data.get_datasets(
+        args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        validation_size=args.validation_size,
+        seed=args.seed,
+        max_train=args.max_train,
+        max_test=args.max_test,
+    )
+    hypermodel_class = HYPERMODELS[args.model]
+    probe = hypermodel_class(splits.image_shape, splits.levels)
+    specs = _hypermodel_specs(parser, args, probe.paper_size())
+    hypermodel = hypermodel_class(splits.image_shape, splits.levels, **specs)
+    project = args.project_name or f"{args.model}_{args.dataset}"
+    tuner = make_tuner(
+        args.tuner,
+        hypermodel,
+        args.directory,
+        project,
+        args.max_trials,
+        args.epochs,
+        args.seed,
+    )
+    tuner.search_space_summary()
+    train, steps_per_epoch = repeat_for_fit(
+        splits.train, splits.num_train, args.batch_size, args.steps_per_epoch
+    )
+    tuner.search(
+        train,
+        validation_data=splits.validation,
+        epochs=args.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=_trial_callbacks(args.directory, args.time_budget),
+        shuffle=False,  # the train split is shuffled by tf.data
+        verbose=2,
+    )
+    rows = trial_table(tuner, args.search)
+    csv_path = os.path.join(args.directory, "trials.csv")
+    png_path = os.path.join(args.directory, "trials.png")
+    write_csv(rows, csv_path)
+    plot_trials(rows, args.search, png_path)
+    _print_trials(rows, args.search)
+    print(f"Wrote {csv_path} and {png_path}")
+    return rows
+
+
+def _parser():
+    """The command line: data, tuner, budget, and the values to search."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model", default="pixelcnn", choices=sorted(HYPERMODELS)
@@ -147,22 +199,18 @@ def main(argv=None):
     parser.add_argument("--dropout", type=float, nargs="+", default=None)
     parser.add_argument("--weight-decay", type=float, nargs="+", default=None)
     parser.add_argument("--learning-rate", type=float, nargs="+", default=None)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return parser
 
-    keras.utils.set_random_seed(args.seed)
-    splits = data.get_datasets(
-        args.dataset,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
-        validation_size=args.validation_size,
-        seed=args.seed,
-        max_train=args.max_train,
-        max_test=args.max_test,
-    )
+
+def _hypermodel_specs(parser, args, paper_size):
+    """The hypermodel's keyword arguments, one per `SEARCHABLE` name.
+
+    A searched name keeps its flag values (`None`: the hypermodel's
+    default space); any other is fixed to its one flag value, else to the
+    paper's size (`paper_size`, `(num_layers, width)`) or a default.
+    """
     specs = {name: _spec(getattr(args, name)) for name in SEARCHABLE}
-    hypermodel_class = HYPERMODELS[args.model]
-    probe = hypermodel_class(splits.image_shape, splits.levels)
-    paper_layers, paper_width = probe.paper_size()
+    paper_layers, paper_width = paper_size
     fixed_defaults = {
         "num_layers": paper_layers,
         "width": paper_width,
@@ -179,57 +227,34 @@ def main(argv=None):
                     f"{name} is not in --search. Received: {value}"
                 )
             specs[name] = fixed_defaults[name] if value is None else value
-    hypermodel = hypermodel_class(splits.image_shape, splits.levels, **specs)
-    project = args.project_name or f"{args.model}_{args.dataset}"
-    tuner = make_tuner(
-        args.tuner,
-        hypermodel,
-        args.directory,
-        project,
-        args.max_trials,
-        args.epochs,
-        args.seed,
-    )
-    tuner.search_space_summary()
-    train, steps_per_epoch = repeat_for_fit(
-        splits.train, splits.num_train, args.batch_size, args.steps_per_epoch
-    )
+    return specs
+
+
+def _trial_callbacks(directory, time_budget):
+    """Every trial's callbacks: TensorBoard, NaN stop, optional budget."""
     callbacks = [
-        keras.callbacks.TensorBoard(
-            os.path.join(args.directory, "tensorboard")
-        ),
+        keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard")),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if args.time_budget:
-        callbacks.append(TimeBudget(args.time_budget))
-    tuner.search(
-        train,
-        validation_data=splits.validation,
-        epochs=args.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
-        shuffle=False,  # the train split is shuffled by tf.data
-        verbose=2,
-    )
-    rows = trial_table(tuner, args.search)
-    csv_path = os.path.join(args.directory, "trials.csv")
-    png_path = os.path.join(args.directory, "trials.png")
-    write_csv(rows, csv_path)
-    plot_trials(rows, args.search, png_path)
+    if time_budget:
+        callbacks.append(TimeBudget(time_budget))
+    return callbacks
+
+
+def _print_trials(rows, searched):
+    """Prints the trial table: id, searched values, val bits/dim."""
     print(
         f"{'trial':<8}"
-        + "".join(f"{n:>16}" for n in args.search)
+        + "".join(f"{n:>16}" for n in searched)
         + f"{'val bits/dim':>16}"
     )
     for r in rows:
         score = r["val_bits_per_dim"]
         print(
             f"{r['trial']:<8}"
-            + "".join(f"{r[n]!s:>16}" for n in args.search)
+            + "".join(f"{r[n]!s:>16}" for n in searched)
             + (f"{score:>16.4f}" if score is not None else f"{'-':>16}")
         )
-    print(f"Wrote {csv_path} and {png_path}")
-    return rows
 
 
 if __name__ == "__main__":

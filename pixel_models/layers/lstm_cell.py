@@ -16,6 +16,7 @@ from pixel_models.layers.masked_conv import (
     check_color_channels,
     check_divisible,
 )
+from pixel_models.layers.steps import lstm_update
 
 PADDINGS = ("same", "causal")
 
@@ -89,8 +90,7 @@ def line_lstm_step(z, h, c, kernels, kernel_size, left):
         zg + ops.reshape(ops.matmul(neighbours, kg), shape)
         for zg, kg in zip(z, kernels, strict=True)
     )
-    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-    h = ops.sigmoid(o) * ops.tanh(c)
+    h, c = lstm_update(o, f, i, g, c)
     return h, [h, c]
 
 

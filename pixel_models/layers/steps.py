@@ -71,12 +71,21 @@ def row_valid(row, dtype):
     return ops.cast(ops.greater(row, 0), dtype)
 
 
-def lstm_gates(z, c_prev):
-    """An LSTM update from pre-activations `[o, f, i, g]` (PixelRNN paper,
-    Eq. 3): returns `(h, c)`."""
-    o, f, i, g = ops.split(z, 4, axis=-1)
+def lstm_update(o, f, i, g, c_prev):
+    """The LSTM update (PixelRNN paper, Eq. 3) from the pre-activations of
+    its output, forget, input and content gates: returns `(h, c)`.
+
+    The one gate update of the project: the recurrent layers' scans
+    (`LineLSTMCell.line_step`) and their one-pixel steps both call it.
+    """
     c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
     return ops.sigmoid(o) * ops.tanh(c), c
+
+
+def lstm_gates(z, c_prev):
+    """`lstm_update` of pre-activations stacked `[o, f, i, g]` on the last
+    axis."""
+    return lstm_update(*ops.split(z, 4, axis=-1), c_prev)
 
 
 def scan(f, init, xs, reverse=False):

@@ -47,7 +47,7 @@ def check_name(name):
 
 def parse_recipe(name, extra=()):
     """The parsed training arguments of preset `name` plus `extra` flags."""
-    from pixel_models.training import parse_args
+    from pixel_models.cli.arguments import parse_args
 
     script = RECIPES[name][0]
     datasets = MNIST if script == "train_mnist" else CIFAR
@@ -88,9 +88,9 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
             wins): for a quick run, say, `["--max-train", "1000"]`.
 
     Returns:
-        The results dict of `pixel_models.training.run_training`.
+        The results dict of `pixel_models.cli.train.run_training`.
     """
-    from pixel_models.training import run_training
+    from pixel_models.cli.train import run_training
 
     check_name(name)
     extra = [*extra, "--log-dir", log_dir]
@@ -230,12 +230,6 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     Returns:
         The card (a dict).
     """
-    import keras
-
-    import pixel_models
-    from pixel_models import data
-    from pixel_models.losses import bits_per_dim_to_nats_per_image
-    from pixel_models.presets import sha256
     from pixel_models.training import (
         NUM_CLASSES,
         compile_model,
@@ -248,13 +242,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     args = run_arguments(name, log_dir)
     data_dir = data_dir or args.data_dir
     out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
-    best = os.path.join(log_dir, "checkpoints", "best.keras")
-    history = read_history(log_dir)
-    if not history or not os.path.isfile(best):
-        raise FileNotFoundError(
-            f"The run in {log_dir!r} has no finished epoch yet (no "
-            "history rows or no checkpoints/best.keras): train it first."
-        )
+    best, history = _finished_run(log_dir)
     model = load_checkpoint(best)
     averaged = bool(getattr(args, "ema", None))
     if averaged:
@@ -265,103 +253,189 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     results = {}
     counts = None
     for key, limit in (("test", None), (f"test_first_{first}", first)):
-        splits = data.get_datasets(
-            args.dataset,
-            data_dir=data_dir,
-            batch_size=64,
-            validation_size=args.validation_size,
-            seed=args.seed,
-            with_labels=args.conditional,
-            max_test=limit,
-        )
-        counts = counts or {
-            "train_images": splits.num_train,
-            "validation_images": splits.num_validation,
-            "validation": f"the last {splits.num_validation} training images",
-            "test_images": splits.num_test,
-        }
-        fresh = keras.models.clone_model(model)
-        fresh.set_weights(model.get_weights())
+        splits = _test_splits(args, data_dir, limit)
+        counts = counts or _image_counts(splits)
+        fresh = _fresh_copy(model)
         compile_model(fresh)
         scored = evaluate_nll(
             fresh, splits.test, splits.image_shape, splits.num_test
         )
-        results[key] = {
-            "split": "test",
-            "first_images": splits.num_test,
-            "nats_per_image": scored["nats_per_image"],
-            "bits_per_dim": scored["bits_per_dim"],
-        }
+        results[key] = _test_result(splits, scored)
     folder = os.path.join(out_dir, name)
     os.makedirs(folder, exist_ok=True)
     model_path = os.path.join(folder, "model.keras")
-    builder_arguments = {
-        "input_shape": list(splits.image_shape),
-        "levels": splits.levels,
-        "num_layers": args.num_layers,
-        "width": args.width,
-        "dropout": args.dropout,
-        "num_classes": NUM_CLASSES if args.conditional else None,
-        "unroll": bool(args.unroll),
-    }
-    # Without the optimizer: half the size, and a preset is for use.
-    plain = keras.models.load_model(best, compile=False, safe_mode=True)
-    plain = as_family_class(plain, args.model, builder_arguments)
-    if averaged:
-        plain.set_weights(model.get_weights())
-    plain.save(model_path)
+    num_classes = NUM_CLASSES if args.conditional else None
+    builder_arguments = _builder_arguments(args, splits, num_classes)
+    # An averaged run's preset holds the average, not the raw weights.
+    weights = model.get_weights() if averaged else None
+    _save_plain_model(best, model_path, args.model, builder_arguments, weights)
     card = {
         "name": name,
         "family": args.model,
         "builder_arguments": builder_arguments,
         "parameters": model.count_params(),
-        "data": {
-            "name": args.dataset,
-            "binarization": "stochastic"
-            if args.dataset == "binarized_mnist"
-            else None,
-            "binarization_seed": args.seed
-            if args.dataset == "binarized_mnist"
-            else None,
-            "seed": args.seed,
-            **counts,
-            "notes": data_note(args.dataset),
-        },
-        "training": {
-            "images_seen": int(best_row["images_seen"]),
-            "epochs": int(best_row["epoch"]) + 1,
-            "images_seen_in_run": int(history[-1]["images_seen"]),
-            "epochs_in_run": int(history[-1]["epoch"]) + 1,
-            "wall_clock_hours": round(best_row["train_hours"], 3),
-            "wall_clock_hours_in_run": round(history[-1]["train_hours"], 3),
-            "machine": machine(),
-            "batch_size": args.batch_size,
-            "optimizer": f"Adam, learning rate {args.learning_rate}, "
-            f"gradient clipnorm {args.clipnorm}"
-            + (
-                f"; weights averaged (EMA, momentum {args.ema}), the "
-                "preset holds the average"
-                if averaged
-                else ""
-            ),
-            "schedule": "learning rate halved after 2 epochs without a "
-            "better validation NLL (ReduceLROnPlateau); stopped after "
-            f"{args.patience} (EarlyStopping); the epoch of lowest "
-            "validation NLL is kept",
-            "validation_nats_per_image": bits_per_dim_to_nats_per_image(
-                best_row["val_bits_per_dim"], splits.image_shape
-            ),
-            # [images seen, validation bits/dim, hours] after every epoch.
-            "validation_curve": [
-                [
-                    int(row["images_seen"]),
-                    row["val_bits_per_dim"],
-                    round(row["train_hours"], 4),
-                ]
-                for row in history
-            ],
-        },
+        "data": _card_data(args, counts),
+        "training": _card_training(
+            args, history, best_row, splits.image_shape, averaged
+        ),
         "results": results,
+        **_card_provenance(name, log_dir, model_path),
+    }
+    _write_json(os.path.join(folder, "card.json"), card)
+    return card
+
+
+def _finished_run(log_dir):
+    """The best checkpoint's path and the history rows of a finished run.
+
+    Raises:
+        FileNotFoundError: the run has no finished epoch yet.
+    """
+    best = os.path.join(log_dir, "checkpoints", "best.keras")
+    history = read_history(log_dir)
+    if not history or not os.path.isfile(best):
+        raise FileNotFoundError(
+            f"The run in {log_dir!r} has no finished epoch yet (no "
+            "history rows or no checkpoints/best.keras): train it first."
+        )
+    return best, history
+
+
+def _test_splits(args, data_dir, limit):
+    """The run's data splits, with at most `limit` test images."""
+    from pixel_models import data
+
+    return data.get_datasets(
+        args.dataset,
+        data_dir=data_dir,
+        batch_size=64,
+        validation_size=args.validation_size,
+        seed=args.seed,
+        with_labels=args.conditional,
+        max_test=limit,
+    )
+
+
+def _image_counts(splits):
+    """The card's image counts of each split."""
+    return {
+        "train_images": splits.num_train,
+        "validation_images": splits.num_validation,
+        "validation": f"the last {splits.num_validation} training images",
+        "test_images": splits.num_test,
+    }
+
+
+def _fresh_copy(model):
+    """A new model of `model`'s architecture holding its weights."""
+    import keras
+
+    fresh = keras.models.clone_model(model)
+    fresh.set_weights(model.get_weights())
+    return fresh
+
+
+def _test_result(splits, scored):
+    """One entry of the card's `results`, from `evaluate_nll`'s figures."""
+    return {
+        "split": "test",
+        "first_images": splits.num_test,
+        "nats_per_image": scored["nats_per_image"],
+        "bits_per_dim": scored["bits_per_dim"],
+    }
+
+
+def _builder_arguments(args, splits, num_classes):
+    """The card's `builder_arguments`: what rebuilds the model."""
+    return {
+        "input_shape": list(splits.image_shape),
+        "levels": splits.levels,
+        "num_layers": args.num_layers,
+        "width": args.width,
+        "dropout": args.dropout,
+        "num_classes": num_classes,
+        "unroll": bool(args.unroll),
+    }
+
+
+def _save_plain_model(best, path, family, builder_arguments, weights):
+    """Saves checkpoint `best` to `path` as its family's class.
+
+    Args:
+        weights: weights to save instead of the checkpoint's, or `None`.
+    """
+    import keras
+
+    # Without the optimizer: half the size, and a preset is for use.
+    plain = keras.models.load_model(best, compile=False, safe_mode=True)
+    plain = as_family_class(plain, family, builder_arguments)
+    if weights is not None:
+        plain.set_weights(weights)
+    plain.save(path)
+
+
+def _card_data(args, counts):
+    """The card's `data` section: the data set and its splits."""
+    binarized = args.dataset == "binarized_mnist"
+    return {
+        "name": args.dataset,
+        "binarization": "stochastic" if binarized else None,
+        "binarization_seed": args.seed if binarized else None,
+        "seed": args.seed,
+        **counts,
+        "notes": data_note(args.dataset),
+    }
+
+
+def _card_training(args, history, best_row, image_shape, averaged):
+    """The card's `training` section: how long, where, and how it went."""
+    from pixel_models.losses import bits_per_dim_to_nats_per_image
+
+    last = history[-1]
+    return {
+        "images_seen": int(best_row["images_seen"]),
+        "epochs": int(best_row["epoch"]) + 1,
+        "images_seen_in_run": int(last["images_seen"]),
+        "epochs_in_run": int(last["epoch"]) + 1,
+        "wall_clock_hours": round(best_row["train_hours"], 3),
+        "wall_clock_hours_in_run": round(last["train_hours"], 3),
+        "machine": machine(),
+        "batch_size": args.batch_size,
+        "optimizer": f"Adam, learning rate {args.learning_rate}, "
+        f"gradient clipnorm {args.clipnorm}"
+        + (
+            f"; weights averaged (EMA, momentum {args.ema}), the "
+            "preset holds the average"
+            if averaged
+            else ""
+        ),
+        "schedule": "learning rate halved after 2 epochs without a "
+        "better validation NLL (ReduceLROnPlateau); stopped after "
+        f"{args.patience} (EarlyStopping); the epoch of lowest "
+        "validation NLL is kept",
+        "validation_nats_per_image": bits_per_dim_to_nats_per_image(
+            best_row["val_bits_per_dim"], image_shape
+        ),
+        # [images seen, validation bits/dim, hours] after every epoch.
+        "validation_curve": [
+            [
+                int(row["images_seen"]),
+                row["val_bits_per_dim"],
+                round(row["train_hours"], 4),
+            ]
+            for row in history
+        ],
+    }
+
+
+def _card_provenance(name, log_dir, model_path):
+    """The card's closing entries: paper figure, recipe, versions, hash."""
+    import keras
+
+    import pixel_models
+    from pixel_models.presets import sha256
+
+    return {
         "paper_nats_per_image": PAPER_NATS.get(name),
         "command": command(name, log_dir),
         "recipe": f"examples/{RECIPES[name][0]}.py {RECIPES[name][1]}",
@@ -370,10 +444,13 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         "exported": datetime.date.today().isoformat(),
         "sha256": sha256(model_path),
     }
-    with open(os.path.join(folder, "card.json"), "w") as f:
-        json.dump(card, f, indent=2)
+
+
+def _write_json(path, value):
+    """Writes `value` to `path` as indented JSON and a final newline."""
+    with open(path, "w") as f:
+        json.dump(value, f, indent=2)
         f.write("\n")
-    return card
 
 
 # PixelRNN paper, table 4 (binarized MNIST, nats/image).

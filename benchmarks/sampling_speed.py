@@ -16,29 +16,38 @@ and prints a table; `--readme PATH` also rewrites the table between the
 `sampling table` markers there.
 
 Example:
-    python benchmarks/sampling.py --out benchmarks/results/sampling.json
+    python -m benchmarks.sampling_speed --out benchmarks/results/sampling.json
 """
 
 import argparse
 import importlib.util
-import os
 import subprocess
 import sys
 import time
 
 import keras
 import numpy as np
-from backends import median_seconds
-from report import replace_between_markers, write_report
-from run_all import FAMILIES, TITLES, matmul_roof
 
+from benchmarks.common import (
+    DATASETS,
+    FAMILIES,
+    ROOT,
+    TITLES,
+    matmul_roof,
+    median_seconds,
+    replace_between_markers,
+    write_report,
+)
 from pixel_models.models import build_model
-from pixel_models.sampling import _fast, sample
+from pixel_models.sampling import sample, sample_fast
 
-SIZES = {"28x28x1": ((28, 28, 1), 2), "32x32x3": ((32, 32, 3), 256)}
+# The two image sizes, by name: "28x28x1" and "32x32x3".
+SIZES = {
+    "x".join(str(side) for side in shape): (shape, levels)
+    for shape, levels in DATASETS.values()
+}
 # The last commit with the NumPy executor (`_FastExecutor`).
 NUMPY_SAMPLER = "c7e5423"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_baseline(revision):
@@ -84,7 +93,9 @@ def measure(family, size, args, baseline):
 
     def fast(n):
         noise = noise_for(model, n)
-        return lambda: _fast(model, noise, None, 1.0, None, False, None, False)
+        return lambda: sample_fast(
+            model, noise, None, 1.0, None, False, None, False
+        )
 
     start = time.perf_counter()
     fast(args.batch)()

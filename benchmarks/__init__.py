@@ -1,0 +1,1 @@
+"""Benchmarks of the model families: run each as `python -m benchmarks.NAME`."""

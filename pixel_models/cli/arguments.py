@@ -1,0 +1,264 @@
+"""The training scripts' flags: one parser for every script.
+
+`examples/train_mnist.py`, `examples/train_cifar.py` and the presets'
+recipes parse the same flags (`make_parser`), grouped by what they set;
+an error met while setting up a run is reworded in the flags' terms
+(`in_flag_terms`).
+"""
+
+import argparse
+import re
+
+from pixel_models import data, models
+from pixel_models.training import PRECISIONS, STRATEGIES
+
+
+def add_training_arguments(parser, *, datasets, default_dataset, sizes):
+    """Adds the flags shared by the training scripts to `parser`.
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        datasets: data set names offered by `--dataset`.
+        default_dataset: the default `--dataset`.
+        sizes: dict of defaults for `--num-layers`, `--width`,
+            `--batch-size`, `--epochs`.
+    """
+    _add_model_arguments(parser.add_argument_group("model"), sizes)
+    _add_data_arguments(
+        parser.add_argument_group("data"), datasets, default_dataset
+    )
+    _add_optimizer_arguments(parser.add_argument_group("optimization"), sizes)
+    _add_machine_arguments(parser.add_argument_group("machine"))
+    _add_run_arguments(parser.add_argument_group("run"))
+    return parser
+
+
+class _ShowDefaults(argparse.HelpFormatter):
+    """Help that ends with each flag's default, unless it says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        hidden = action.default is None or action.default is False
+        if "default" in text or hidden or action.default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def make_parser(description, **kwargs):
+    """The parser of a training script (`add_training_arguments`)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=_ShowDefaults
+    )
+    return add_training_arguments(parser, **kwargs)
+
+
+def parse_args(description, argv, **kwargs):
+    """Builds the parser of a training script and parses `argv`."""
+    return make_parser(description, **kwargs).parse_args(argv)
+
+
+# Library argument names and the training scripts' flags for them, so
+# that an error met while setting up a run names the flag the user typed.
+FLAG_NAMES = {
+    "validation_size": "--validation-size",
+    "max_train": "--max-train",
+    "max_test": "--max-test",
+    "batch_size": "--batch-size",
+    "image_size": "--image-size",
+    "steps_per_epoch": "--steps-per-epoch",
+    "data_dir": "--data-dir",
+    "name": "--dataset",
+    "ema_momentum": "--ema",
+}
+
+
+def in_flag_terms(message):
+    """`message` with library argument names turned into flag names."""
+    pattern = r"\b(" + "|".join(FLAG_NAMES) + r")\b(?==| must| is)"
+    return re.sub(pattern, lambda m: FLAG_NAMES[m.group(1)], message)
+
+
+def _add_model_arguments(group, sizes):
+    """The model: family, size, conditioning."""
+    group.add_argument(
+        "--model",
+        default="pixelcnn",
+        choices=sorted(models.MODEL_FAMILIES),
+        help="model family",
+    )
+    group.add_argument(
+        "--num-layers",
+        type=int,
+        default=sizes["num_layers"],
+        help="residual blocks / recurrent layers",
+    )
+    group.add_argument(
+        "--width",
+        type=int,
+        default=sizes["width"],
+        help="h: filters of a PixelCNN block / units of a recurrent layer",
+    )
+    group.add_argument(
+        "--dropout", type=float, default=0.0, help="dropout rate in blocks"
+    )
+    group.add_argument(
+        "--unroll",
+        action="store_true",
+        help="Row LSTM / Diagonal BiLSTM: unroll the keras.ops scans "
+        "(minutes of tracing before the first step). On TensorFlow on a "
+        "CPU in float32 the layers run fused scans instead, faster still "
+        "(fused='auto', docs/performance.md), and this has no effect",
+    )
+    group.add_argument(
+        "--conditional",
+        action="store_true",
+        help="train a class-conditional model on the data set's labels",
+    )
+    group.add_argument(
+        "--multiscale",
+        type=int,
+        default=None,
+        metavar="S",
+        help="train a Multi-Scale model: an S x S model of the subsampled "
+        "images, then a model of the images given them (each stage gets "
+        "--epochs and half of --time-budget); LOG_DIR holds small.keras "
+        "and large.keras",
+    )
+
+
+def _add_data_arguments(group, datasets, default_dataset):
+    """The data set and its splits."""
+    group.add_argument(
+        "--dataset",
+        default=default_dataset,
+        help=f"one of {', '.join(datasets)}, or a folder of images",
+    )
+    group.add_argument(
+        "--validation-size",
+        type=int,
+        default=None,
+        help="training images held out for validation (default: 5000, or "
+        "a tenth of a folder of images)",
+    )
+    group.add_argument(
+        "--max-train", type=int, default=None, help="use at most N train images"
+    )
+    group.add_argument(
+        "--max-test", type=int, default=None, help="score at most N test images"
+    )
+    group.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of the square images made from a folder data set",
+    )
+    group.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"local data folder (default: ${data.DATA_DIR_ENV})",
+    )
+
+
+def _add_optimizer_arguments(group, sizes):
+    """Steps, batches, the optimizer and weight averaging."""
+    group.add_argument(
+        "--epochs", type=int, default=sizes["epochs"], help="epochs to train"
+    )
+    group.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="train steps per epoch (default: one pass over the data)",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=sizes["batch_size"],
+        help="images per step",
+    )
+    group.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam's"
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="decoupled weight decay (AdamW when > 0)",
+    )
+    group.add_argument(
+        "--clipnorm", type=float, default=1.0, help="0: no clipping"
+    )
+    group.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="MOMENTUM",
+        help="keep an exponential moving average of the weights (Polyak "
+        "averaging, e.g. 0.999): validation, the best checkpoint's choice "
+        "and the final model use the averaged weights",
+    )
+
+
+def _add_machine_arguments(group):
+    """Devices, precision, determinism."""
+    group.add_argument(
+        "--strategy",
+        default="default",
+        choices=STRATEGIES,
+        help="tf.distribute strategy; --batch-size is the global batch",
+    )
+    group.add_argument(
+        "--mixed-precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="Keras dtype policy (logits and loss stay float32)",
+    )
+    group.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic ops: same --seed, same losses (slower)",
+    )
+
+
+def _add_run_arguments(group):
+    """The run folder, resuming, stopping, logging."""
+    group.add_argument(
+        "--log-dir",
+        default="runs/latest",
+        help="run folder: TensorBoard logs, checkpoints, model.keras",
+    )
+    group.add_argument(
+        "--resume",
+        default=None,
+        metavar="MODEL",
+        help="continue training this .keras file (weights and optimizer "
+        "state; its architecture and learning rate replace the model "
+        "flags) for --epochs more epochs; epochs and counters go on from "
+        "LOG_DIR/history.csv. A killed run needs no flag: rerun the same "
+        "command and it resumes from LOG_DIR/backup",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, the shuffle and the binarization",
+    )
+    group.add_argument(
+        "--patience",
+        type=int,
+        default=5,
+        help="epochs without a better validation NLL before stopping",
+    )
+    group.add_argument(
+        "--sample-every",
+        type=int,
+        default=1,
+        help="epochs between sample grids in TensorBoard (0: none)",
+    )
+    group.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="stop after this many minutes of training, validation not "
+        "counted (equal-budget runs)",
+    )

@@ -1,0 +1,481 @@
+"""The training scripts' runs: flags in, a trained and scored model out.
+
+`run_training` builds (or resumes) the model the flags describe, trains
+it with the library's helpers (`pixel_models.training`: `compile_model`,
+`make_callbacks`, `repeat_for_fit`, `evaluate_nll`), saves and scores
+it; `run_multiscale` does the same for the two stages of a Multi-Scale
+model; `run_script` is a script's `main`.
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+
+from pixel_models import data, models, multi_worker, multiscale
+from pixel_models.callbacks import TimeBudget, last_logged, save_atomically
+from pixel_models.cli.arguments import in_flag_terms, make_parser
+from pixel_models.losses import LN2, rest_mask
+from pixel_models.training import (
+    NUM_CLASSES,
+    compile_model,
+    evaluate_nll,
+    load_checkpoint,
+    make_callbacks,
+    make_deterministic,
+    make_strategy,
+    repeat_for_fit,
+    set_precision,
+)
+
+
+def run_training(args):
+    """Builds, trains and evaluates a model as the parsed `args` say.
+
+    Writes TensorBoard logs, checkpoints and the final model to
+    `args.log_dir`, prints the test NLL, and stores it in
+    `args.log_dir/results.json`.
+
+    Returns:
+        The results dict (test bits/dim, nats/image, images scored,
+        seconds of training).
+    """
+    _check_flags(args)
+    # First: some strategies must exist before any other TF op runs.
+    strategy = make_strategy(args.strategy)
+    set_precision(args.mixed_precision)
+    keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        make_deterministic()
+    splits = _load_splits(args)
+    if args.multiscale is not None:
+        return run_multiscale(args, splits, strategy)
+    with strategy.scope():
+        if args.resume:
+            model = _resumed_model(args, splits)
+        else:
+            model = _new_model(args, splits)
+    print(f"Model: {model.name}, {model.count_params():,} parameters")
+    log_dir = multi_worker.worker_log_dir(strategy, args.log_dir)
+    train_seconds = fit_run(
+        model,
+        splits.train,
+        splits.num_train,
+        splits.validation,
+        args,
+        log_dir,
+        strategy,
+        sample_every=args.sample_every if log_dir == args.log_dir else 0,
+    )
+    return _score(model, splits, args, log_dir, strategy, train_seconds)
+
+
+def fit_run(
+    model,
+    train,
+    num_train,
+    validation,
+    args,
+    log_dir,
+    strategy,
+    sample_every=1,
+    time_budget=None,
+    sample_condition=None,
+):
+    """Trains `model` as the parsed `args` say and saves it.
+
+    The run's callbacks (`make_callbacks`) write to `log_dir`, which a
+    rerun of the same command resumes from; the final model goes to
+    `log_dir/model.keras`.
+
+    Args:
+        train, validation: batches of one pass; `num_train` images.
+        time_budget: minutes (default `args.time_budget`).
+        sample_condition: small images for the TensorBoard sample grids
+            of a model conditioned on one.
+
+    Returns:
+        Seconds of training.
+    """
+    train, steps_per_epoch = repeat_for_fit(
+        train, num_train, args.batch_size, args.steps_per_epoch
+    )
+    initial_epoch = start_history(log_dir, resume=bool(args.resume))
+    if not args.resume:
+        # What built and trained this run (a resumed run keeps the first).
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, "run_args.json"), "w") as f:
+            json.dump(vars(args), f, indent=2)
+    if initial_epoch:
+        print(f"Resuming after epoch {initial_epoch} of {log_dir}")
+    callbacks = make_callbacks(
+        log_dir,
+        patience=args.patience,
+        sample_every=sample_every,
+        images_per_epoch=steps_per_epoch * args.batch_size,
+        sample_condition=sample_condition,
+        averaged=bool(getattr(args, "ema", None)),
+    )
+    time_budget = time_budget or args.time_budget
+    if time_budget:
+        callbacks.append(TimeBudget(time_budget))
+    start = time.perf_counter()
+    if multi_worker.is_multi_worker(strategy):
+        history = multi_worker.fit_multi_worker(
+            model,
+            train,
+            strategy=strategy,
+            epochs=args.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=validation,
+            callbacks=callbacks,
+        )
+    else:
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=initial_epoch + args.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the train split is shuffled by tf.data
+        )
+    train_seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    if model.stop_training and losses and not math.isfinite(losses[-1]):
+        best = os.path.join(log_dir, "checkpoints", "best.keras")
+        raise FloatingPointError(
+            f"Training stopped: the loss became {losses[-1]} in epoch "
+            f"{len(losses)}. The last good checkpoint is kept at {best}"
+            f"{'' if os.path.exists(best) else ' (none was written yet)'}. "
+            "Try a lower --learning-rate or a smaller --clipnorm."
+        )
+    save_atomically(model, os.path.join(log_dir, "model.keras"))
+    return train_seconds
+
+
+def scored_split(splits):
+    """`(dataset, num_images, name)` of the split a run is scored on: the
+    test split, or the validation split where there is none (a folder of
+    images has no test split unless it holds test/)."""
+    if splits.num_test:
+        return splits.test, splits.num_test, "test"
+    return splits.validation, splits.num_validation, "validation"
+
+
+def check_multiscale_args(args):
+    """Raises ValueError for flags that do not go with `--multiscale`."""
+    if args.multiscale < 1:
+        raise ValueError(
+            "--multiscale must be a positive size S. Received: "
+            f"--multiscale={args.multiscale}"
+        )
+    for flag, bad in (
+        ("--resume", args.resume),
+        ("--strategy multi_worker", args.strategy == "multi_worker"),
+    ):
+        if bad:
+            raise ValueError(
+                f"{flag} is not supported with --multiscale (a killed "
+                "run resumes each stage from LOG_DIR/small/backup and "
+                "LOG_DIR/large/backup when the same command is run again)."
+            )
+
+
+def run_multiscale(args, splits, strategy):
+    """Trains the two stages of a Multi-Scale model and scores the pair.
+
+    Stage `small` models the `S x S` subsampled images, stage `large` the
+    images given them; each trains in its own `LOG_DIR/small` or
+    `LOG_DIR/large` (checkpoints, TensorBoard, backups). The test NLL is
+    -log p(x_small) - log p(x_rest | x_small), each term from its
+    model's `evaluate`, so every pixel counts once.
+
+    Returns:
+        The results dict of `run_training`, with `small_nats` and
+        `rest_nats`, the two terms.
+    """
+    size, shape = args.multiscale, tuple(splits.image_shape)
+    small_shape = (size, size, shape[2])
+    rest = rest_mask(shape, small_shape)  # checks that S divides the size
+    budget = args.time_budget / 2 if args.time_budget else None
+    val_small = next(
+        iter(multiscale.stage_dataset(splits.validation, "small", size))
+    )[1]
+    stages, seconds, scores = {}, 0.0, {}
+    test, num_test, split_name = scored_split(splits)
+    for stage in ("small", "large"):
+        large = stage == "large"
+        with strategy.scope():
+            model = _stage_model(args, splits, stage, small_shape)
+        print(
+            f"Stage {stage}: {model.name}, {model.count_params():,} parameters"
+        )
+        seconds += fit_run(
+            model,
+            multiscale.stage_dataset(splits.train, stage, size),
+            splits.num_train,
+            multiscale.stage_dataset(splits.validation, stage, size),
+            args,
+            os.path.join(args.log_dir, stage),
+            strategy,
+            sample_every=args.sample_every,
+            time_budget=budget,
+            sample_condition=val_small if large else None,
+        )
+        bpd = model.evaluate(
+            multiscale.stage_dataset(test, stage, size),
+            verbose=1,
+            return_dict=True,
+        )["bits_per_dim"]
+        dims = (rest.sum() if large else size * size) * shape[2]
+        scores[stage] = float(bpd) * LN2 * float(dims)
+        stages[stage] = model
+    pair = multiscale.MultiScale(stages["small"], stages["large"])
+    pair.save(args.log_dir)
+    return _multiscale_results(args, splits, pair, scores, seconds)
+
+
+def start_history(log_dir, resume):
+    """Epochs already trained in `log_dir`, and a clean start if none.
+
+    With `resume` (training a saved model on), the run goes on after the
+    last epoch in `log_dir/history.csv`. A run killed part-way resumes
+    from `log_dir/backup` (BackupAndRestore) and keeps its history too.
+    Any other run in an old `log_dir` starts a new history.
+
+    Returns:
+        The index of the first epoch to train.
+    """
+    history = os.path.join(log_dir, "history.csv")
+    backup = os.path.join(log_dir, "backup")
+    if resume:
+        if not os.path.exists(history):
+            return 0
+        return int(last_logged(history, "epoch")) + 1
+    if os.path.exists(history) and not (
+        os.path.isdir(backup) and os.listdir(backup)
+    ):
+        os.remove(history)
+    return 0
+
+
+def check_resumed_model(model, args, splits):
+    """Raises ValueError when a `--resume` model does not fit the data."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != tuple(splits.image_shape):
+        raise ValueError(
+            f"--resume {args.resume} takes images of shape {shape}, but "
+            f"--dataset {args.dataset} has {tuple(splits.image_shape)}."
+        )
+    levels = model.outputs[0].shape[-1]
+    if levels != splits.levels:
+        raise ValueError(
+            f"--resume {args.resume} predicts {levels} levels, but "
+            f"--dataset {args.dataset} has {splits.levels}."
+        )
+    conditional = len(model.inputs) > 1
+    if conditional != bool(args.conditional):
+        raise ValueError(
+            f"--resume {args.resume} is "
+            f"{'' if conditional else 'not '}class-conditional, so "
+            f"--conditional must {'' if conditional else 'not '}be given."
+        )
+
+
+def run_script(description, argv, **kwargs):
+    """Parses a training script's flags and runs it.
+
+    A user's mistake (a bad flag value, a missing folder or file) ends
+    the script with a one-line `error:` naming the flag, as `argparse`
+    does, and exit status 2, not a traceback.
+
+    Returns:
+        The results dict of `run_training`.
+    """
+    parser = make_parser(description, **kwargs)
+    args = parser.parse_args(argv)
+    try:
+        return run_training(args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(in_flag_terms(str(error)))
+
+
+def _check_flags(args):
+    """Raises ValueError for flags that do not go together."""
+    if args.unroll and args.model not in ("row_lstm", "diagonal_bilstm"):
+        raise ValueError(
+            "--unroll applies to the recurrent models only, so --model must "
+            "be 'row_lstm' or 'diagonal_bilstm' with it. Received: "
+            f"--model={args.model!r}"
+        )
+    if args.resume and args.strategy == "multi_worker":
+        raise ValueError(
+            "--resume is not supported with --strategy multi_worker (a "
+            "killed multi-worker run resumes from LOG_DIR/backup when the "
+            "same command is run again)."
+        )
+    if args.ema is not None and args.strategy == "multi_worker":
+        raise ValueError(
+            "--ema is not supported with --strategy multi_worker (its "
+            "training loop does not swap in the averaged weights to score "
+            "them); train on one worker or without --ema."
+        )
+    if args.multiscale is not None:
+        check_multiscale_args(args)
+
+
+def _load_splits(args):
+    """The data set the flags name, split, batched, described."""
+    image_size = None
+    if args.image_size:
+        image_size = (args.image_size, args.image_size)
+    splits = data.get_datasets(
+        args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        validation_size=args.validation_size,
+        image_size=image_size,
+        seed=args.seed,
+        max_train=args.max_train,
+        max_test=args.max_test,
+        with_labels=args.conditional,
+    )
+    print(
+        f"Data: {args.dataset} {splits.image_shape}, levels={splits.levels}, "
+        f"train={splits.num_train}, validation={splits.num_validation}, "
+        f"test={splits.num_test}"
+    )
+    return splits
+
+
+def _resumed_model(args, splits):
+    """The `--resume` model, checked against the data and flags."""
+    model = load_checkpoint(args.resume)
+    check_resumed_model(model, args, splits)
+    keeps_average = getattr(model.optimizer, "use_ema", False)
+    if args.ema is not None and model.optimizer and not keeps_average:
+        raise ValueError(
+            f"--resume {args.resume} was trained without a moving "
+            "average of its weights, so --ema cannot be given "
+            "(the average would start from the resumed weights); "
+            "train without --ema, or start a new run with it."
+        )
+    if getattr(model, "optimizer", None) is None:
+        compile_model(
+            model,
+            args.learning_rate,
+            args.clipnorm or None,
+            args.weight_decay,
+            ema_momentum=args.ema,
+        )
+    return model
+
+
+def _new_model(args, splits):
+    """The model the flags describe, compiled."""
+    model = models.build_model(
+        args.model,
+        splits.image_shape,
+        levels=splits.levels,
+        num_layers=args.num_layers,
+        width=args.width,
+        dropout=args.dropout,
+        num_classes=NUM_CLASSES if args.conditional else None,
+        **({"unroll": True} if args.unroll else {}),
+    )
+    compile_model(
+        model,
+        args.learning_rate,
+        args.clipnorm or None,
+        args.weight_decay,
+        ema_momentum=args.ema,
+    )
+    return model
+
+
+def _score(model, splits, args, log_dir, strategy, train_seconds):
+    """Scores the trained model, prints and stores the results."""
+    final_path = os.path.join(log_dir, "model.keras")
+    test, num_test, split_name = scored_split(splits)
+    results = evaluate_nll(
+        model, test, splits.image_shape, num_test, strategy=strategy
+    )
+    results.update(
+        split=split_name,
+        model=args.model,
+        dataset=args.dataset,
+        train_seconds=round(train_seconds, 1),
+        parameters=model.count_params(),
+        model_path=final_path,
+    )
+    line = (
+        f"NLL on {results['num_images']} {split_name} images: "
+        f"{results['bits_per_dim']:.4f} bits/dim"
+    )
+    if splits.levels == 2 or math.prod(splits.image_shape) <= 28 * 28:
+        line += f", {results['nats_per_image']:.2f} nats/image"
+    print(line)
+    with open(os.path.join(log_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+def _stage_model(args, splits, stage, small_shape):
+    """The model of one Multi-Scale stage, compiled."""
+    large = stage == "large"
+    shape = tuple(splits.image_shape)
+    classes = NUM_CLASSES if args.conditional else None
+    model = models.build_model(
+        args.model,
+        shape if large else small_shape,
+        levels=splits.levels,
+        num_layers=args.num_layers,
+        width=args.width,
+        dropout=args.dropout,
+        num_classes=classes,
+        **({"condition_shape": small_shape} if large else {}),
+        **({"unroll": True} if args.unroll else {}),
+    )
+    compile_model(
+        model,
+        args.learning_rate,
+        args.clipnorm or None,
+        args.weight_decay,
+        ema_momentum=args.ema,
+        **(multiscale.conditional_loss(model) if large else {}),
+    )
+    return model
+
+
+def _multiscale_results(args, splits, pair, scores, seconds):
+    """The Multi-Scale run's results: printed, stored, returned."""
+    shape = tuple(splits.image_shape)
+    _, num_test, split_name = scored_split(splits)
+    size = args.multiscale
+    nats = scores["small"] + scores["large"]
+    results = {
+        "bits_per_dim": nats / (math.prod(shape) * LN2),
+        "nats_per_image": nats,
+        "small_nats": scores["small"],
+        "rest_nats": scores["large"],
+        "num_images": num_test,
+        "split": split_name,
+        "model": args.model,
+        "multiscale": size,
+        "dataset": args.dataset,
+        "train_seconds": round(seconds, 1),
+        "parameters": pair.count_params(),
+        "model_path": args.log_dir,
+    }
+    print(
+        f"NLL on {num_test} {split_name} images: "
+        f"{results['bits_per_dim']:.4f} bits/dim, {nats:.2f} nats/image "
+        f"= {scores['small']:.2f} (small image) + {scores['large']:.2f} "
+        "(the rest given it)"
+    )
+    with open(os.path.join(args.log_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results

@@ -1,0 +1,280 @@
+"""The exact fast sampler: one compiled call per row, cached state.
+
+The work a layer can do for a whole row runs once per row; then a loop
+over the row's pixels runs every layer at one pixel (`keras.ops.scan`
+inside `tf.function` with XLA on TensorFlow, `jax.jit` on JAX; PyTorch
+runs it eagerly).
+"""
+
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from pixel_models.layers.steps import PixelInput, scan, stock_pixel_step
+from pixel_models.sampling.draw import draw
+from pixel_models.sampling.plan import SamplerPlan
+from pixel_models.sampling.precision import float32_model
+
+
+class FastSampler(SamplerPlan):
+    """The fast sampler of one model: its plan and compiled row function.
+
+    Built once per model (and kept while the model lives), compiled once
+    per batch size and drawing setting.
+    """
+
+    # The compiled row -------------------------------------------------
+
+    def _pixel(self, here, left, carries, columns, constants, states, c):
+        """Every layer at the current pixel: values by key, new carries,
+        and the logits of colour c, `(n, levels)`."""
+        values = {self.pixels: here}
+        new_carries = {}
+        steps = self.steps
+        if self.head is not None:
+            steps = [n for n in steps[:-1] if n[0] is not self.head[0]]
+        for layer, in_keys, out_keys in steps:
+            inputs = self.pixel_inputs(in_keys, values, left, constants)
+            if hasattr(layer, "pixel_step"):
+                out, new_carries[layer.name] = layer.pixel_step(
+                    inputs,
+                    states[layer.name],
+                    columns[layer.name],
+                    carries[layer.name],
+                )
+            else:
+                out = stock_pixel_step(layer, inputs)
+                new_carries[layer.name] = carries[layer.name]
+            out = out if isinstance(out, (list, tuple)) else [out]
+            for key, value in zip(out_keys, out, strict=True):
+                if value is not None:
+                    values[key] = value
+        if self.head is None:
+            return values, new_carries, values[self.output][:, c]
+        layer, in_key = self.head
+        levels = self.model_levels
+        new_carries[layer.name] = carries[layer.name]
+        new_carries[self.steps[-1][0].name] = carries[self.steps[-1][0].name]
+        logits = layer.pixel_step_slice(
+            PixelInput(values[in_key], left.get(in_key)),
+            states[layer.name],
+            columns[layer.name],
+            c * levels,
+            levels,
+        )
+        return values, new_carries, logits
+
+    def _refresh(self, values, here, left, constants):
+        """Stock layers again, after the pixel's last colour is drawn.
+
+        The layers with their own steps cannot depend on the last colour
+        at the pixel (mask A), but a stock layer ahead of the first
+        masked convolution (the input's rescaling) does.
+        """
+        values = {**values, self.pixels: here}
+        for layer, in_keys, out_keys in self.steps:
+            varying = [
+                k for k in keras.tree.flatten(in_keys) if k not in constants
+            ]
+            if hasattr(layer, "pixel_step") or any(
+                k not in values for k in varying
+            ):
+                continue
+            inputs = self.pixel_inputs(in_keys, values, left, constants)
+            values[out_keys[0]] = stock_pixel_step(layer, inputs)
+        return values
+
+    def row(self, constants, starts, state, row, noise, given, mask, options):
+        """Samples one row. `noise`, `given`: `(n, W, C)`; `mask`: `(n, W)`.
+
+        Returns `(state, pixels (n, W, C), logits (n, W, C, levels))`.
+        """
+        temperature, top_p, keep_logits = options
+        above = dict(state["above"])
+        states, columns, late_keys = {}, {}, set()
+
+        def push(buffer, value):
+            return ops.concatenate([buffer[:, 1:], value[:, None]], axis=1)
+
+        for layer, in_keys, out_keys in self.steps:
+            name = layer.name
+            inputs = self.row_inputs(in_keys, above, constants)
+            if hasattr(layer, "pixel_row"):
+                states[name], columns[name], late = layer.pixel_row(
+                    inputs, state["states"][name], state["carries"][name], row
+                )
+                for index, value in late.items():
+                    late_keys.add(out_keys[index])
+                    if out_keys[index] in above:
+                        above[out_keys[index]] = push(
+                            above[out_keys[index]], value
+                        )
+            else:
+                states[name], columns[name] = state["states"][name], {}
+        n, channels = noise.shape[0], self.channels
+        lefts = {
+            k: ops.zeros((n, self.reach, v.shape[-1]), v.dtype)
+            for k, v in above.items()
+            if k not in late_keys
+        }
+        first = lambda t: ops.moveaxis(t, 1, 0)  # noqa: E731
+        xs = (
+            keras.tree.map_structure(first, columns),
+            first(noise),
+            first(given),
+            first(mask),
+        )
+        channel = ops.arange(channels)
+
+        def pixel(carry, x):
+            left, carries = carry
+            column, noise_j, given_j, mask_j = x
+            here = ops.zeros((n, channels), "float32")
+            logits = []
+            for c in range(channels):
+                values, new_carries, out = self._pixel(
+                    here, left, carries, column, constants, states, c
+                )
+                logits.append(out)
+                v = draw(out, noise_j[:, c], temperature, top_p)
+                v = ops.where(mask_j, given_j[:, c], ops.cast(v, "float32"))
+                here = ops.where(channel == c, v[:, None], here)
+            values = self._refresh(values, here, left, constants)
+            new_left = {k: push(b, values[k]) for k, b in left.items()}
+            kept = {k: values[k] for k in left}
+            ys = (here, kept, new_carries)
+            if keep_logits:
+                ys = ys + (ops.stack(logits, axis=1),)
+            return (new_left, new_carries), ys
+
+        _, ys = scan(pixel, (lefts, starts), xs)
+        last = lambda t: ops.moveaxis(t, 0, 1)  # noqa: E731
+        pixels, kept, carries = keras.tree.map_structure(last, ys[:3])
+        for k, value in kept.items():
+            above[k] = push(above[k], value)
+        state = {"above": above, "states": states, "carries": carries}
+        logits = last(ys[3]) if keep_logits else None
+        return state, pixels, logits
+
+    def compiled_row(self, n, options):
+        """`row` compiled for the backend, once per batch size and options.
+
+        On JAX the weights are arguments (through a `StatelessScope`), so
+        a sampler made before more training samples from the new weights.
+        """
+        key = (n, *options)
+        if key in self.compiled:
+            return self.compiled[key]
+        backend = keras.backend.backend()
+        if backend == "jax":
+            import jax
+
+            variables = self.model().weights
+
+            def stateless(values, *args):
+                mapping = list(zip(variables, values, strict=True))
+                with keras.StatelessScope(state_mapping=mapping):
+                    return self.row(*args, options)
+
+            jitted = jax.jit(stateless)
+
+            def run(*args):
+                return jitted([v.value for v in variables], *args)
+
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            # XLA fuses the loop body: 2.3x the images/s of the plain
+            # tf.function on two CPU cores (PixelCNN, 28x28, batch 16).
+            run = tf.function(
+                lambda *args: self.row(*args, options), jit_compile=True
+            )
+        else:  # PyTorch: eager, op by op.
+
+            def run(*args):
+                return self.row(*args, options)
+
+        self.compiled[key] = run
+        return run
+
+
+class _no_grad:
+    """`torch.no_grad()` on PyTorch, nothing elsewhere."""
+
+    def __enter__(self):
+        self.context = None
+        if keras.backend.backend() == "torch":
+            import torch
+
+            self.context = torch.no_grad()
+            self.context.__enter__()
+
+    def __exit__(self, *exc):
+        if self.context is not None:
+            self.context.__exit__(*exc)
+
+
+_SAMPLERS = weakref.WeakKeyDictionary()
+
+
+def fast_sampler(model):
+    """The fast sampler of `model`, made on first use and kept with it."""
+    sampler = _SAMPLERS.get(model)
+    if sampler is None:
+        sampler = _SAMPLERS[model] = FastSampler(float32_model(model))
+    else:
+        float32_model(model)  # the copy, if any, takes the current weights
+    return sampler
+
+
+def sample_fast(
+    model,
+    noise,
+    labels,
+    temperature,
+    top_p,
+    progress,
+    given=None,
+    keep_logits=True,
+    condition=None,
+):
+    """Exact cached sampling, one row per compiled call.
+
+    Returns `(samples, logits)` (logits None without `keep_logits`).
+    """
+    sampler = fast_sampler(model)
+    n, height, width, channels = noise.shape
+    if given is None:
+        images = np.zeros(noise.shape, "float32")
+        mask = np.zeros((n, height, width), bool)
+    else:
+        images, mask = given
+    bar = keras.utils.Progbar(height * width, verbose=int(progress))
+    rows, logits = [], []
+    with _no_grad():
+        values = [
+            ops.convert_to_tensor(v)
+            for v in (labels, condition)
+            if v is not None
+        ]
+        constants = sampler.constants(values)
+        state, starts = sampler.initial(n, constants)
+        run = sampler.compiled_row(n, (temperature, top_p, keep_logits))
+        for i in range(height):
+            state, x, out = run(
+                constants,
+                starts,
+                state,
+                ops.convert_to_tensor(i, "int32"),
+                ops.convert_to_tensor(noise[:, i], "float32"),
+                ops.convert_to_tensor(images[:, i], "float32"),
+                ops.convert_to_tensor(np.asarray(mask[:, i])),
+            )
+            rows.append(ops.convert_to_numpy(x))
+            if keep_logits:
+                logits.append(ops.convert_to_numpy(out))
+            bar.add(width)
+    samples = np.stack(rows, axis=1)
+    return samples, np.stack(logits, axis=1) if keep_logits else None
