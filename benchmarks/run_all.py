@@ -130,11 +130,8 @@ def train_multiscale_and_measure(args, dataset, family):
     import numpy as np
 
     from pixel_models import multiscale
-    from pixel_models.callbacks import TimeBudget
-    from pixel_models.losses import LN2, rest_mask
+    from pixel_models.losses import LN2
     from pixel_models.models import build_model
-    from pixel_models.plotting import image_grid
-    from pixel_models.training import compile_model, repeat_for_fit
 
     layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
     small_size = SMALL_SIZE[dataset]
@@ -156,68 +153,17 @@ def train_multiscale_and_measure(args, dataset, family):
         width=ms_width,
     )
     stages = {"small": pair.small_model, "large": pair.large_model}
-    figures = {}
-    for stage, model in stages.items():
-        large = stage == "large"
-        compile_model(
-            model,
-            learning_rate=args.learning_rate,
-            **(multiscale.conditional_loss(model) if large else {}),
-        )
-
-        def part(split, stage=stage):
-            return multiscale.stage_dataset(split, stage, small_size)
-
-        class Steps(TimeBudget):
-            def on_train_batch_begin(self, batch, logs=None):
-                self.step_start = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.seconds.append(time.perf_counter() - self.step_start)
-                super().on_train_batch_end(batch, logs)
-
-        budget = Steps(args.budget_minutes / 2)
-        budget.seconds = []
-        train, steps_per_epoch = repeat_for_fit(
-            part(splits.train), splits.num_train, args.batch_size
-        )
-        log(
-            f"[{dataset} / multi-scale {family}] stage {stage}: training "
-            f"for {args.budget_minutes / 2:g} min"
-        )
-        model.fit(
-            train,
-            steps_per_epoch=steps_per_epoch,
-            epochs=100000,
-            callbacks=[budget],
-            verbose=args.verbose,
-            shuffle=False,
-        )
-        log(f"[{dataset} / multi-scale {family}] stage {stage}: scoring")
-        bpd = model.evaluate(part(splits.test), verbose=0)[0] / LN2
-        dims = (
-            rest_mask(shape, (small_size, small_size)).sum()
-            if large
-            else (small_size * small_size)
-        )
-        figures[stage] = {
-            "parameters": model.count_params(),
-            "train_images": len(budget.seconds) * args.batch_size,
-            "train_seconds": 60 * budget.elapsed_minutes(),
-            "test_nats": float(bpd * LN2 * dims * shape[2]),
-        }
+    figures = {
+        stage: train_stage(args, dataset, family, stage, model, splits)
+        for stage, model in stages.items()
+    }
     log(f"[{dataset} / multi-scale {family}] sampling {args.num_samples}")
     start = time.perf_counter()
     images, small = pair.sample(
         args.num_samples, seed=args.seed, progress=False, return_small=True
     )
     fast = (time.perf_counter() - start) / args.num_samples
-    grids = {}
-    for stage, batch in (("small", small), ("large", images)):
-        grids[stage] = os.path.join(
-            args.work_dir, f"{dataset}_{family}_multiscale_{stage}_grid.npy"
-        )
-        np.save(grids[stage], image_grid(batch, splits.levels, cols=8))
+    grids = save_grids(args, dataset, family, splits.levels, small, images)
     nats = figures["small"]["test_nats"] + figures["large"]["test_nats"]
     return {
         "dataset": dataset,
@@ -237,6 +183,80 @@ def train_multiscale_and_measure(args, dataset, family):
         "fast_sample_s_per_image": fast,
         "grids": grids,
     }
+
+
+def train_stage(args, dataset, family, stage, model, splits):
+    """Trains one Multi-Scale stage for half the budget and scores it."""
+    from pixel_models import multiscale
+    from pixel_models.callbacks import TimeBudget
+    from pixel_models.losses import LN2, rest_mask
+    from pixel_models.training import compile_model, repeat_for_fit
+
+    small_size = SMALL_SIZE[dataset]
+    shape = splits.image_shape
+    large = stage == "large"
+    compile_model(
+        model,
+        learning_rate=args.learning_rate,
+        **(multiscale.conditional_loss(model) if large else {}),
+    )
+
+    def part(split, stage=stage):
+        return multiscale.stage_dataset(split, stage, small_size)
+
+    class Steps(TimeBudget):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.step_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self.step_start)
+            super().on_train_batch_end(batch, logs)
+
+    budget = Steps(args.budget_minutes / 2)
+    budget.seconds = []
+    train, steps_per_epoch = repeat_for_fit(
+        part(splits.train), splits.num_train, args.batch_size
+    )
+    log(
+        f"[{dataset} / multi-scale {family}] stage {stage}: training "
+        f"for {args.budget_minutes / 2:g} min"
+    )
+    model.fit(
+        train,
+        steps_per_epoch=steps_per_epoch,
+        epochs=100000,
+        callbacks=[budget],
+        verbose=args.verbose,
+        shuffle=False,
+    )
+    log(f"[{dataset} / multi-scale {family}] stage {stage}: scoring")
+    bpd = model.evaluate(part(splits.test), verbose=0)[0] / LN2
+    dims = (
+        rest_mask(shape, (small_size, small_size)).sum()
+        if large
+        else (small_size * small_size)
+    )
+    return {
+        "parameters": model.count_params(),
+        "train_images": len(budget.seconds) * args.batch_size,
+        "train_seconds": 60 * budget.elapsed_minutes(),
+        "test_nats": float(bpd * LN2 * dims * shape[2]),
+    }
+
+
+def save_grids(args, dataset, family, levels, small, images):
+    """The sample grids of both stages, saved for the report's figure."""
+    import numpy as np
+
+    from pixel_models.plotting import image_grid
+
+    grids = {}
+    for stage, batch in (("small", small), ("large", images)):
+        grids[stage] = os.path.join(
+            args.work_dir, f"{dataset}_{family}_multiscale_{stage}_grid.npy"
+        )
+        np.save(grids[stage], image_grid(batch, levels, cols=8))
+    return grids
 
 
 def make_curve(args, validation):
