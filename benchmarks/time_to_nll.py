@@ -149,6 +149,16 @@ def recipe(args, model):
     }
 
 
+def plateau_callback():
+    """Halves the learning rate after two scored points without a better
+    validation NLL."""
+    import keras
+
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_nats", mode="min", factor=0.5, patience=2, verbose=0
+    )
+
+
 def run(args):
     import keras
     import numpy as np
@@ -188,11 +198,7 @@ def run(args):
     )
     callbacks = [curve]
     if args.schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_nats", factor=0.5, patience=2, verbose=0
-            )
-        )
+        callbacks.append(plateau_callback())
     model.fit(
         splits.train.repeat(),
         epochs=10**6,

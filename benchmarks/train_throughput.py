@@ -39,12 +39,20 @@ DEFAULT_CONFIGS = [
 
 
 def measure(
-    family, dataset, num_layers, width, batch_size, steps, warmup, unroll=False
+    family,
+    dataset,
+    num_layers,
+    width,
+    batch_size,
+    steps,
+    warmup,
+    unroll=False,
+    precision="float32",
 ):
     """Times train steps of one configuration in this process.
 
     `unroll=True` unrolls the recurrent layers' scans (Row LSTM and
-    Diagonal BiLSTM only).
+    Diagonal BiLSTM only); `precision` is the Keras dtype policy.
     """
     import keras
     import numpy as np
@@ -52,6 +60,10 @@ def measure(
     from pixel_models.models import build_model
     from pixel_models.training import compile_model
 
+    if precision != "float32":
+        from pixel_models.training import set_precision
+
+        set_precision(precision)
     shape, levels = DATASETS[dataset]
     keras.utils.set_random_seed(0)
     extra = {"unroll": True} if unroll else {}
@@ -77,6 +89,7 @@ def measure(
         "width": width,
         "parameters": model.count_params(),
         "batch_size": batch_size,
+        "precision": precision,
         "steps": steps,
         "median_step_s": median,
         "images_per_s": batch_size / median,
@@ -100,6 +113,8 @@ def run_in_subprocess(config, args):
         str(args.steps),
         "--warmup",
         str(args.warmup),
+        "--mixed-precision",
+        args.mixed_precision,
     ]
     return run_module("train_throughput", argv, config)[-1]
 
@@ -127,6 +142,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
+        "--mixed-precision",
+        default="float32",
+        choices=("float32", "mixed_float16", "mixed_bfloat16"),
+        help="Keras dtype policy of every model (mixed_bfloat16 pays on "
+        "CPUs with AMX, amx_bf16 in lscpu; see docs/performance.md)",
+    )
+    parser.add_argument(
         "--out", default="benchmarks/results/train_throughput.json"
     )
     parser.add_argument("--single", type=parse_config, help=argparse.SUPPRESS)
@@ -139,7 +161,12 @@ def main(argv=None):
         if args.package_from:
             sys.path.insert(0, args.package_from)
         result = measure(
-            *args.single, args.batch_size, args.steps, args.warmup, args.unroll
+            *args.single,
+            args.batch_size,
+            args.steps,
+            args.warmup,
+            args.unroll,
+            args.mixed_precision,
         )
         print(json.dumps(result))
         return result

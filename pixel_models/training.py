@@ -190,9 +190,9 @@ def make_callbacks(
             (`compile_model(ema_momentum=...)`): validation scores the
             averaged weights (`SwapEMAWeights`), so the best checkpoint is
             the epoch of the best average (its file holds the raw weights
-            and the average, `averaged_model` takes the average out), and
-            the model `fit` leaves is the last average, not the best raw
-            weights.
+            and the average; `use_averaged_weights` takes the average
+            out), and early stopping leaves the last weights in place
+            rather than restoring the best raw ones.
 
     Returns:
         A list of `keras.callbacks.Callback`.

@@ -334,3 +334,19 @@ def test_time_to_nll_schedule_warms_up_then_decays():
     assert rate(2.0, args) == pytest.approx(0.02e-3)
     args.schedule = "plateau"
     assert rate(0.5, args) == 1e-3
+
+
+def test_time_to_nll_plateau_halves_the_rate_on_a_flat_curve():
+    import keras
+
+    from benchmarks import time_to_nll
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    callback = time_to_nll.plateau_callback()
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, nats in enumerate([90.0, 89.0, 89.5, 89.2, 89.1]):
+        callback.on_epoch_end(epoch, {"val_nats": nats})
+    # Two points without a better NLL after 89.0: halved once.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.5e-3)

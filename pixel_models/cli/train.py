@@ -28,6 +28,7 @@ from pixel_models.training import (
     make_strategy,
     repeat_for_fit,
     set_precision,
+    use_averaged_weights,
 )
 
 
@@ -152,6 +153,9 @@ def fit_run(
             f"{'' if os.path.exists(best) else ' (none was written yet)'}. "
             "Try a lower --learning-rate or a smaller --clipnorm."
         )
+    if getattr(args, "ema", None):
+        # The run is scored, saved and sampled on its average.
+        use_averaged_weights(model)
     save_atomically(model, os.path.join(log_dir, "model.keras"))
     return train_seconds
 
