@@ -368,13 +368,7 @@ def _resumed_model(args, splits):
             "train without --ema, or start a new run with it."
         )
     if getattr(model, "optimizer", None) is None:
-        compile_model(
-            model,
-            args.learning_rate,
-            args.clipnorm or None,
-            args.weight_decay,
-            ema_momentum=args.ema,
-        )
+        _compile(model, args)
     return model
 
 
@@ -390,13 +384,7 @@ def _new_model(args, splits):
         num_classes=NUM_CLASSES if args.conditional else None,
         **({"unroll": True} if args.unroll else {}),
     )
-    compile_model(
-        model,
-        args.learning_rate,
-        args.clipnorm or None,
-        args.weight_decay,
-        ema_momentum=args.ema,
-    )
+    _compile(model, args)
     return model
 
 
@@ -443,13 +431,8 @@ def _stage_model(args, splits, stage, small_shape):
         **({"condition_shape": small_shape} if large else {}),
         **({"unroll": True} if args.unroll else {}),
     )
-    compile_model(
-        model,
-        args.learning_rate,
-        args.clipnorm or None,
-        args.weight_decay,
-        ema_momentum=args.ema,
-        **(multiscale.conditional_loss(model) if large else {}),
+    _compile(
+        model, args, **(multiscale.conditional_loss(model) if large else {})
     )
     return model
 
@@ -483,3 +466,15 @@ def _multiscale_results(args, splits, pair, scores, seconds):
     with open(os.path.join(args.log_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results
+
+
+def _compile(model, args, **loss):
+    """`compile_model` with the flags' optimizer settings."""
+    compile_model(
+        model,
+        args.learning_rate,
+        args.clipnorm or None,
+        args.weight_decay,
+        ema_momentum=args.ema,
+        **loss,
+    )
