@@ -21,6 +21,7 @@ import numbers
 import os
 import pathlib
 import pickle
+import re
 import warnings
 
 import keras
@@ -28,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from pixel_models.checks import check_int
+from pixel_models.inputs import labels_expected, pixel_values_expected
 
 DATA_DIR_ENV = "PIXEL_MODELS_DATA_DIR"
 
@@ -549,6 +551,9 @@ class DatasetSplits:
         num_train: number of training images.
         num_validation: number of validation images.
         num_test: number of test images.
+        num_classes: the class count of the labels the batches carry
+            (`with_labels`), from the data set's own description; None
+            without labels.
     """
 
     train: tf.data.Dataset
@@ -559,6 +564,7 @@ class DatasetSplits:
     num_train: int
     num_validation: int
     num_test: int
+    num_classes: int | None = None
 
 
 def _find_folder(name, data_dir):
@@ -655,13 +661,17 @@ def get_datasets(
     (x_train, y_train), (x_val, y_val) = _hold_out_validation(
         x_train, y_train, validation_size, with_labels
     )
-    if not with_labels:
+    num_classes = None
+    if with_labels:
+        num_classes = _class_count(name, data_dir)
+        _check_labels_in_range(name, num_classes, y_train, y_test)
+    else:
         y_test = None
     # Cut after the validation split, so it does not depend on max_train.
     x_train, y_train = _head(x_train, y_train, max_train)
     x_val, y_val = _head(x_val, y_val, max_test)
     x_test, y_test = _head(x_test, y_test, max_test)
-    return _batch_splits(
+    splits = _batch_splits(
         (x_train, y_train),
         (x_val, y_val),
         (x_test, y_test),
@@ -669,6 +679,35 @@ def get_datasets(
         seed=seed,
         levels=levels,
     )
+    return dataclasses.replace(splits, num_classes=num_classes)
+
+
+def _class_count(name, data_dir):
+    """The number of classes of data set `name`'s labels."""
+    if not name.startswith("tfds:"):
+        return 10  # MNIST's digits, CIFAR-10's classes
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name[len("tfds:") :], data_dir=data_dir)
+    feature = builder.info.features["label"]
+    count = getattr(feature, "num_classes", None)
+    if not count:
+        raise ValueError(
+            f"The 'label' feature of the tfds data set {name!r} is not a "
+            "ClassLabel with a class count, so with_labels=True is not "
+            f"possible. Received: {type(feature).__name__}"
+        )
+    return int(count)
+
+
+def _check_labels_in_range(name, num_classes, *labels):
+    for part in labels:
+        if len(part) and (part.min() < 0 or part.max() >= num_classes):
+            raise ValueError(
+                f"The labels of {name!r} must be in [0, {num_classes - 1}] "
+                f"({num_classes} classes). Received: labels in "
+                f"[{part.min()}, {part.max()}]"
+            )
 
 
 def _check_dataset_arguments(
@@ -798,3 +837,83 @@ def _head(x, y, limit):
     if limit is None:
         return x, y
     return x[:limit], None if y is None else y[:limit]
+
+
+# The checks of `check_batches` raise inside tf.data, where only a
+# `tf.errors.InvalidArgumentError` gets out; its message carries the
+# check's name and the batch's range, and `check_failure` turns it back
+# into the `ValueError` that `pixel_models.inputs` raises for arrays.
+_CHECK_PREFIX = "pixel_models.check:"
+
+
+def check_batches(dataset, levels, num_classes=None, condition_index=None):
+    """`dataset` with every batch checked before a step can use it.
+
+    The models' data convention: targets (and images) are integer pixel
+    values in `[0, levels - 1]`, labels integers in `[0, num_classes -
+    1]`. A batch that breaks it stops `fit` or `evaluate` (on every
+    backend: tf.data feeds them all) with an error that `check_failure`
+    turns into a `ValueError` naming the argument.
+
+    Args:
+        dataset: batches of `(inputs, targets)` (a third element, sample
+            weights, passes unchecked); `inputs` the images, or a tuple
+            of the images, then the labels if `num_classes`, then the
+            small images at `condition_index`.
+        levels: the model's levels.
+        num_classes: the model's class count, or None.
+        condition_index: where the small images are in `inputs`, or None.
+
+    Returns:
+        The checked `tf.data.Dataset`.
+    """
+
+    def check(values, name, high):
+        values = tf.cast(values, "float32")
+        ok = tf.reduce_all(
+            (values >= 0)
+            & (values <= high)
+            & tf.equal(values, tf.round(values))
+        )
+        low, top = tf.reduce_min(values), tf.reduce_max(values)
+        tf.debugging.Assert(ok, [f"{_CHECK_PREFIX}{name}", low, top])
+
+    def checked(inputs, targets, *rest):
+        check(targets, "y", levels - 1)
+        parts = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+        check(parts[0], "x", levels - 1)
+        if num_classes is not None:
+            check(parts[1], "labels", num_classes - 1)
+        if condition_index is not None:
+            check(parts[condition_index], "condition", levels - 1)
+        return (inputs, targets, *rest)
+
+    return dataset.map(checked)
+
+
+def check_failure(error, levels, num_classes=None):
+    """The `ValueError` for a failed `check_batches` check, else None.
+
+    Args:
+        error: an exception raised by `fit` or `evaluate`.
+        levels, num_classes: as given to `check_batches`.
+    """
+    if not isinstance(error, tf.errors.InvalidArgumentError):
+        return None
+    found = re.search(
+        re.escape(_CHECK_PREFIX) + r"(\w+)\] \[([^\]]*)\] \[([^\]]*)\]",
+        str(error),
+    )
+    if found is None:
+        return None
+    name, low, high = found.groups()
+    if name == "labels":
+        expected = labels_expected(num_classes)
+    else:
+        expected = pixel_values_expected(name, levels)
+    top = num_classes - 1 if name == "labels" else levels - 1
+    inside = 0 <= float(low) and float(high) <= top
+    return ValueError(
+        f"{expected}. Received: a batch with values in [{low}, {high}]"
+        + (", not all integers" if inside else "")
+    )

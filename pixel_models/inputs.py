@@ -172,12 +172,74 @@ def check_images(model, images, name="images"):
         raise ValueError(
             f"{name} must hold numbers. Received: dtype {array.dtype}"
         )
-    low, high = array.min(), array.max()
-    if low < 0 or high > levels - 1 or np.any(array != np.round(array)):
-        raise ValueError(
-            f"{name} must hold integer pixel values in [0, {levels - 1}] "
-            f"(the model has {levels} levels; binarized images are 0/1, "
-            f"8-bit images 0..255). Received: values in [{low}, {high}]"
-            + ("" if np.all(array == np.round(array)) else ", not integers")
-        )
+    _check_values(array, name, levels - 1, pixel_values_expected(name, levels))
     return array.astype("float32")
+
+
+def pixel_values_expected(name, levels):
+    """What `name`, an argument of images, must hold: said in errors."""
+    return (
+        f"{name} must hold integer pixel values in [0, {levels - 1}] (the "
+        f"model has {levels} levels; binarized images are 0/1, 8-bit images "
+        "0..255, not rescaled to [0, 1])"
+    )
+
+
+def labels_expected(num_classes):
+    """What class labels must be: said in errors."""
+    return (
+        f"labels must be integers in [0, {num_classes - 1}] (the model has "
+        f"{num_classes} classes)"
+    )
+
+
+def _check_values(array, name, high, expected):
+    """Raises `ValueError(expected + what was received)` unless every
+    value of `array` is an integer in `[0, high]`."""
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{expected}. Received: {name} of dtype {array.dtype}")
+    if not array.size:
+        return
+    low, top = array.min(), array.max()
+    whole = np.issubdtype(array.dtype, np.integer) or np.array_equal(
+        array, np.round(array)
+    )
+    if low < 0 or top > high or not whole:
+        raise ValueError(
+            f"{expected}. Received: values in [{low}, {top}]"
+            + ("" if whole else ", not all integers")
+        )
+
+
+def check_fit_arrays(model, x, y):
+    """Checks arrays given to `fit` or `evaluate` before any step.
+
+    Args:
+        model: a model class of `pixel_models.models`.
+        x: the images, or `[images, labels]` and the small images, as the
+            model takes them; anything but NumPy-like arrays (a
+            `tf.data.Dataset`, a generator) is left alone.
+        y: the targets, the images themselves.
+
+    Raises:
+        ValueError: values that are not integer pixel values (labels) in
+            range, naming the argument.
+    """
+    parts = list(x) if isinstance(x, (tuple, list)) else [x]
+    named = [(y, "y", model.levels - 1, None)]
+    named.append((parts[0], "x", model.levels - 1, None))
+    if model.num_classes is not None and len(parts) > 1:
+        named.append(
+            (parts[1], "labels", model.num_classes - 1, model.num_classes)
+        )
+    if model.condition_shape is not None and len(parts) > 1:
+        named.append((parts[-1], "condition", model.levels - 1, None))
+    for value, name, high, classes in named:
+        if not isinstance(value, np.ndarray | list):
+            continue
+        expected = (
+            labels_expected(classes)
+            if classes
+            else pixel_values_expected(name, model.levels)
+        )
+        _check_values(np.asarray(value), name, high, expected)

@@ -197,7 +197,7 @@ class RestBitsPerDim(keras.metrics.Mean):
     """Mean NLL per sub-pixel not in the small image, in bits.
 
     The second stage's `BitsPerDim` (see `RestNLL`), logged as
-    `bits_per_dim`.
+    `rest_bits_per_dim`: it is not the bits/dim of the whole image.
 
     Args:
         small_shape: `(s_h, s_w)` or `(s_h, s_w, C)`.
@@ -205,7 +205,7 @@ class RestBitsPerDim(keras.metrics.Mean):
         dtype: metric dtype.
     """
 
-    def __init__(self, small_shape, name="bits_per_dim", dtype=None):
+    def __init__(self, small_shape, name="rest_bits_per_dim", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.small_shape = tuple(int(s) for s in small_shape[:2])
 

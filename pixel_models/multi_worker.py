@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from pixel_models.checks import check_int
-from pixel_models.losses import LN2, discrete_nll
+from pixel_models.losses import LN2, RestNLL
 
 
 def is_multi_worker(strategy):
@@ -59,10 +59,23 @@ def is_chief(strategy):
     )
 
 
+def _per_image_loss(model, y, logits):
+    """The model's compiled loss of each image, `(batch,)`: the mean of
+    its per-sub-pixel values (`DiscreteNLL`), or its own per-image value
+    (`RestNLL`, which counts only some sub-pixels)."""
+    loss = model.loss
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    values = loss.call(y, logits) if isinstance(loss, keras.Loss) else None
+    if values is None:
+        values = loss(y, logits)
+    return ops.mean(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
+
+
 def _sums(model, x, y, training):
-    """Per-replica NLL sum (nats per dim, summed over images) and count."""
+    """Per-replica loss sum (summed over images) and image count."""
     logits = model(x, training=training)
-    per_image = ops.mean(discrete_nll(y, logits), axis=(1, 2, 3))
+    per_image = _per_image_loss(model, y, logits)
     count = ops.cast(ops.shape(per_image)[0], "float32")
     return ops.sum(per_image), count
 
@@ -81,11 +94,28 @@ def _any_worker(strategy, flag):
     return float(strategy.reduce("SUM", value, axis=None)) > 0
 
 
-def _logs(nats_per_dim, prefix=""):
+def _logs(model, nats_per_dim, prefix=""):
+    """The loss and its bits/dim, named as `fit` names them."""
+    name = (
+        "rest_bits_per_dim"
+        if isinstance(model.loss, RestNLL)
+        else ("bits_per_dim")
+    )
     return {
         f"{prefix}loss": nats_per_dim,
-        f"{prefix}bits_per_dim": nats_per_dim / LN2,
+        f"{prefix}{name}": nats_per_dim / LN2,
     }
+
+
+def resumed_epoch(model):
+    """The epoch `keras.callbacks.BackupAndRestore` resumes a run at, once
+    its `on_train_begin` has restored the backup; 0 without one.
+
+    Keras hands it to `fit` through a private attribute of the model, and
+    this is the one place that reads it (`test_distributed` fails if
+    Keras moves it).
+    """
+    return getattr(model, "_initial_epoch", None) or 0
 
 
 def _eval_step(model, strategy):
@@ -145,6 +175,7 @@ def fit_multi_worker(
     validation_data=None,
     callbacks=(),
     verbose=1,
+    initial_epoch=0,
 ):
     """Trains a compiled model under `MultiWorkerMirroredStrategy`.
 
@@ -160,12 +191,18 @@ def fit_multi_worker(
             the end of each epoch as `val_loss` and `val_bits_per_dim`.
         callbacks: Keras callbacks, called as `model.fit` calls them.
         verbose: 1 for a progress bar, 0 for none.
+        initial_epoch: the epoch to start at, as in `fit` (a
+            `BackupAndRestore` among the callbacks resumes at its own).
+
+    The loss is the model's compiled loss (`DiscreteNLL`, or `RestNLL`
+    for a Multi-Scale second stage, logged with `rest_bits_per_dim`).
 
     Returns:
         The `keras.callbacks.History` of the run (`loss`, `bits_per_dim`
         and, with validation data, `val_loss`, `val_bits_per_dim`).
     """
     check_int("epochs", epochs, minimum=1)
+    check_int("initial_epoch", initial_epoch, minimum=0)
     check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     if model.optimizer is None:
         raise ValueError(
@@ -190,8 +227,7 @@ def fit_multi_worker(
     iterator = iter(_distribute(strategy, train))
     model.stop_training = False
     callback_list.on_train_begin()
-    # BackupAndRestore tells `fit` where to resume through this attribute.
-    initial_epoch = getattr(model, "_initial_epoch", None) or 0
+    initial_epoch = max(initial_epoch, resumed_epoch(model))
     for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
         epoch_logs = _train_epoch(
@@ -208,7 +244,7 @@ def fit_multi_worker(
             callback_list.on_test_begin()
             nats = _evaluate(eval_step, strategy, validation_data)
             callback_list.on_test_end()
-            epoch_logs.update(_logs(nats, prefix="val_"))
+            epoch_logs.update(_logs(model, nats, prefix="val_"))
         callback_list.on_epoch_end(epoch, epoch_logs)
         if model.stop_training or not math.isfinite(epoch_logs["loss"]):
             break
@@ -267,8 +303,9 @@ def _train_epoch(
         batch_total, batch_count = train_step(iterator)
         total += float(batch_total)
         count += float(batch_count)
-        callback_list.on_train_batch_end(step, _logs(total / max(count, 1.0)))
+        logs = _logs(model, total / max(count, 1.0))
+        callback_list.on_train_batch_end(step, logs)
         model.stop_training = _any_worker(strategy, model.stop_training)
         if model.stop_training:
             break
-    return _logs(total / max(count, 1.0))
+    return _logs(model, total / max(count, 1.0))

@@ -23,12 +23,10 @@ from pixel_models.losses import (
     LN2,
     BitsPerDim,
     DiscreteNLL,
+    RestNLL,
     bits_per_dim_to_nats_per_image,
+    rest_mask,
 )
-
-# MNIST digits and CIFAR-10 classes alike.
-NUM_CLASSES = 10
-
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -278,8 +276,13 @@ def evaluate_nll(
             under, if any (Keras 3's `evaluate` does not run under it).
 
     Returns:
-        Dict with `bits_per_dim`, `nats_per_image` and `num_images`.
+        Dict with `bits_per_dim`, `nats_per_image` and `num_images`; for
+        a Multi-Scale second stage (compiled with `RestNLL`), which
+        scores only the sub-pixels not in its small image,
+        `rest_bits_per_dim` and `rest_nats_per_image` (-log p(rest |
+        small image)) instead.
     """
+    rest = isinstance(getattr(model, "loss", None), RestNLL)
     if multi_worker.is_multi_worker(strategy):
         nats = multi_worker.evaluate_multi_worker(
             model, dataset, strategy=strategy
@@ -287,10 +290,17 @@ def evaluate_nll(
         bpd = nats / LN2
     else:
         results = model.evaluate(dataset, verbose=verbose, return_dict=True)
-        bpd = float(results["bits_per_dim"])
+        bpd = float(results["rest_bits_per_dim" if rest else "bits_per_dim"])
+    if not rest:
+        return {
+            "bits_per_dim": bpd,
+            "nats_per_image": bits_per_dim_to_nats_per_image(bpd, image_shape),
+            "num_images": num_images,
+        }
+    dims = rest_mask(image_shape, model.loss.small_shape).sum() * image_shape[2]
     return {
-        "bits_per_dim": bpd,
-        "nats_per_image": bits_per_dim_to_nats_per_image(bpd, image_shape),
+        "rest_bits_per_dim": bpd,
+        "rest_nats_per_image": bpd * LN2 * float(dims),
         "num_images": num_images,
     }
 

@@ -19,7 +19,6 @@ from pixel_models.callbacks import TimeBudget, last_logged, save_atomically
 from pixel_models.cli.arguments import in_flag_terms, make_parser
 from pixel_models.losses import LN2, rest_mask
 from pixel_models.training import (
-    NUM_CLASSES,
     compile_model,
     evaluate_nll,
     load_checkpoint,
@@ -128,10 +127,11 @@ def fit_run(
             model,
             train,
             strategy=strategy,
-            epochs=args.epochs,
+            epochs=initial_epoch + args.epochs,
             steps_per_epoch=steps_per_epoch,
             validation_data=validation,
             callbacks=callbacks,
+            initial_epoch=initial_epoch,
         )
     else:
         history = model.fit(
@@ -203,7 +203,7 @@ def run_multiscale(args, splits, strategy):
     """
     size, shape = args.multiscale, tuple(splits.image_shape)
     small_shape = (size, size, shape[2])
-    rest = rest_mask(shape, small_shape)  # checks that S divides the size
+    rest_mask(shape, small_shape)  # checks that S divides the size
     budget = args.time_budget / 2 if args.time_budget else None
     val_small = next(
         iter(multiscale.stage_dataset(splits.validation, "small", size))
@@ -229,13 +229,16 @@ def run_multiscale(args, splits, strategy):
             time_budget=budget,
             sample_condition=val_small if large else None,
         )
-        bpd = model.evaluate(
+        scored = evaluate_nll(
+            model,
             multiscale.stage_dataset(test, stage, size),
-            verbose=1,
-            return_dict=True,
-        )["bits_per_dim"]
-        dims = (rest.sum() if large else size * size) * shape[2]
-        scores[stage] = float(bpd) * LN2 * float(dims)
+            shape if large else small_shape,
+            num_test,
+            strategy=strategy,
+        )
+        scores[stage] = scored[
+            "rest_nats_per_image" if large else "nats_per_image"
+        ]
         stages[stage] = model
     pair = multiscale.MultiScale(stages["small"], stages["large"])
     pair.save(args.log_dir)
@@ -381,7 +384,7 @@ def _new_model(args, splits):
         num_layers=args.num_layers,
         width=args.width,
         dropout=args.dropout,
-        num_classes=NUM_CLASSES if args.conditional else None,
+        num_classes=splits.num_classes if args.conditional else None,
         **({"unroll": True} if args.unroll else {}),
     )
     _compile(model, args)
@@ -419,7 +422,7 @@ def _stage_model(args, splits, stage, small_shape):
     """The model of one Multi-Scale stage, compiled."""
     large = stage == "large"
     shape = tuple(splits.image_shape)
-    classes = NUM_CLASSES if args.conditional else None
+    classes = splits.num_classes if args.conditional else None
     model = models.build_model(
         args.model,
         shape if large else small_shape,

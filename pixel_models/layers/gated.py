@@ -119,10 +119,16 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         k, c = kernel_size, color_channels
         # Vertical: rows i - k//2 .. i, all k columns (padding in call).
         self.vertical = keras.layers.Conv2D(
-            2 * filters, (k // 2 + 1, k), name="vertical"
+            2 * filters,
+            (k // 2 + 1, k),
+            data_format="channels_last",
+            name="vertical",
         )
         self.vertical_to_horizontal = keras.layers.Conv2D(
-            2 * filters, 1, name="vertical_to_horizontal"
+            2 * filters,
+            1,
+            data_format="channels_last",
+            name="vertical_to_horizontal",
         )
         self.horizontal = MaskedConv2D(
             2 * filters, (1, k), mask_type, c, name="horizontal"

@@ -234,13 +234,16 @@ class MaskedConv2D(keras.layers.Conv2D):
         inputs = ops.pad(
             inputs, ((0, 0), (kh // 2, 0), (kw // 2, kw // 2), (0, 0))
         )
-        return ops.conv(inputs, kernel, padding="valid")
+        return ops.conv(
+            inputs, kernel, padding="valid", data_format="channels_last"
+        )
 
     # One-pixel steps for the fast sampler (see `layers/steps.py`).
 
     @property
     def pixel_reach(self):
-        return max(self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
+        return max(kh // 2 * dh, kw // 2 * dw)
 
     def rows_above_part(self, above):
         """The kernel rows above the centre, for a whole row at once.
@@ -251,13 +254,30 @@ class MaskedConv2D(keras.layers.Conv2D):
         Returns:
             `(n, W, filters)`, or None for a 1 x k kernel.
         """
-        kh, kw = self.kernel_size
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
         if kh == 1:
             return None
-        rows = above[:, above.shape[1] - kh // 2 :]
-        rows = ops.pad(rows, ((0, 0), (0, 0), (kw // 2, kw // 2), (0, 0)))
+        # The rows the kernel's upper rows fall on: dh, 2 dh, ... above.
+        end = above.shape[1] - dh + 1
+        rows = above[:, above.shape[1] - kh // 2 * dh : end]
+        pad = kw // 2 * dw
+        rows = ops.pad(rows, ((0, 0), (0, 0), (pad, pad), (0, 0)))
         kernel = ops.split(self.masked_kernel(), [kh // 2], axis=0)[0]
-        return ops.conv(rows, kernel, padding="valid")[:, 0]
+        out = ops.conv(
+            rows,
+            kernel,
+            padding="valid",
+            data_format="channels_last",
+            dilation_rate=(dh, dw),
+        )
+        return out[:, 0]
+
+    def centre_window(self, x):
+        """The inputs the kernel's centre row reads at one pixel, the
+        pixel and every `dw`-th one left of it: `(n, taps * channels)`."""
+        kw, dw = self.kernel_size[1], self.dilation_rate[1]
+        window = x.window(kw // 2 * dw)[:, ::dw]
+        return ops.reshape(window, (window.shape[0], -1))
 
     def pixel_kernel(self):
         """The kernel's centre row up to the centre (the rest is masked
@@ -274,9 +294,7 @@ class MaskedConv2D(keras.layers.Conv2D):
             kernel: `pixel_kernel()`, made once per row, not per pixel.
             above: the pixel's column of `rows_above_part`, or None.
         """
-        window = x.window(self.kernel_size[1] // 2)
-        window = ops.reshape(window, (window.shape[0], -1))
-        out = ops.matmul(window, kernel)
+        out = ops.matmul(self.centre_window(x), kernel)
         if above is not None:
             out = out + above
         if self.use_bias:
@@ -302,8 +320,7 @@ class MaskedConv2D(keras.layers.Conv2D):
         logits at a time (a third of the work for RGB).
         """
         kernel = state["kernel"][:, start : start + size]
-        window = inputs.window(self.kernel_size[1] // 2)
-        out = ops.matmul(ops.reshape(window, (window.shape[0], -1)), kernel)
+        out = ops.matmul(self.centre_window(inputs), kernel)
         if "above" in column:
             out = out + column["above"][:, start : start + size]
         if self.use_bias:

@@ -9,9 +9,12 @@ functions (`pixel_models.sampling`, `pixel_models.evaluation`), which keep
 working on any compatible model, old plain functional files included.
 """
 
+import contextlib
+import sys
+
 import keras
 
-from pixel_models import evaluation, sampling
+from pixel_models import evaluation, inputs, sampling
 from pixel_models.losses import BitsPerDim, DiscreteNLL
 
 # The optimizer `compile()` makes by default: Adam at 1e-3, each
@@ -108,6 +111,61 @@ class PixelModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """`keras.Model.fit`, with the data checked before any step.
+
+        Arrays are checked at once; a `tf.data.Dataset` batch by batch
+        as it comes (`pixel_models.data.check_batches`). Targets and
+        images must be integer pixel values in `[0, levels - 1]`, labels
+        in `[0, num_classes - 1]`; anything else raises a `ValueError`
+        that names the argument, where the loss would have rounded the
+        values and trained on them.
+        """
+        x = self._checked(x, y)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = tuple(validation_data)
+            self._checked(*validation_data[:2])
+        else:
+            validation_data = self._checked(validation_data, None)
+        with self._check_errors():
+            return super().fit(
+                x, y, *args, validation_data=validation_data, **kwargs
+            )
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with the data checked as by `fit`."""
+        x = self._checked(x, y)
+        with self._check_errors():
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def _checked(self, x, y):
+        """`x` checked (arrays) or to be checked (a tf.data.Dataset)."""
+        if _is_dataset(x):
+            from pixel_models.data import check_batches
+
+            index = None
+            if self.condition_shape is not None:
+                index = 2 if self.num_classes is not None else 1
+            return check_batches(x, self.levels, self.num_classes, index)
+        if x is not None and y is not None:
+            inputs.check_fit_arrays(self, x, y)
+        return x
+
+    @contextlib.contextmanager
+    def _check_errors(self):
+        """Turns a failed batch check into its `ValueError`."""
+        try:
+            yield
+        except Exception as error:
+            if "tensorflow" not in sys.modules:
+                raise
+            from pixel_models.data import check_failure
+
+            failure = check_failure(error, self.levels, self.num_classes)
+            if failure is None:
+                raise
+            raise failure from None
+
     def generate(
         self,
         num_samples,
@@ -175,6 +233,12 @@ class PixelModel(keras.Model):
                 " or PixelModel.from_preset."
             )
         return presets.load_preset(name, compile=compile)
+
+
+def _is_dataset(value):
+    """True for a `tf.data.Dataset` (without importing TensorFlow)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, tf.data.Dataset)
 
 
 # Family name -> class; each family module adds its own.

@@ -98,7 +98,12 @@ def condition_input(condition_shape, factors, levels, filters):
         2.0 / (levels - 1), offset=-1.0, name="small_rescale"
     )(small)
     x = keras.layers.Conv2D(
-        filters, 3, padding="same", activation="relu", name="upsample_in"
+        filters,
+        3,
+        padding="same",
+        activation="relu",
+        data_format="channels_last",
+        name="upsample_in",
     )(x)
     for i, stride in enumerate(upsampling_strides(factors)):
         x = keras.layers.Conv2DTranspose(
@@ -107,6 +112,7 @@ def condition_input(condition_shape, factors, levels, filters):
             strides=stride,
             padding="same",
             activation="relu",
+            data_format="channels_last",
             name=f"upsample_{i}",
         )(x)
     return small, x

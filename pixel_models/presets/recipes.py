@@ -231,7 +231,6 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         The card (a dict).
     """
     from pixel_models.training import (
-        NUM_CLASSES,
         compile_model,
         evaluate_nll,
         load_checkpoint,
@@ -264,7 +263,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     folder = os.path.join(out_dir, name)
     os.makedirs(folder, exist_ok=True)
     model_path = os.path.join(folder, "model.keras")
-    num_classes = NUM_CLASSES if args.conditional else None
+    num_classes = splits.num_classes if args.conditional else None
     builder_arguments = _builder_arguments(args, splits, num_classes)
     # An averaged run's preset holds the average, not the raw weights.
     weights = model.get_weights() if averaged else None

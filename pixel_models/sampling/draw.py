@@ -45,9 +45,21 @@ def draw(logits, noise, temperature=1.0, top_p=None):
         p = ops.where(mass < top_p - 1e-6, p, 0.0)
         p = p / ops.sum(p, axis=-1, keepdims=True)
     cdf = _cumsum(p)
-    noise = ops.cast(noise, "float32")[:, None]
-    values = ops.sum(ops.cast(cdf <= noise, "int32"), axis=-1)
-    return ops.minimum(values, levels - 1)
+    # The noise scaled by the float32 CDF's own total, so that it falls
+    # inside the CDF however the sums rounded; and the first value of
+    # positive probability whose CDF exceeds it, so that a value of zero
+    # probability (a float32 underflow, or cut by top_p) is never drawn,
+    # even where rounding leaves the CDF flat or falling (then, the last
+    # value of positive probability).
+    noise = ops.cast(noise, "float32")[:, None] * cdf[:, -1:]
+    index = ops.arange(levels, dtype="int32")[None, :]
+    possible = p > 0
+    first = ops.min(
+        ops.where(ops.logical_and(cdf > noise, possible), index, levels),
+        axis=-1,
+    )
+    last = ops.max(ops.where(possible, index, -1), axis=-1)
+    return ops.minimum(first, last)
 
 
 def _cumsum(p):
