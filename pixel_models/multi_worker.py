@@ -59,7 +59,7 @@ def is_chief(strategy):
     )
 
 
-def _per_image_loss(model, y, logits):
+def per_image_loss(model, y, logits):
     """The model's compiled loss of each image, `(batch,)`: the mean of
     its per-sub-pixel values (`DiscreteNLL`), or its own per-image value
     (`RestNLL`, which counts only some sub-pixels)."""
@@ -75,7 +75,7 @@ def _per_image_loss(model, y, logits):
 def _sums(model, x, y, training):
     """Per-replica loss sum (summed over images) and image count."""
     logits = model(x, training=training)
-    per_image = _per_image_loss(model, y, logits)
+    per_image = per_image_loss(model, y, logits)
     count = ops.cast(ops.shape(per_image)[0], "float32")
     return ops.sum(per_image), count
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -162,44 +163,59 @@ MULTI_WORKER = textwrap.dedent(
 )
 
 
-def _free_ports(count):
-    import socket
+def _unused_ports(count, rng):
+    """`count` ports free now, below the kernel's ephemeral range.
 
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [str(s.getsockname()[1]) for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    The kernel hands out ephemeral ports (other processes' outgoing
+    connections) only inside that range, so none of those can take a
+    port picked below it before the workers bind it. TensorFlow's gRPC
+    server binds without SO_REUSEPORT, so a port cannot be held for it.
+    """
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    ports = []
+    while len(ports) < count:
+        port = int(rng.integers(10000, low))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return [str(port) for port in ports]
 
 
 def _run_workers(command, extra=(), timeout=240):
     """Runs `command INDEX PORT0 PORT1 *extra` as workers 0 and 1.
 
-    Returns their stdouts.
+    Returns their stdouts. If a worker could not bind its port (another
+    program bound it first), the pair runs again on other ports.
     """
-    ports = _free_ports(2)
-    processes = [
-        subprocess.Popen(
-            [*command, str(index), *ports, *extra],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(2)
-    ]
-    outputs = []
-    try:
-        for process in processes:
-            out, err = process.communicate(timeout=timeout)
-            assert process.returncode == 0, err[-3000:]
-            outputs.append(out)
-    finally:
-        for process in processes:
-            process.kill()
-    return outputs
+    rng = np.random.default_rng()
+    for attempt in range(3):
+        ports = _unused_ports(2, rng)
+        processes = [
+            subprocess.Popen(
+                [*command, str(index), *ports, *extra],
+                env=ENV,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for index in range(2)
+        ]
+        try:
+            results = [p.communicate(timeout=timeout) for p in processes]
+        finally:
+            for process in processes:
+                process.kill()
+        taken = any("Could not start gRPC server" in e for _, e in results)
+        if not taken or attempt == 2:
+            break
+    for process, (_, err) in zip(processes, results, strict=True):
+        assert process.returncode == 0, err[-3000:]
+    return [out for out, _ in results]
 
 
 def test_two_workers_agree_and_match_one_device_training():
@@ -313,3 +329,31 @@ def test_multi_worker_training_resumes_from_its_backup(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     # Epochs 0 and 1 were done before the crash; the rerun does 2 and 3.
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [2, 3]
+
+
+def test_multi_worker_steps_use_the_compiled_loss():
+    # A Multi-Scale second stage counts only the pixels not in its small
+    # image: the custom loop must train and score what `fit` would.
+    from pixel_models import multiscale
+    from pixel_models.losses import RestNLL
+    from pixel_models.models import build_model
+    from pixel_models.multi_worker import per_image_loss
+
+    model = build_model(
+        "pixelcnn",
+        (4, 4, 1),
+        3,
+        num_layers=1,
+        width=4,
+        condition_shape=(2, 2, 1),
+    )
+    model.compile(**multiscale.conditional_loss(model))
+    x = np.random.default_rng(0).integers(0, 3, (5, 4, 4, 1)).astype("f4")
+    logits = model([x, x[:, ::2, ::2]])
+    got = keras.ops.convert_to_numpy(per_image_loss(model, x, logits))
+    expected = RestNLL((2, 2)).call(x, logits)
+    np.testing.assert_allclose(got, keras.ops.convert_to_numpy(expected))
+    # ... which is not the mean over every sub-pixel.
+    model.compile()
+    every = keras.ops.convert_to_numpy(per_image_loss(model, x, logits))
+    assert np.abs(every - got).max() > 1e-3
