@@ -7,6 +7,7 @@ automatic differentiation of the Keras backend in use and compare its
 non-zero pattern with the pattern the order allows.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -115,11 +116,26 @@ def dependency_map(fn, x, color_channels=1):
         pixel `(i, j)` has a non-zero gradient with respect to some input
         of group `c` at pixel `(k, l)`.
     """
-    jac = jacobian(fn, x)
+    x = np.asarray(x, dtype="float32")
     height, width, in_channels = x.shape[1:]
     g = color_channels
-    jac = jac.reshape(height, width, g, -1, height, width, g, in_channels // g)
-    return np.any(jac != 0.0, axis=(3, 7))
+    probe = fn(keras.ops.convert_to_tensor(x))
+    per_group = int(np.prod(probe.shape[1:])) // (height * width * g)
+    # Each group's outputs projected on fixed random weights first: one
+    # Jacobian row per pixel and group instead of one per output, and a
+    # projection of non-zero gradients is zero only by a cancellation of
+    # random floats, which does not happen.
+    weights = np.random.default_rng(0).normal(size=per_group) + 3.0
+    weights = weights.astype("float32")
+
+    def projected(v):
+        y = keras.ops.cast(fn(v), "float32")
+        y = keras.ops.reshape(y, (-1, height, width, g, per_group))
+        return keras.ops.sum(y * weights, axis=-1)
+
+    jac = jacobian(projected, x)
+    jac = jac.reshape(height, width, g, height, width, g, in_channels // g)
+    return np.any(jac != 0.0, axis=-1)
 
 
 def allowed_dependencies(height, width, color_channels=1, strict=True):
@@ -209,13 +225,58 @@ def assert_config_round_trip(layer):
     return clone
 
 
-def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
-    """Saves `model` to `path` and reloads it in a new Python process.
+# The loop of the process that `assert_reloads_in_fresh_process` loads
+# models in: one request (a JSON line naming the files) at a time.
+_LOADER_LOOP = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    import numpy as np
+    import pixel_models  # noqa: F401  registers the layers
 
-    The new process imports only `pixel_models` and `keras` and loads with
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            keras.backend.clear_session()
+            model = keras.models.load_model(request["path"], safe_mode=True)
+            data = np.load(request["inputs"])
+            arrays = [data[f"arr_{k}"] for k in range(len(data.files))]
+            inputs = arrays if len(arrays) > 1 else arrays[0]
+            outputs = model(inputs, training=False)
+            np.save(request["outputs"], keras.ops.convert_to_numpy(outputs))
+            reply = {"class": type(model).__name__}
+        except Exception as error:
+            reply = {"error": f"{type(error).__name__}: {error}"}
+        print(json.dumps(reply), flush=True)
+    """
+)
+_loader = None
+
+
+def _fresh_loader():
+    """The loading process, started at the first use and kept: a process
+    that imports only `keras` and `pixel_models`, apart from the tests'."""
+    global _loader
+    if _loader is None or _loader.poll() is not None:
+        _loader = subprocess.Popen(
+            [sys.executable, "-c", _LOADER_LOOP],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+    return _loader
+
+
+def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
+    """Saves `model` to `path` and reloads it in another Python process.
+
+    That process imports only `pixel_models` and `keras` and loads with
     `safe_mode=True`, so the model must not rely on `Lambda` layers or on
     classes registered by the test itself; the loaded model must be of
-    the saved model's class and give its outputs.
+    the saved model's class and give its outputs. (One such process
+    serves every call of a test run, each model loaded anew: starting
+    one per model took most of the time of these tests.)
 
     Args:
         model: a built `keras.Model`.
@@ -226,35 +287,22 @@ def assert_reloads_in_fresh_process(model, inputs, path, atol=1e-5):
     path = os.fspath(path)
     model.save(path)
     expected = keras.ops.convert_to_numpy(model(inputs, training=False))
-    inputs_path = path + ".inputs.npz"
-    outputs_path = path + ".outputs.npy"
+    request = {
+        "path": path,
+        "inputs": path + ".inputs.npz",
+        "outputs": path + ".outputs.npy",
+    }
     arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    np.savez(inputs_path, *arrays)
-    script = textwrap.dedent(
-        f"""
-        import keras
-        import numpy as np
-        import pixel_models  # noqa: F401  registers the layers
-
-        model = keras.models.load_model({path!r}, safe_mode=True)
-        data = np.load({inputs_path!r})
-        arrays = [data[f"arr_{{k}}"] for k in range(len(data.files))]
-        inputs = arrays if len(arrays) > 1 else arrays[0]
-        outputs = model(inputs, training=False)
-        np.save({outputs_path!r}, keras.ops.convert_to_numpy(outputs))
-        print("class:", type(model).__name__)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    loaded_class = result.stdout.strip().splitlines()[-1]
-    assert loaded_class == f"class: {type(model).__name__}", loaded_class
-    actual = np.load(outputs_path)
+    np.savez(request["inputs"], *arrays)
+    loader = _fresh_loader()
+    loader.stdin.write(json.dumps(request) + "\n")
+    loader.stdin.flush()
+    line = loader.stdout.readline()
+    assert line, "the loading process died"
+    reply = json.loads(line)
+    assert "error" not in reply, reply.get("error")
+    assert reply["class"] == type(model).__name__, reply
+    actual = np.load(request["outputs"])
     np.testing.assert_allclose(actual, expected, atol=atol, rtol=1e-5)
     return keras.models.load_model(path, safe_mode=True)
 
@@ -280,3 +328,49 @@ def same_pixel_dependencies(deps):
     i = np.arange(height)[:, None]
     j = np.arange(width)[None, :]
     return deps[i, j, :, i, j, :]
+
+
+def assert_samples_follow_their_logits(
+    model,
+    noise,
+    samples,
+    logits,
+    *,
+    labels=None,
+    condition=None,
+    known=None,
+    atol=1e-4,
+):
+    """Asserts what makes a sampler exact, with one forward pass.
+
+    The logits each sub-pixel was drawn from must be the model's own
+    logits of the finished images (which, the model being causal, see only
+    the sub-pixels before it), and each value must be `draw` of its logits
+    and its noise. Together they say the images are those the naive
+    sampler (one forward pass per sub-pixel) draws from the same noise,
+    at a fraction of its cost.
+
+    Args:
+        model: the sampled model.
+        noise: `(n, H, W, C)`, the noise the sampler was given.
+        samples, logits: what `sample_with_logits` (or `sample_fast`)
+            returned.
+        labels, condition: as given to the sampler.
+        known: for a completion, the `(n, H, W)` mask of the given pixels,
+            which are kept rather than drawn.
+        atol: tolerance on the logits.
+    """
+    from pixel_models.inputs import model_inputs
+    from pixel_models.sampling import draw
+    from pixel_models.sampling.precision import float32_model
+
+    full = float32_model(model)(model_inputs(samples, labels, condition))
+    np.testing.assert_allclose(
+        logits, keras.ops.convert_to_numpy(full), atol=atol
+    )
+    levels = logits.shape[-1]
+    drawn = draw(logits.reshape(-1, levels), noise.reshape(-1))
+    drawn = keras.ops.convert_to_numpy(drawn).reshape(samples.shape)
+    if known is not None:
+        drawn = np.where(known[..., None], samples, drawn)
+    np.testing.assert_array_equal(drawn, samples)

@@ -12,7 +12,6 @@ from pixel_models.testing import (
 )
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize("color_channels", [1, 3])
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 def test_horizontal_output_is_causal(color_channels, mask_type):
@@ -32,7 +31,6 @@ def test_horizontal_output_is_causal(color_channels, mask_type):
     assert not field[3, 4:].any() and not field[4:].any()
 
 
-@pytest.mark.every_backend
 def test_vertical_output_sees_only_rows_up_to_its_own():
     block = build_with_random_weights(
         GatedPixelCNNBlock(2, 3, residual=False), [(1, 5, 5, 1)] * 2

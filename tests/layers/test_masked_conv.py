@@ -14,7 +14,6 @@ from pixel_models.testing import (
 )
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 @pytest.mark.parametrize("color_channels", [1, 3])
 @pytest.mark.parametrize("kernel_size", [3, (5, 3)])

@@ -19,7 +19,6 @@ LAYERS = {
 }
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize("name", sorted(LAYERS))
 @pytest.mark.parametrize("color_channels", [1, 3])
 @pytest.mark.parametrize("size", [(5, 5), (4, 7), (7, 3)])
@@ -42,7 +41,6 @@ def _field(layer, height, width, i, j):
     return receptive_field(assert_causal(layer, x, strict=False), i, j)
 
 
-@pytest.mark.every_backend
 def test_diagonal_bilstm_sees_the_whole_past_in_one_layer():
     field = _field(DiagonalBiLSTM(3), 6, 7, 4, 2)
     expected = np.zeros((6, 7), bool)
@@ -51,7 +49,6 @@ def test_diagonal_bilstm_sees_the_whole_past_in_one_layer():
     np.testing.assert_array_equal(field, expected)
 
 
-@pytest.mark.every_backend
 def test_row_lstm_sees_a_triangle_above():
     k, i, j = 3, 5, 4
     field = _field(RowLSTM(3, kernel_size=k), 6, 9, i, j)

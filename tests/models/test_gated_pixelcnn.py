@@ -12,7 +12,6 @@ from pixel_models.testing import (
 from pixel_models.training import compile_model
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize(
     "shape, levels", [((6, 6, 1), 2), ((5, 7, 1), 3), ((5, 6, 3), 4)]
 )

@@ -29,7 +29,6 @@ def _input(shape, levels, seed=0):
     return np.random.default_rng(seed).uniform(0, levels - 1, size=(1, *shape))
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 @pytest.mark.parametrize(
     "shape, levels", [((5, 5, 1), 2), ((4, 6, 1), 4), ((5, 4, 3), 4)]
@@ -76,7 +75,6 @@ def _last_pixel_field(model, height, width):
     return receptive_field(deps, height - 1, width // 2)
 
 
-@pytest.mark.every_backend
 def test_receptive_fields_match_the_theory():
     height, width = 8, 9
     past = allowed_dependencies(height, width)[

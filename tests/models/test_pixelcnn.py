@@ -17,7 +17,6 @@ def _pixels(shape, levels, seed=0):
     return rng.integers(0, levels, size=shape).astype("float32")
 
 
-@pytest.mark.every_backend
 @pytest.mark.parametrize(
     "shape, levels",
     [((6, 6, 1), 2), ((5, 7, 1), 4), ((6, 6, 3), 4), ((4, 5, 3), 3)],
@@ -38,7 +37,6 @@ def test_pixelcnn_is_causal(shape, levels):
         assert same[..., 2, 1].any()
 
 
-@pytest.mark.every_backend
 def test_pixelcnn_has_the_blind_spot():
     # 3x3 first kernel and one block: the last pixel sees a limited cone;
     # up and to the right of it stays out of reach (the blind spot).
