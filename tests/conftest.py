@@ -24,7 +24,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "every_backend: also run on JAX and PyTorch, by test_backends.py "
-        "(causality, receptive fields, save/load, sampling, end to end)",
+        "(normalisation, input checks, sampling, end to end)",
     )
 
 
