@@ -131,7 +131,7 @@ def dependency_map(fn, x, color_channels=1):
     def projected(v):
         y = keras.ops.cast(fn(v), "float32")
         y = keras.ops.reshape(y, (-1, height, width, g, per_group))
-        return keras.ops.sum(y * weights, axis=-1)
+        return keras.ops.sum(y * keras.ops.convert_to_tensor(weights), -1)
 
     jac = jacobian(projected, x)
     jac = jac.reshape(height, width, g, height, width, g, in_channels // g)

@@ -583,6 +583,12 @@ def test_load_tfds(tfds_dir):
     )
     (x, label), _ = next(iter(splits.test))
     np.testing.assert_array_equal(label, x.numpy()[:, 0, 0, 0] % 3)
+    # The class count is the data set's own (its ClassLabel), not MNIST's.
+    assert splits.num_classes == 3
+    unlabelled = data.get_datasets(
+        f"tfds:{name}", data_dir=str(tfds_dir), validation_size=2
+    )
+    assert unlabelled.num_classes is None
 
 
 def test_load_tfds_unknown_name(tmp_path):

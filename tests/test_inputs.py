@@ -82,6 +82,7 @@ def test_a_bad_batch_of_a_dataset_stops_fit_before_its_step():
     message = _unchanged(model, lambda: model.fit(bad, epochs=1, verbose=0))
     assert "y must hold integer pixel values in [0, 3]" in message
     assert "a batch with values in [0, 1], not all integers" in message
+    model.fit(good, epochs=1, verbose=0)  # and the model trains on
     with pytest.raises(ValueError, match=RANGE):
         model.fit(good, validation_data=bad, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=RANGE):

@@ -127,7 +127,7 @@ class PixelModel(keras.Model):
             self._checked(*validation_data[:2])
         else:
             validation_data = self._checked(validation_data, None)
-        with self._check_errors():
+        with self._check_errors(self._values_before()):
             return super().fit(
                 x, y, *args, validation_data=validation_data, **kwargs
             )
@@ -135,8 +135,25 @@ class PixelModel(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked as by `fit`."""
         x = self._checked(x, y)
-        with self._check_errors():
+        with self._check_errors(self._values_before()):
             return super().evaluate(x, y, *args, **kwargs)
+
+    def _values_before(self):
+        """On JAX, every variable and its value before `fit`/`evaluate`.
+
+        JAX's trainer takes the values out of the variables for the run
+        and puts them back at its end; a batch that fails its check
+        part-way would leave them empty, and the model unusable. These
+        are put back then. (JAX arrays are immutable: no copy is made.)
+        """
+        if keras.backend.backend() != "jax":
+            return None
+        variables = list(self.variables)
+        if self.optimizer is not None:
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            variables += list(self.optimizer.variables)
+        return [(v, v.value) for v in variables]
 
     def _checked(self, x, y):
         """`x` checked (arrays) or to be checked (a tf.data.Dataset)."""
@@ -152,8 +169,9 @@ class PixelModel(keras.Model):
         return x
 
     @contextlib.contextmanager
-    def _check_errors(self):
-        """Turns a failed batch check into its `ValueError`."""
+    def _check_errors(self, values_before=None):
+        """Turns a failed batch check into its `ValueError`, with the
+        variables of `_values_before` given back their values."""
         try:
             yield
         except Exception as error:
@@ -164,6 +182,10 @@ class PixelModel(keras.Model):
             failure = check_failure(error, self.levels, self.num_classes)
             if failure is None:
                 raise
+            if values_before is not None:
+                for variable, value in values_before:
+                    variable.assign(value)
+                self.reset_metrics()
             raise failure from None
 
     def generate(
