@@ -5,6 +5,7 @@ caller before Keras is imported):
 
     python backend_worker.py save FOLDER  # FOLDER/BACKEND-NAME.keras + logits
     python backend_worker.py load FOLDER  # logits of every saved model
+    python backend_worker.py both FOLDER N  # save, wait for N savers, load
 
 Every family is saved, grey and colour, one of them class-conditional,
 with random weights, so that every kernel entry and bias is in play.
@@ -76,6 +77,24 @@ def load(folder):
         )
 
 
+def both(folder, savers):
+    """Saves, then loads every file once all `savers` processes have
+    saved theirs: one process per backend instead of two."""
+    import time
+
+    save(folder)
+    open(os.path.join(folder, f"{keras.backend.backend()}.saved"), "w").close()
+    deadline = time.monotonic() + 600
+    while len(glob.glob(os.path.join(folder, "*.saved"))) < savers:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the other backends did not save in 600 s")
+        time.sleep(0.1)
+    load(folder)
+
+
 if __name__ == "__main__":
-    mode, folder = sys.argv[1:]
-    {"save": save, "load": load}[mode](folder)
+    mode, folder = sys.argv[1:3]
+    if mode == "both":
+        both(folder, int(sys.argv[3]))
+    else:
+        {"save": save, "load": load}[mode](folder)

@@ -1,7 +1,7 @@
 """The package on every Keras backend: TensorFlow, JAX and PyTorch.
 
-The tests marked `every_backend` (causality of every layer and model,
-receptive fields, fast against naive sampling, a training script end to
+The tests marked `every_backend` (normalisation of every family, the
+input checks, fast against naive sampling, a training script end to
 end) run again in one pytest process per other backend, started at
 collection so that they run beside the TensorFlow run (`conftest.py`).
 Every family, saved on any backend, must reload in a fresh process on
@@ -50,9 +50,10 @@ def test_every_backend_tests_pass(backend, other_backend_run):
 def _run_all(mode, folder):
     """Runs the worker on every backend at once; fails with its stderr."""
     worker = os.path.join(TESTS, "backend_worker.py")
+    count = str(len(BACKENDS))
     processes = {
         backend: subprocess.Popen(
-            [sys.executable, worker, mode, str(folder)],
+            [sys.executable, worker, mode, str(folder), count],
             env=_env(backend),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -67,8 +68,9 @@ def _run_all(mode, folder):
 
 
 def test_a_keras_file_moves_between_backends_with_the_same_logits(tmp_path):
-    _run_all("save", tmp_path)
-    _run_all("load", tmp_path)
+    # Each backend's process saves its files, waits for the others' and
+    # loads them all.
+    _run_all("both", tmp_path)
     # Loaded in a fresh process on the backend that saved it, too.
     for saved_on, loaded_on in itertools.product(BACKENDS, repeat=2):
         for name in MODELS:
