@@ -66,8 +66,9 @@ def per_image_loss(model, y, logits):
     loss = model.loss
     if isinstance(loss, str):
         loss = keras.losses.get(loss)
-    values = loss.call(y, logits) if isinstance(loss, keras.Loss) else None
-    if values is None:
+    if isinstance(loss, keras.Loss):
+        values = loss.call(y, logits)  # unreduced: one value per image or more
+    else:
         values = loss(y, logits)
     return ops.mean(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
 
@@ -96,11 +97,8 @@ def _any_worker(strategy, flag):
 
 def _logs(model, nats_per_dim, prefix=""):
     """The loss and its bits/dim, named as `fit` names them."""
-    name = (
-        "rest_bits_per_dim"
-        if isinstance(model.loss, RestNLL)
-        else ("bits_per_dim")
-    )
+    rest = isinstance(model.loss, RestNLL)
+    name = "rest_bits_per_dim" if rest else "bits_per_dim"
     return {
         f"{prefix}loss": nats_per_dim,
         f"{prefix}{name}": nats_per_dim / LN2,
