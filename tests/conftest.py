@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 OTHER_BACKENDS = ("jax", "torch")
 WAIT_TEST = "test_every_backend_tests_pass"
 _BACKEND_RUNS = pytest.StashKey[dict]()
+_BACKEND_COUNT = pytest.StashKey[int]()
 
 
 def pytest_configure(config):
@@ -50,13 +51,24 @@ def pytest_collection_finish(session):
     names = {getattr(item, "originalname", None) for item in session.items}
     if WAIT_TEST not in names:
         return
-    tests = os.path.dirname(os.path.abspath(__file__))
+    # The other backends run exactly the `every_backend` tests collected
+    # here, so that their count is known (`other_backend_run`).
+    root = str(session.config.rootpath)
+    tests = [
+        os.path.join(root, item.nodeid)
+        for item in session.items
+        if "every_backend" in item.keywords
+    ]
+    count = len(tests)
+    if not tests:
+        here = os.path.dirname(os.path.abspath(__file__))
+        tests = ["-m", "every_backend", here]
     runs = {}
     for backend in OTHER_BACKENDS:
         log = tempfile.TemporaryFile("w+")
-        command = [sys.executable, "-m", "pytest", "-q", "-m", "every_backend"]
+        command = [sys.executable, "-m", "pytest", "-q", "-p"]
         process = subprocess.Popen(
-            [*command, "-p", "no:cacheprovider", tests],
+            [*command, "no:cacheprovider", *tests],
             stdout=log,
             stderr=subprocess.STDOUT,
             # One thread each, at a lower priority: they take the cycles
@@ -66,6 +78,7 @@ def pytest_collection_finish(session):
         )
         runs[backend] = (process, log)
     session.config.stash[_BACKEND_RUNS] = runs
+    session.config.stash[_BACKEND_COUNT] = count
 
 
 def pytest_sessionfinish(session):
@@ -78,14 +91,17 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture
 def other_backend_run(request):
-    """`wait(backend, timeout)` -> (exit code, output) of the pytest run
-    of the `every_backend` tests on `backend`, started at collection."""
+    """`wait(backend, timeout)` -> (exit code, output, count) of the pytest
+    run of the `every_backend` tests on `backend`, started at collection;
+    `count` is the number of tests it was given (0: all of them, by the
+    marker, when this run collected none)."""
 
     def wait(backend, timeout):
         process, log = request.config.stash[_BACKEND_RUNS][backend]
         process.wait(timeout)
         log.seek(0)
-        return process.returncode, log.read()
+        count = request.config.stash[_BACKEND_COUNT]
+        return process.returncode, log.read(), count
 
     return wait
 

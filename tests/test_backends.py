@@ -37,12 +37,15 @@ def _env(backend):
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_backend_tests_pass(backend, other_backend_run):
     # The run was started at collection (conftest.py), beside this one.
-    returncode, output = other_backend_run(backend, timeout=1200)
+    returncode, output, count = other_backend_run(backend, timeout=1200)
     lines = output.strip().splitlines()
     summary = lines[-1] if lines else ""
     assert returncode == 0, output[-8000:]
-    passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 50, summary
+    found = re.search(r"(\d+) passed", summary)
+    passed = int(found.group(1)) if found else 0
+    # Every test it was given passed there (when this run collected none,
+    # the marker chose them there and their count is not known here).
+    assert passed == count if count else passed > 0, summary
     # A test the other backends skip is one nobody runs there.
     assert "skipped" not in summary and "failed" not in summary, summary
 
