@@ -188,8 +188,15 @@ class FastSampler(SamplerPlan):
 
             # XLA fuses the loop body: 2.3x the images/s of the plain
             # tf.function on two CPU cores (PixelCNN, 28x28, batch 16).
+            # The row's Python loops run over layers and colours, known
+            # when tracing, and the loop over pixels is `ops.scan`: there
+            # is nothing for AutoGraph to convert, and converting costs
+            # most of the first call (as Keras's own train step, which it
+            # keeps out of AutoGraph too).
             run = tf.function(
-                lambda *args: self.row(*args, options), jit_compile=True
+                lambda *args: self.row(*args, options),
+                jit_compile=True,
+                autograph=False,
             )
         else:  # PyTorch: eager, op by op.
 
