@@ -1,9 +1,12 @@
 """Test set-up: quiet TensorFlow, deterministic seeds."""
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -12,8 +15,28 @@ import pytest  # noqa: E402
 
 OTHER_BACKENDS = ("jax", "torch")
 WAIT_TEST = "test_every_backend_tests_pass"
-_BACKEND_RUNS = pytest.StashKey[dict]()
-_BACKEND_COUNT = pytest.StashKey[int]()
+# The folder of the other backends' runs: their logs, exit codes and
+# process ids, shared by the pytest-xdist workers (set by the controller
+# before it starts them).
+RUNS_FOLDER = "PIXEL_MODELS_TEST_BACKEND_RUNS"
+_EVERY_BACKEND_COUNT = pytest.StashKey[int]()
+
+# Runs a command with its output to a file, then writes its exit code:
+# the run outlives the worker that started it, and any worker can wait.
+_RUN_AND_RECORD = """
+import os, subprocess, sys
+log, code, command = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(log, "w") as out:
+    returncode = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
+with open(code + ".tmp", "w") as f:
+    f.write(str(returncode))
+os.replace(code + ".tmp", code)
+"""
+_CREATED = []  # the runs' folder, in the process that made it
+
+
+def _is_worker(config):
+    return hasattr(config, "workerinput")
 
 
 def pytest_configure(config):
@@ -27,6 +50,25 @@ def pytest_configure(config):
         "every_backend: also run on JAX and PyTorch, by test_backends.py "
         "(normalisation, input checks, sampling, end to end)",
     )
+    if not _is_worker(config) and keras.backend.backend() == "tensorflow":
+        _CREATED.append(tempfile.mkdtemp(prefix="backend-runs-"))
+        os.environ[RUNS_FOLDER] = _CREATED[0]
+
+
+def pytest_unconfigure(config):
+    if not _CREATED:
+        return
+    folder = _CREATED.pop()
+    for name in os.listdir(folder):
+        if name.endswith(".pid"):
+            with open(os.path.join(folder, name)) as f:
+                pid = int(f.read())
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    shutil.rmtree(folder, ignore_errors=True)
+    del os.environ[RUNS_FOLDER]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -45,48 +87,41 @@ def pytest_collection_modifyitems(config, items):
 def pytest_collection_finish(session):
     """Starts the JAX and PyTorch runs of the `every_backend` tests when
     `test_backends.py` asks for them, so that they run beside this run
-    instead of after it; `other_backend_run` waits for one."""
-    if keras.backend.backend() != "tensorflow":
+    instead of after it; `other_backend_run` waits for one. Under
+    pytest-xdist every worker collects the same tests, and the first
+    starts the runs."""
+    folder = os.environ.get(RUNS_FOLDER)
+    if keras.backend.backend() != "tensorflow" or not folder:
         return
     names = {getattr(item, "originalname", None) for item in session.items}
     if WAIT_TEST not in names:
         return
     # The other backends run exactly the `every_backend` tests collected
-    # here, so that their count is known (`other_backend_run`).
+    # here, so that their count is known.
     root = str(session.config.rootpath)
     tests = [
         os.path.join(root, item.nodeid)
         for item in session.items
         if "every_backend" in item.keywords
     ]
-    count = len(tests)
+    session.config.stash[_EVERY_BACKEND_COUNT] = len(tests)
     if not tests:
         here = os.path.dirname(os.path.abspath(__file__))
         tests = ["-m", "every_backend", here]
-    runs = {}
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return
     for backend in OTHER_BACKENDS:
-        log = tempfile.TemporaryFile("w+")
-        command = [sys.executable, "-m", "pytest", "-q", "-p"]
+        path = os.path.join(folder, backend)
+        command = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p"]
         process = subprocess.Popen(
-            [*command, "no:cacheprovider", *tests],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # One thread each, at a lower priority: they take the cycles
-            # this run leaves idle, and its wall-clock tests keep theirs.
+            [sys.executable, "-c", _RUN_AND_RECORD, path + ".log"]
+            + [path + ".code", *command, "no:cacheprovider", *tests],
+            # One thread each: they share the cores with this run.
             env=dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS="1"),
-            preexec_fn=lambda: os.nice(10),
+            start_new_session=True,
         )
-        runs[backend] = (process, log)
-    session.config.stash[_BACKEND_RUNS] = runs
-    session.config.stash[_BACKEND_COUNT] = count
-
-
-def pytest_sessionfinish(session):
-    for process, log in session.config.stash.get(_BACKEND_RUNS, {}).values():
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
+        with open(path + ".pid", "w") as f:
+            f.write(str(process.pid))
 
 
 @pytest.fixture
@@ -97,11 +132,17 @@ def other_backend_run(request):
     marker, when this run collected none)."""
 
     def wait(backend, timeout):
-        process, log = request.config.stash[_BACKEND_RUNS][backend]
-        process.wait(timeout)
-        log.seek(0)
-        count = request.config.stash[_BACKEND_COUNT]
-        return process.returncode, log.read(), count
+        path = os.path.join(os.environ[RUNS_FOLDER], backend)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path + ".code"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {backend} run took over {timeout} s")
+            time.sleep(1)
+        with open(path + ".code") as f:
+            returncode = int(f.read())
+        with open(path + ".log") as f:
+            output = f.read()
+        return returncode, output, request.config.stash[_EVERY_BACKEND_COUNT]
 
     return wait
 

@@ -14,7 +14,11 @@ import sample  # noqa: E402
 import train_cifar  # noqa: E402
 import train_mnist  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("no_downloads")
+# One worker for the module: its tests share one trained model.
+pytestmark = [
+    pytest.mark.usefixtures("no_downloads"),
+    pytest.mark.xdist_group("test_cli"),
+]
 
 
 @pytest.fixture(scope="module")

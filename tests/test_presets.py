@@ -113,6 +113,7 @@ def fresh_process_results():
 
 
 @pytest.mark.skipif(not REAL_DATA, reason="needs PIXEL_MODELS_DATA_DIR")
+@pytest.mark.xdist_group("fresh_presets")  # one worker: one fresh process
 @pytest.mark.parametrize("name", SHIPPED)
 def test_preset_scores_its_card_figure_in_a_fresh_process(
     name, fresh_process_results
