@@ -1,5 +1,6 @@
 """Test set-up: quiet TensorFlow, deterministic seeds."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -145,6 +146,31 @@ def other_backend_run(request):
         return returncode, output, request.config.stash[_EVERY_BACKEND_COUNT]
 
     return wait
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fused_kernels_compiled_once():
+    """Under pytest-xdist, the first worker here compiles the fused
+    scan's numba kernels into their cache on disk while the other waits
+    (the other backends' runs take its core meanwhile), and then loads
+    them: one compile for the run, not one per worker."""
+    from pixel_models.layers import RowLSTM, fused_scan
+
+    folder = os.environ.get(RUNS_FOLDER)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not folder:
+        return
+    if fused_scan.fused_unavailable():
+        return
+    import tensorflow as tf
+
+    with open(os.path.join(folder, "fused-scan.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        layer = RowLSTM(2, fused=True)
+        x = tf.ones((1, 2, 3, 1))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        tape.gradient(y, [x, *layer.trainable_weights])
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # the tests using it may be interleaved
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     write_mnist(root / "data" / "mnist.npz", num_train=48, num_test=12)

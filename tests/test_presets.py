@@ -94,10 +94,11 @@ def test_card_describes_its_preset(name):
     assert 0 < test["bits_per_dim"] < 8
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fresh_process_results():
     """Every shipped preset loaded, scored and sampled in one fresh
-    process (one start of TensorFlow, not one per preset)."""
+    process (one start of TensorFlow, not one per preset; kept for the
+    session, as the tests that use it may come between others)."""
     out = subprocess.run(
         [sys.executable, "-c", CHECK_PRESET, *SHIPPED],
         capture_output=True,
