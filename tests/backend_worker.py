@@ -1,11 +1,13 @@
-"""Saves or loads small models on the Keras backend this process runs.
+"""Saves small models on this Keras backend, then loads every backend's.
 
 Run by `test_backends.py`, once per backend (`KERAS_BACKEND` is set by the
 caller before Keras is imported):
 
-    python backend_worker.py save FOLDER  # FOLDER/BACKEND-NAME.keras + logits
-    python backend_worker.py load FOLDER  # logits of every saved model
-    python backend_worker.py both FOLDER N  # save, wait for N savers, load
+    python backend_worker.py FOLDER N
+
+saves FOLDER/BACKEND-NAME.keras and its logits, waits until N processes
+(one per backend) have saved theirs, then loads every file and writes
+the logits it gives here.
 
 Every family is saved, grey and colour, one of them class-conditional,
 with random weights, so that every kernel entry and bias is in play.
@@ -77,7 +79,7 @@ def load(folder):
         )
 
 
-def both(folder, savers):
+def save_then_load(folder, savers):
     """Saves, then loads every file once all `savers` processes have
     saved theirs: one process per backend instead of two."""
     import time
@@ -93,8 +95,4 @@ def both(folder, savers):
 
 
 if __name__ == "__main__":
-    mode, folder = sys.argv[1:3]
-    if mode == "both":
-        both(folder, int(sys.argv[3]))
-    else:
-        {"save": save, "load": load}[mode](folder)
+    save_then_load(sys.argv[1], int(sys.argv[2]))

@@ -36,8 +36,10 @@ os.replace(code + ".tmp", code)
 _CREATED = []  # the runs' folder, in the process that made it
 
 
-def _is_worker(config):
-    return hasattr(config, "workerinput")
+def _worker_id(config):
+    """This pytest-xdist worker's id ("gw0", ...), None in the controller
+    or in a run without workers."""
+    return getattr(config, "workerinput", {}).get("workerid")
 
 
 def pytest_configure(config):
@@ -51,7 +53,7 @@ def pytest_configure(config):
         "every_backend: also run on JAX and PyTorch, by test_backends.py "
         "(normalisation, input checks, sampling, end to end)",
     )
-    if not _is_worker(config) and keras.backend.backend() == "tensorflow":
+    if _worker_id(config) is None and keras.backend.backend() == "tensorflow":
         _CREATED.append(tempfile.mkdtemp(prefix="backend-runs-"))
         os.environ[RUNS_FOLDER] = _CREATED[0]
 
@@ -109,7 +111,7 @@ def pytest_collection_finish(session):
     if not tests:
         here = os.path.dirname(os.path.abspath(__file__))
         tests = ["-m", "every_backend", here]
-    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+    if _worker_id(session.config) not in (None, "gw0"):
         return
     for backend in OTHER_BACKENDS:
         path = os.path.join(folder, backend)
@@ -148,8 +150,39 @@ def other_backend_run(request):
     return wait
 
 
+@pytest.fixture(scope="session")
+def claim_for_this_worker(request):
+    """`claim(name)`, called by a costly fixture that its tests share
+    through `xdist_group`: fails if another worker computed it already,
+    that is if pytest-xdist's `--dist loadgroup` split the group (it
+    does so silently under pytest 9.2, which setup.cfg rules out)."""
+    worker = _worker_id(request.config)
+    folder = os.environ.get(RUNS_FOLDER)
+
+    def claim(name):
+        if worker is None or not folder:
+            return
+        path = os.path.join(folder, f"group-{name}")
+        mine = f"{path}.{worker}"
+        with open(mine, "w") as f:
+            f.write(worker)
+        try:
+            os.link(mine, path)  # atomic: fails if the name exists
+        except FileExistsError:
+            with open(path) as f:
+                owner = f.read()
+            if owner != worker:
+                pytest.fail(
+                    f"xdist_group {name!r} was split between workers "
+                    f"{owner} and {worker}: run with --dist loadgroup on a "
+                    "pytest that pytest-xdist groups under (setup.cfg)"
+                )
+
+    return claim
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _fused_kernels_compiled_once():
+def _fused_kernels_compiled_once(request):
     """Under pytest-xdist, the first worker here compiles the fused
     scan's numba kernels into their cache on disk while the other waits
     (the other backends' runs take its core meanwhile), and then loads
@@ -157,7 +190,7 @@ def _fused_kernels_compiled_once():
     from pixel_models.layers import RowLSTM, fused_scan
 
     folder = os.environ.get(RUNS_FOLDER)
-    if not os.environ.get("PYTEST_XDIST_WORKER") or not folder:
+    if _worker_id(request.config) is None or not folder:
         return
     if fused_scan.fused_unavailable():
         return

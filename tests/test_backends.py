@@ -50,13 +50,13 @@ def test_every_backend_tests_pass(backend, other_backend_run):
     assert "skipped" not in summary and "failed" not in summary, summary
 
 
-def _run_all(mode, folder):
+def _run_all(folder):
     """Runs the worker on every backend at once; fails with its stderr."""
     worker = os.path.join(TESTS, "backend_worker.py")
     count = str(len(BACKENDS))
     processes = {
         backend: subprocess.Popen(
-            [sys.executable, worker, mode, str(folder), count],
+            [sys.executable, worker, str(folder), count],
             env=_env(backend),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -66,14 +66,14 @@ def _run_all(mode, folder):
     }
     for backend, process in processes.items():
         _, stderr = process.communicate(timeout=600)
-        message = f"{mode} on {backend}:\n{stderr[-4000:]}"
+        message = f"on {backend}:\n{stderr[-4000:]}"
         assert process.returncode == 0, message
 
 
 def test_a_keras_file_moves_between_backends_with_the_same_logits(tmp_path):
     # Each backend's process saves its files, waits for the others' and
     # loads them all.
-    _run_all("both", tmp_path)
+    _run_all(tmp_path)
     # Loaded in a fresh process on the backend that saved it, too.
     for saved_on, loaded_on in itertools.product(BACKENDS, repeat=2):
         for name in MODELS:

@@ -118,8 +118,9 @@ def check_multiscale_row(report, text):
 
 
 @pytest.fixture(scope="session")
-def run_all_report(tmp_path_factory):
+def run_all_report(tmp_path_factory, claim_for_this_worker):
     """`run_all`'s tiny run: (command, report file, docs, figures)."""
+    claim_for_this_worker("run_all")
     command, out, docs, results = run_all_command(
         tmp_path_factory.mktemp("run_all")
     )

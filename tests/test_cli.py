@@ -22,7 +22,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="session")  # the tests using it may be interleaved
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, claim_for_this_worker):
+    claim_for_this_worker("test_cli")
     root = tmp_path_factory.mktemp("cli")
     write_mnist(root / "data" / "mnist.npz", num_train=48, num_test=12)
     write_cifar(root / "data" / "cifar-10-batches-py", per_batch=4)

@@ -154,7 +154,7 @@ def _built(name, unroll, shape):
 def test_recurrent_layer_takes_an_unknown_batch_size(name, unroll):
     import tensorflow as tf
 
-    shape = (2, 4, 5, 9)
+    shape = (2, 3, 4, 6)
     layer = _built(name, unroll, shape)
     x = np.random.default_rng(0).normal(size=shape).astype("float32")
     traced = tf.function(
@@ -172,7 +172,7 @@ def test_recurrent_layer_gradients_under_xla(name, unroll):
     # fixed length to differentiate them.
     import tensorflow as tf
 
-    shape = (2, 4, 5, 9)
+    shape = (2, 3, 4, 6)
     layer = _built(name, unroll, shape)
     x = tf.constant(np.random.default_rng(0).normal(size=shape), "float32")
 
