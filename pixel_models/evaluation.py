@@ -8,6 +8,7 @@ forward pass: log p(x) = sum over sub-pixels of log p(x_i | x_<i).
 
 import math
 
+import keras
 import numpy as np
 
 from pixel_models.checks import check_int
@@ -18,6 +19,7 @@ from pixel_models.inputs import (
     image_shape,
     model_inputs,
 )
+from pixel_models.logistic_mixture import sub_pixel_log_probs
 
 
 def log_prob(model, images, labels=None, batch_size=64, condition=None):
@@ -73,6 +75,13 @@ def log_prob_map(model, images, labels=None, batch_size=64, condition=None):
             None if labels is None else labels[part],
             None if condition is None else condition[part],
         )
+        if getattr(model, "likelihood", "categorical") != "categorical":
+            # A mixture head's parameters: its exact chain rule over the
+            # channels of each pixel (`sub_pixel_log_probs`).
+            params = model.predict_on_batch(inputs)
+            terms = sub_pixel_log_probs(batch, params, model.levels)
+            out.append(keras.ops.convert_to_numpy(terms).astype("float64"))
+            continue
         logits = np.asarray(model.predict_on_batch(inputs), "float64")
         # log softmax in float64: the logit of the true value minus the
         # log-sum-exp of all of them.

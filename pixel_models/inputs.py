@@ -34,6 +34,8 @@ def model_levels(model):
     """The number of pixel values of `model`."""
     if isinstance(model, PixelModelConfig):
         return model.levels
+    if getattr(model, "likelihood", "categorical") != "categorical":
+        return model.levels  # its output is a mixture's parameters
     return model.output_shape[-1]
 
 

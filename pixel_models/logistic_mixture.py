@@ -146,6 +146,36 @@ def _log_bin_probability(x, mean, log_scale, levels):
     )
 
 
+def _log_joint(y_true, params, levels):
+    """Log mixture weight plus the log bins of channels 0..c, for each
+    component and each c: `(..., C, K)`."""
+    check_int("levels", levels, minimum=2)
+    y_true = ops.convert_to_tensor(y_true)
+    channels = y_true.shape[-1]
+    logits, means, log_scales, coefficients = split_parameters(params, channels)
+    x = level_to_value(levels, ops.round(ops.cast(y_true, "float32")))
+    means = conditioned_means(means, coefficients, x)
+    log_bins = _log_bin_probability(x[..., None], means, log_scales, levels)
+    weights = ops.log_softmax(logits, axis=-1)[..., None, :]
+    return ops.cumsum(log_bins, axis=-2) + weights
+
+
+def sub_pixel_log_probs(y_true, params, levels):
+    """`log p(x_c | x_0 .. x_(c-1), earlier pixels)` of every sub-pixel.
+
+    A mixture does not factor by channel, but its chain rule is exact:
+    `log p(x_0 .. x_c)` is the log-sum over components of the weights
+    and the first c + 1 channels' bins, and each channel's term is the
+    difference of two of them. They add up to the pixel's log p.
+
+    Returns:
+        `(batch, H, W, C)` in nats.
+    """
+    prefix = ops.logsumexp(_log_joint(y_true, params, levels), axis=-1)
+    first = prefix[..., :1]
+    return ops.concatenate([first, prefix[..., 1:] - prefix[..., :-1]], -1)
+
+
 def logistic_mixture_nll(y_true, params, levels):
     """Per-pixel negative log-likelihood in nats.
 
@@ -165,14 +195,7 @@ def logistic_mixture_nll(y_true, params, levels):
     >>> round(float(logistic_mixture_nll(x, params, 2)[0, 0, 0]), 4)
     0.6931
     """
-    check_int("levels", levels, minimum=2)
-    y_true = ops.convert_to_tensor(y_true)
-    channels = y_true.shape[-1]
-    logits, means, log_scales, coefficients = split_parameters(params, channels)
-    x = level_to_value(levels, ops.round(ops.cast(y_true, "float32")))
-    means = conditioned_means(means, coefficients, x)
-    log_bins = _log_bin_probability(x[..., None], means, log_scales, levels)
-    log_joint = ops.sum(log_bins, axis=-2) + ops.log_softmax(logits, axis=-1)
+    log_joint = _log_joint(y_true, params, levels)[..., -1, :]
     return -ops.logsumexp(log_joint, axis=-1)
 
 

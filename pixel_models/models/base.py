@@ -15,6 +15,10 @@ import sys
 import keras
 
 from pixel_models import evaluation, inputs, sampling
+from pixel_models.logistic_mixture import (
+    LogisticMixtureBitsPerDim,
+    LogisticMixtureNLL,
+)
 from pixel_models.losses import BitsPerDim, DiscreteNLL
 
 # The optimizer `compile()` makes by default: Adam at 1e-3, each
@@ -41,6 +45,8 @@ class PixelModel(keras.Model):
             None.
         condition_shape: the shape of the small image a model is
             conditioned on, else None.
+        likelihood: the builder's `output`, `"categorical"` or
+            `"logistic_mixture"`; `num_mixtures` the mixture's size.
     """
 
     family = None
@@ -71,6 +77,21 @@ class PixelModel(keras.Model):
         shape = self._arguments.get("condition_shape")
         return None if shape is None else tuple(shape)
 
+    @property
+    def likelihood(self):
+        """`"categorical"` or `"logistic_mixture"`: the builder's `output`
+        (not `output`, which a Keras model holds its output tensor in)."""
+        return self._arguments.get("output", "categorical")
+
+    @property
+    def num_mixtures(self):
+        """The mixture's component count, None for a categorical output."""
+        if self.likelihood == "categorical":
+            return None
+        from pixel_models.models.common import check_output
+
+        return check_output(self.likelihood, self._arguments["num_mixtures"])
+
     def get_config(self):
         return {
             **self._arguments,
@@ -87,18 +108,25 @@ class PixelModel(keras.Model):
 
         Args:
             optimizer: `"auto"`: Adam at 1e-3, gradients clipped to norm 1.
-            loss: `"auto"`: `DiscreteNLL()`, the mean NLL per sub-pixel.
-            metrics: `"auto"`: `[BitsPerDim()]`.
+            loss: `"auto"`: `DiscreteNLL()`, the mean NLL per sub-pixel
+                (`LogisticMixtureNLL(levels)` for a mixture output).
+            metrics: `"auto"`: `[BitsPerDim()]` (for a mixture output,
+                `[LogisticMixtureBitsPerDim(levels)]`).
             **kwargs: the other arguments of `keras.Model.compile`.
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(
                 DEFAULT_LEARNING_RATE, clipnorm=DEFAULT_CLIPNORM
             )
+        mixture = self.likelihood == "logistic_mixture"
         if loss == "auto":
-            loss = DiscreteNLL()
+            loss = LogisticMixtureNLL(self.levels) if mixture else DiscreteNLL()
         if metrics == "auto":
-            metrics = [BitsPerDim()]
+            metrics = [
+                LogisticMixtureBitsPerDim(self.levels)
+                if mixture
+                else BitsPerDim()
+            ]
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )

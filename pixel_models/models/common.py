@@ -5,8 +5,46 @@ import keras
 from pixel_models.checks import check_int
 from pixel_models.layers import ConditionBias, ConditionMap, MaskedConv2D
 from pixel_models.layers.masked_conv import check_divisible
+from pixel_models.logistic_mixture import num_parameters
 
 EMBEDDING_DIM = 32
+# The likelihoods a model can output: a `levels`-way softmax per
+# sub-pixel, or PixelCNN++'s discretized logistic mixture per pixel.
+OUTPUTS = ("categorical", "logistic_mixture")
+DEFAULT_NUM_MIXTURES = 10
+
+
+def check_output(output, num_mixtures):
+    """Checks `output` and `num_mixtures`; the mixture count to use
+    (None for a categorical output, 10 by default for a mixture)."""
+    if output not in OUTPUTS:
+        raise ValueError(
+            f"output must be one of {list(OUTPUTS)}. "
+            f"Received: output={output!r}"
+        )
+    if output == "categorical":
+        if num_mixtures is not None:
+            raise ValueError(
+                "num_mixtures is for output='logistic_mixture'; a categorical "
+                f"output has none. Received: num_mixtures={num_mixtures!r}"
+            )
+        return None
+    if num_mixtures is None:
+        return DEFAULT_NUM_MIXTURES
+    check_int("num_mixtures", num_mixtures)
+    return num_mixtures
+
+
+def mask_groups(channels, output):
+    """The colour groups of the masks.
+
+    A categorical output has one group per channel (R, G, B): channel c's
+    logits come from group c, which sees the groups before it at the same
+    pixel. A mixture head has one group: every parameter of a pixel comes
+    from the earlier pixels only, and the mixture's coefficients order
+    the channels within the pixel.
+    """
+    return channels if output == "categorical" else 1
 
 
 def check_num_classes(num_classes):
@@ -118,7 +156,9 @@ def condition_input(condition_shape, factors, levels, filters):
     return small, x
 
 
-def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
+def check_model_args(
+    input_shape, levels, num_layers, widths, dropout=0.0, output="categorical"
+):
     """Validates the arguments every model builder shares.
 
     Args:
@@ -126,8 +166,10 @@ def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
         levels: number of pixel values, >= 2.
         num_layers: number of hidden layers, >= 1.
         widths: dict of feature-count arguments, e.g. `{"filters": 128}`;
-            each must be positive and, for colour, divisible by 3.
+            each must be positive and, for colour with a categorical
+            output, divisible by 3.
         dropout: rate in [0, 1).
+        output: one of `OUTPUTS` (checked by `check_output`).
 
     Returns:
         `(H, W, C)` as a tuple of ints.
@@ -148,7 +190,7 @@ def check_model_args(input_shape, levels, num_layers, widths, dropout=0.0):
     check_int("num_layers", num_layers)
     for name, value in widths.items():
         check_int(name, value)
-        check_divisible(name, value, shape[2])
+        check_divisible(name, value, mask_groups(shape[2], output))
     if not 0.0 <= dropout < 1.0:
         raise ValueError(
             f"dropout must be in [0, 1). Received: dropout={dropout!r}"
@@ -165,6 +207,8 @@ def start_model(
     num_classes,
     condition_shape=None,
     condition_filters=None,
+    output="categorical",
+    num_mixtures=None,
 ):
     """Checks a builder's arguments and makes the model's inputs.
 
@@ -172,6 +216,7 @@ def start_model(
         widths: as `check_model_args`; `condition_filters` (the channels
             of the conditioning map) defaults to the first of them.
         condition_shape: None, or the shape of a given small image.
+        output, num_mixtures: as `check_output`.
 
     Returns:
         `(shape, inputs, x, embedding, condition_map)`: the checked
@@ -180,7 +225,10 @@ def start_model(
         pixels; the label embedding and the upsampled map of the small
         image (each None without its input).
     """
-    shape = check_model_args(input_shape, levels, num_layers, widths, dropout)
+    check_output(output, num_mixtures)
+    shape = check_model_args(
+        input_shape, levels, num_layers, widths, dropout, output
+    )
     check_num_classes(num_classes)
     factors = check_condition_shape(condition_shape, shape)
     check_int("condition_filters", condition_filters, allow_none=True)
@@ -197,17 +245,33 @@ def start_model(
     return shape, inputs, x, embedding, condition_map
 
 
-def finish_model(x, conditions, shape, levels, output_filters, inputs):
-    """The conditioned output head: the model's `(inputs, logits)`.
+def finish_model(
+    x,
+    conditions,
+    shape,
+    levels,
+    output_filters,
+    inputs,
+    output="categorical",
+    num_mixtures=None,
+):
+    """The conditioned output head: the model's `(inputs, outputs)`.
 
     Args:
         conditions: `(embedding, condition_map)`, as from `start_model`.
+        output, num_mixtures: as `check_output`; the outputs are logits
+            `(batch, H, W, C, levels)` or a mixture's parameters
+            `(batch, H, W, P)` (`mixture_head`).
     """
     embedding, condition_map = conditions
     x = condition(x, embedding, "head_condition")
     x = condition_on_map(x, condition_map, "head_condition_map")
-    logits = output_head(x, shape, levels, output_filters)
-    return (inputs[0] if len(inputs) == 1 else inputs), logits
+    if output == "categorical":
+        outputs = output_head(x, shape, levels, output_filters)
+    else:
+        num_mixtures = check_output(output, num_mixtures)
+        outputs = mixture_head(x, shape[2], num_mixtures, output_filters)
+    return (inputs[0] if len(inputs) == 1 else inputs), outputs
 
 
 def image_input(input_shape, levels):
@@ -250,6 +314,24 @@ def output_head(x, input_shape, levels, output_filters):
     )(x)
 
 
+def mixture_head(x, channels, num_mixtures, output_filters):
+    """ReLU, two 1x1 convolutions, and a logistic mixture's parameters
+    per pixel, `(batch, H, W, num_parameters(C, num_mixtures))` in float32
+    (`pixel_models.logistic_mixture` gives their layout)."""
+    x = keras.layers.ReLU(name="head_relu_1")(x)
+    x = MaskedConv2D(
+        output_filters, 1, "B", 1, activation="relu", name="head_conv_1"
+    )(x)
+    return MaskedConv2D(
+        num_parameters(channels, num_mixtures),
+        1,
+        "B",
+        1,
+        name="mixture_parameters",
+        dtype="float32",
+    )(x)
+
+
 def pixel_rnn(
     make_layer,
     input_shape,
@@ -264,6 +346,8 @@ def pixel_rnn(
     num_classes=None,
     condition_shape=None,
     condition_filters=None,
+    output="categorical",
+    num_mixtures=None,
 ):
     """A deep PixelRNN around recurrent layers made by `make_layer`.
 
@@ -284,6 +368,7 @@ def pixel_rnn(
             image, a last input whose upsampled map biases every layer's
             input-to-state map and the head (Sec. 3.6).
         condition_filters: channels of that map (default h).
+        output, num_mixtures: the likelihood (`check_output`).
         Other arguments: as `build_row_lstm`.
 
     Returns:
@@ -300,8 +385,10 @@ def pixel_rnn(
         num_classes,
         condition_shape,
         condition_filters,
+        output,
+        num_mixtures,
     )
-    channels = shape[2]
+    channels = mask_groups(shape[2], output)
     conditional_map = condition_map is not None
     x = MaskedConv2D(
         2 * units, input_kernel_size, "A", channels, name="input_conv"
@@ -327,4 +414,6 @@ def pixel_rnn(
         levels,
         output_filters,
         inputs,
+        output,
+        num_mixtures,
     )

@@ -37,6 +37,13 @@ class DiagonalBiLSTMPixelRNN(PixelModel):
             (PixelRNN paper, Sec. 3.6). The small image may be seen
             everywhere: it is given, not generated.
         condition_filters: channels of the upsampled map (default h).
+        output: `"categorical"` (a `levels`-way softmax per sub-pixel)
+            or `"logistic_mixture"` (PixelCNN++'s discretized logistic
+            mixture per pixel, `pixel_models.logistic_mixture`; the
+            masks then keep every channel of a pixel from its
+            parameters, and the output is `(batch, H, W, P)`).
+        num_mixtures: the mixture's component count (default 10);
+            None for a categorical output.
         unroll: unroll each layer's scan into the graph: faster training
             steps on a CPU, much slower tracing (see `scan_lines`).
 
@@ -67,6 +74,8 @@ class DiagonalBiLSTMPixelRNN(PixelModel):
         unroll=False,
         condition_shape=None,
         condition_filters=None,
+        output="categorical",
+        num_mixtures=None,
         name="diagonal_bilstm",
         **kwargs,
     ):
@@ -84,6 +93,8 @@ class DiagonalBiLSTMPixelRNN(PixelModel):
             "unroll": unroll,
             "condition_shape": condition_shape,
             "condition_filters": condition_filters,
+            "output": output,
+            "num_mixtures": num_mixtures,
         }
 
         def make_layer(units, color_channels, name, condition_map):
@@ -109,6 +120,8 @@ class DiagonalBiLSTMPixelRNN(PixelModel):
             num_classes,
             condition_shape,
             condition_filters,
+            output,
+            num_mixtures,
         )
         super().__init__(
             inputs, logits, arguments=arguments, name=name, **kwargs

@@ -4,7 +4,7 @@ import keras
 
 from pixel_models.layers import GatedPixelCNNBlock
 from pixel_models.models.base import PixelModel, register_family
-from pixel_models.models.common import finish_model, start_model
+from pixel_models.models.common import finish_model, mask_groups, start_model
 
 
 @register_family
@@ -42,6 +42,13 @@ class GatedPixelCNN(PixelModel):
             The small image may be seen everywhere: it is given, not
             generated.
         condition_filters: channels of the upsampled map (default filters).
+        output: `"categorical"` (a `levels`-way softmax per sub-pixel)
+            or `"logistic_mixture"` (PixelCNN++'s discretized logistic
+            mixture per pixel, `pixel_models.logistic_mixture`; the
+            masks then keep every channel of a pixel from its
+            parameters, and the output is `(batch, H, W, P)`).
+        num_mixtures: the mixture's component count (default 10);
+            None for a categorical output.
 
         **kwargs: `name` (default `"gated_pixelcnn"`) and the other arguments
             of `keras.Model`.
@@ -68,6 +75,8 @@ class GatedPixelCNN(PixelModel):
         num_classes=None,
         condition_shape=None,
         condition_filters=None,
+        output="categorical",
+        num_mixtures=None,
         name="gated_pixelcnn",
         **kwargs,
     ):
@@ -83,6 +92,8 @@ class GatedPixelCNN(PixelModel):
             "num_classes": num_classes,
             "condition_shape": condition_shape,
             "condition_filters": condition_filters,
+            "output": output,
+            "num_mixtures": num_mixtures,
         }
         if output_filters is None:
             output_filters = 2 * filters
@@ -95,8 +106,10 @@ class GatedPixelCNN(PixelModel):
             num_classes,
             condition_shape,
             condition_filters,
+            output,
+            num_mixtures,
         )
-        channels = shape[2]
+        channels = mask_groups(shape[2], output)
         extra = [t for t in (embedding, condition_map) if t is not None]
         conditional = embedding is not None
         conditional_map = condition_map is not None
@@ -123,7 +136,14 @@ class GatedPixelCNN(PixelModel):
             if dropout:
                 h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
         inputs, logits = finish_model(
-            h, (embedding, condition_map), shape, levels, output_filters, inputs
+            h,
+            (embedding, condition_map),
+            shape,
+            levels,
+            output_filters,
+            inputs,
+            output,
+            num_mixtures,
         )
         super().__init__(
             inputs, logits, arguments=arguments, name=name, **kwargs

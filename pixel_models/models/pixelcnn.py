@@ -8,6 +8,7 @@ from pixel_models.models.common import (
     condition,
     condition_on_map,
     finish_model,
+    mask_groups,
     start_model,
 )
 
@@ -85,6 +86,13 @@ class PixelCNN(PixelModel):
             The small image may be seen everywhere: it is given, not
             generated.
         condition_filters: channels of the upsampled map (default h).
+        output: `"categorical"` (a `levels`-way softmax per sub-pixel)
+            or `"logistic_mixture"` (PixelCNN++'s discretized logistic
+            mixture per pixel, `pixel_models.logistic_mixture`; the
+            masks then keep every channel of a pixel from its
+            parameters, and the output is `(batch, H, W, P)`).
+        num_mixtures: the mixture's component count (default 10);
+            None for a categorical output.
         **kwargs: `name` (default `"pixelcnn"`) and the other arguments
             of `keras.Model`.
 
@@ -114,6 +122,8 @@ class PixelCNN(PixelModel):
         num_classes=None,
         condition_shape=None,
         condition_filters=None,
+        output="categorical",
+        num_mixtures=None,
         name="pixelcnn",
         **kwargs,
     ):
@@ -129,6 +139,8 @@ class PixelCNN(PixelModel):
             "num_classes": num_classes,
             "condition_shape": condition_shape,
             "condition_filters": condition_filters,
+            "output": output,
+            "num_mixtures": num_mixtures,
         }
         if output_filters is None:
             output_filters = 2 * filters
@@ -141,8 +153,10 @@ class PixelCNN(PixelModel):
             num_classes,
             condition_shape,
             condition_filters,
+            output,
+            num_mixtures,
         )
-        channels = shape[2]
+        channels = mask_groups(shape[2], output)
         x = MaskedConv2D(
             2 * filters, kernel_size, "A", channels, name="input_conv"
         )(x)
@@ -158,7 +172,14 @@ class PixelCNN(PixelModel):
                 condition_map,
             )
         inputs, logits = finish_model(
-            x, (embedding, condition_map), shape, levels, output_filters, inputs
+            x,
+            (embedding, condition_map),
+            shape,
+            levels,
+            output_filters,
+            inputs,
+            output,
+            num_mixtures,
         )
         super().__init__(
             inputs, logits, arguments=arguments, name=name, **kwargs

@@ -36,6 +36,13 @@ class RowLSTMPixelRNN(PixelModel):
             (PixelRNN paper, Sec. 3.6). The small image may be seen
             everywhere: it is given, not generated.
         condition_filters: channels of the upsampled map (default h).
+        output: `"categorical"` (a `levels`-way softmax per sub-pixel)
+            or `"logistic_mixture"` (PixelCNN++'s discretized logistic
+            mixture per pixel, `pixel_models.logistic_mixture`; the
+            masks then keep every channel of a pixel from its
+            parameters, and the output is `(batch, H, W, P)`).
+        num_mixtures: the mixture's component count (default 10);
+            None for a categorical output.
         unroll: unroll each layer's scan into the graph: faster training
             steps on a CPU, much slower tracing (see `scan_lines`).
         kernel_size: width k of the Row LSTM convolutions.
@@ -67,6 +74,8 @@ class RowLSTMPixelRNN(PixelModel):
         unroll=False,
         condition_shape=None,
         condition_filters=None,
+        output="categorical",
+        num_mixtures=None,
         name="row_lstm",
         **kwargs,
     ):
@@ -85,6 +94,8 @@ class RowLSTMPixelRNN(PixelModel):
             "unroll": unroll,
             "condition_shape": condition_shape,
             "condition_filters": condition_filters,
+            "output": output,
+            "num_mixtures": num_mixtures,
         }
 
         def make_layer(units, color_channels, name, condition_map):
@@ -111,6 +122,8 @@ class RowLSTMPixelRNN(PixelModel):
             num_classes,
             condition_shape,
             condition_filters,
+            output,
+            num_mixtures,
         )
         super().__init__(
             inputs, logits, arguments=arguments, name=name, **kwargs

@@ -56,6 +56,12 @@ METHODS = ("fast", "naive")
 
 
 def _check_arguments(model, num_samples, temperature, top_p, method, batch):
+    if getattr(model, "likelihood", "categorical") != "categorical":
+        raise ValueError(
+            "Sampling a model with output='logistic_mixture' is not "
+            "supported yet: score it with evaluation.log_prob, or sample a "
+            "model with output='categorical'."
+        )
     shape = getattr(model, "output_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 5):
         raise ValueError(
