@@ -17,6 +17,7 @@ from pixel_models.inputs import (
     check_images,
     check_labels,
     image_shape,
+    mixture_levels,
     model_inputs,
 )
 from pixel_models.logistic_mixture import sub_pixel_log_probs
@@ -75,12 +76,18 @@ def log_prob_map(model, images, labels=None, batch_size=64, condition=None):
             None if labels is None else labels[part],
             None if condition is None else condition[part],
         )
-        if getattr(model, "likelihood", "categorical") != "categorical":
+        if mixture_levels(model):
             # A mixture head's parameters: its exact chain rule over the
-            # channels of each pixel (`sub_pixel_log_probs`).
-            params = model.predict_on_batch(inputs)
-            terms = sub_pixel_log_probs(batch, params, model.levels)
-            out.append(keras.ops.convert_to_numpy(terms).astype("float64"))
+            # channels of each pixel (`sub_pixel_log_probs`), on batches of
+            # one size (a short last one padded), so that a backend that
+            # compiles each op per shape compiles it once.
+            params = np.asarray(model.predict_on_batch(inputs))
+            pad = [(0, batch_size - len(batch))] + [(0, 0)] * 3
+            terms = sub_pixel_log_probs(
+                np.pad(batch, pad), np.pad(params, pad), model.levels
+            )
+            terms = keras.ops.convert_to_numpy(terms)[: len(batch)]
+            out.append(terms.astype("float64"))
             continue
         logits = np.asarray(model.predict_on_batch(inputs), "float64")
         # log softmax in float64: the logit of the true value minus the

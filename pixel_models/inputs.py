@@ -34,9 +34,15 @@ def model_levels(model):
     """The number of pixel values of `model`."""
     if isinstance(model, PixelModelConfig):
         return model.levels
-    if getattr(model, "likelihood", "categorical") != "categorical":
-        return model.levels  # its output is a mixture's parameters
-    return model.output_shape[-1]
+    return mixture_levels(model) or model.output_shape[-1]
+
+
+def mixture_levels(model):
+    """The levels of a model with `output="logistic_mixture"`, None for
+    a categorical one (whose logits say their levels)."""
+    if getattr(model, "likelihood", "categorical") == "categorical":
+        return None
+    return model.levels
 
 
 def model_inputs(x, labels=None, condition=None):

@@ -176,6 +176,61 @@ def sub_pixel_log_probs(y_true, params, levels):
     return ops.concatenate([first, prefix[..., 1:] - prefix[..., :-1]], -1)
 
 
+def channel_log_probs(params, pixel, channel, levels):
+    """`log p(x_c = v | x_0 .. x_(c-1), earlier pixels)` for every level.
+
+    The discrete distribution of one channel given the pixel's earlier
+    channels: the components weighted by how well they explain those
+    channels, each moved by them through its coefficients. The samplers
+    draw channel by channel from it (inverse CDF of the shared noise, as
+    for a categorical output), which draws exactly from the discretized
+    mixture.
+
+    Args:
+        params: `(..., P)`, a pixel's mixture parameters.
+        pixel: `(..., C)`, the pixel's levels (channels from `channel` on
+            are not read).
+        channel: c, an int.
+        levels: the number of levels.
+
+    Returns:
+        `(..., levels)`, normalised log-probabilities in nats.
+    """
+    pixel = ops.convert_to_tensor(pixel)
+    channels = pixel.shape[-1]
+    logits, means, log_scales, coefficients = split_parameters(params, channels)
+    x = level_to_value(levels, pixel)
+    means = conditioned_means(means, coefficients, x)
+    weights = ops.log_softmax(logits, axis=-1)
+    for j in range(channel):
+        weights = weights + _log_bin_probability(
+            x[..., j, None], means[..., j, :], log_scales[..., j, :], levels
+        )
+    centres = level_to_value(levels, ops.arange(levels))[:, None]
+    log_bins = _log_bin_probability(
+        centres,
+        means[..., None, channel, :],
+        log_scales[..., None, channel, :],
+        levels,
+    )
+    joint = ops.logsumexp(log_bins + weights[..., None, :], axis=-1)
+    return joint - ops.logsumexp(joint, axis=-1, keepdims=True)
+
+
+def all_channel_log_probs(params, pixels, levels):
+    """`channel_log_probs` of every channel of given pixels, stacked:
+    `(..., C, levels)`, the per-sub-pixel distributions a categorical
+    model's logits would give (what the samplers return as logits)."""
+    pixels = ops.convert_to_tensor(pixels)
+    return ops.stack(
+        [
+            channel_log_probs(params, pixels, c, levels)
+            for c in range(pixels.shape[-1])
+        ],
+        axis=-2,
+    )
+
+
 def logistic_mixture_nll(y_true, params, levels):
     """Per-pixel negative log-likelihood in nats.
 

@@ -344,8 +344,10 @@ def assert_samples_follow_their_logits(
     """Asserts what makes a sampler exact, with one forward pass.
 
     The logits each sub-pixel was drawn from must be the model's own
-    logits of the finished images (which, the model being causal, see only
-    the sub-pixels before it), and each value must be `draw` of its logits
+    logits of the finished images (which, the model being causal, see
+    only the sub-pixels before it; for a logistic mixture output, each
+    channel's distribution given the pixel's earlier channels), and each
+    value must be `draw` of its logits
     and its noise. Together they say the images are those the naive
     sampler (one forward pass per sub-pixel) draws from the same noise,
     at a fraction of its cost.
@@ -360,11 +362,14 @@ def assert_samples_follow_their_logits(
             which are kept rather than drawn.
         atol: tolerance on the logits.
     """
-    from pixel_models.inputs import model_inputs
+    from pixel_models.inputs import mixture_levels, model_inputs
+    from pixel_models.logistic_mixture import all_channel_log_probs
     from pixel_models.sampling import draw
     from pixel_models.sampling.precision import float32_model
 
     full = float32_model(model)(model_inputs(samples, labels, condition))
+    if mixture_levels(model):  # each channel's levels given the others
+        full = all_channel_log_probs(full, samples, mixture_levels(model))
     np.testing.assert_allclose(
         logits, keras.ops.convert_to_numpy(full), atol=atol
     )

@@ -42,6 +42,7 @@ from pixel_models.inputs import (
     check_labels,
     condition_shape,
     image_shape,
+    mixture_levels,
     model_inputs,
     model_levels,
     num_classes,
@@ -56,14 +57,10 @@ METHODS = ("fast", "naive")
 
 
 def _check_arguments(model, num_samples, temperature, top_p, method, batch):
-    if getattr(model, "likelihood", "categorical") != "categorical":
-        raise ValueError(
-            "Sampling a model with output='logistic_mixture' is not "
-            "supported yet: score it with evaluation.log_prob, or sample a "
-            "model with output='categorical'."
-        )
     shape = getattr(model, "output_shape", None)
-    if not (isinstance(shape, tuple) and len(shape) == 5):
+    if mixture_levels(model) is None and not (
+        isinstance(shape, tuple) and len(shape) == 5
+    ):
         raise ValueError(
             "model must output logits of shape (batch, H, W, C, levels), "
             "as the builders of pixel_models.models do. Received: model "

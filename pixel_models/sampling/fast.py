@@ -12,7 +12,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from pixel_models.inputs import mixture_levels
 from pixel_models.layers.steps import PixelInput, scan, stock_pixel_step
+from pixel_models.logistic_mixture import channel_log_probs
 from pixel_models.sampling.draw import draw
 from pixel_models.sampling.plan import SamplerPlan
 from pixel_models.sampling.precision import float32_model
@@ -51,6 +53,8 @@ class FastSampler(SamplerPlan):
             for key, value in zip(out_keys, out, strict=True):
                 if value is not None:
                     values[key] = value
+        if self.mixture:  # the pixel's parameters, every channel's
+            return values, new_carries, values[self.output]
         if self.head is None:
             return values, new_carries, values[self.output][:, c]
         layer, in_key = self.head
@@ -132,11 +136,17 @@ class FastSampler(SamplerPlan):
             left, carries = carry
             column, noise_j, given_j, mask_j = x
             here = ops.zeros((n, channels), "float32")
-            logits = []
+            logits, params = [], None
             for c in range(channels):
-                values, new_carries, out = self._pixel(
-                    here, left, carries, column, constants, states, c
-                )
+                if params is None:
+                    values, new_carries, out = self._pixel(
+                        here, left, carries, column, constants, states, c
+                    )
+                if self.mixture:
+                    # One pass gives the parameters, which see nothing
+                    # of the pixel; its channels are drawn from them.
+                    params = out if params is None else params
+                    out = channel_log_probs(params, here, c, self.model_levels)
                 logits.append(out)
                 v = draw(out, noise_j[:, c], temperature, top_p)
                 v = ops.where(mask_j, given_j[:, c], ops.cast(v, "float32"))
@@ -230,7 +240,9 @@ def fast_sampler(model):
     """The fast sampler of `model`, made on first use and kept with it."""
     sampler = _SAMPLERS.get(model)
     if sampler is None:
-        sampler = _SAMPLERS[model] = FastSampler(float32_model(model))
+        sampler = _SAMPLERS[model] = FastSampler(
+            float32_model(model), mixture_levels(model)
+        )
     else:
         float32_model(model)  # the copy, if any, takes the current weights
     return sampler

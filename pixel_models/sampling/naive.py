@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 
-from pixel_models.inputs import model_inputs
+from pixel_models.inputs import mixture_levels, model_inputs
+from pixel_models.logistic_mixture import channel_log_probs
 from pixel_models.sampling.draw import draw
 from pixel_models.sampling.precision import float32_model
 
@@ -19,9 +20,10 @@ def sample_naive(
     condition=None,
 ):
     """One full forward pass per sub-pixel. Returns (samples, logits)."""
+    mixture = mixture_levels(model)
     model = float32_model(model)
     n, height, width, channels = noise.shape
-    levels = model.output_shape[-1]
+    levels = mixture or model.output_shape[-1]
     x = np.zeros(noise.shape, "float32")
     logits = np.zeros((*noise.shape, levels), "float32")
     bar = keras.utils.Progbar(height * width, verbose=int(progress))
@@ -29,7 +31,12 @@ def sample_naive(
         for j in range(width):
             for c in range(channels):
                 inputs = model_inputs(x, labels, condition)
-                out = np.asarray(model.predict_on_batch(inputs))[:, i, j, c]
+                out = np.asarray(model.predict_on_batch(inputs))[:, i, j]
+                if mixture:  # the pixel's parameters: channel c's levels
+                    out = channel_log_probs(out, x[:, i, j], c, levels)
+                    out = keras.ops.convert_to_numpy(out)
+                else:
+                    out = out[:, c]
                 logits[:, i, j, c] = out
                 values = np.asarray(
                     draw(out, noise[:, i, j, c], temperature, top_p)

@@ -64,7 +64,7 @@ class SamplerPlan:
     last `reach` rows are kept.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, mixture_levels=None):
         # A weak reference: the sampler is kept with the model (in a
         # WeakKeyDictionary), so it must not keep the model alive.
         self.model = weakref.ref(model)
@@ -72,7 +72,10 @@ class SamplerPlan:
         self.pixels = inputs[0]
         self.constant_inputs = inputs[1:]
         self.height, self.width, self.channels = model.inputs[0].shape[1:]
-        self.model_levels = model.output_shape[-1]
+        # A logistic mixture head gives a pixel's parameters, from which
+        # each channel's distribution over `mixture_levels` is computed.
+        self.mixture = mixture_levels is not None
+        self.model_levels = mixture_levels or model.output_shape[-1]
         varying = {self.pixels}
         self.constant_nodes, self.steps = [], []
         for layer, in_keys, out_keys in nodes:
