@@ -160,14 +160,20 @@ class SampleGrid(keras.callbacks.Callback):
             return
         import tensorflow as tf
 
+        from pixel_models.inputs import model_levels
         from pixel_models.plotting import image_grid
-        from pixel_models.sampling import num_classes, sample
+        from pixel_models.sampling import fast_sampler, num_classes, sample
 
         labels = None
         classes = num_classes(self.model)
         if classes:  # a conditional model: cycle through the classes
             labels = np.arange(self.num_samples) % classes
         if self.condition is None:
+            try:
+                fast_sampler(self.model)
+                method = "fast"
+            except ValueError:  # layers without one-pixel steps
+                method = "naive"
             images = sample(
                 self.model,
                 self.num_samples,
@@ -175,10 +181,11 @@ class SampleGrid(keras.callbacks.Callback):
                 temperature=self.temperature,
                 progress=False,
                 labels=labels,
+                method=method,
             )
         else:
             images = self._given_small(labels)
-        grid = image_grid(images, levels=self.model.output_shape[-1])
+        grid = image_grid(images, levels=model_levels(self.model))
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
                 os.path.join(self.log_dir, "samples")

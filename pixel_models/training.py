@@ -19,6 +19,11 @@ from pixel_models.callbacks import (
     SampleGrid,
 )
 from pixel_models.checks import check_int
+from pixel_models.inputs import mixture_levels
+from pixel_models.logistic_mixture import (
+    LogisticMixtureBitsPerDim,
+    LogisticMixtureNLL,
+)
 from pixel_models.losses import (
     LN2,
     BitsPerDim,
@@ -106,7 +111,8 @@ def compile_model(
     metrics=None,
     ema_momentum=None,
 ):
-    """Compiles `model` with the discrete NLL loss and `BitsPerDim`.
+    """Compiles `model` with the discrete NLL loss and `BitsPerDim` (or,
+    for a logistic mixture output, `LogisticMixtureNLL` and its bits/dim).
 
     Args:
         model: a model from `pixel_models.models`.
@@ -143,6 +149,10 @@ def compile_model(
         optimizer = keras.optimizers.Adam(
             learning_rate, clipnorm=clipnorm, **averaging
         )
+    levels = mixture_levels(model)
+    if levels:  # a logistic mixture output: its own loss, the same units
+        loss = loss or LogisticMixtureNLL(levels)
+        metrics = metrics or [LogisticMixtureBitsPerDim(levels)]
     model.compile(
         optimizer=optimizer,
         loss=loss or DiscreteNLL(),

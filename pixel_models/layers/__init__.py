@@ -6,18 +6,30 @@ from pixel_models.layers.gated import GatedPixelCNNBlock
 from pixel_models.layers.lstm_cell import LineLSTMCell
 from pixel_models.layers.masked_conv import MaskedConv2D
 from pixel_models.layers.row_lstm import RowLSTM
+from pixel_models.layers.shifted import (
+    ConcatELU,
+    Gate,
+    Shift,
+    ShiftedConv2D,
+    ShiftedConv2DTranspose,
+)
 from pixel_models.layers.skew import Skew, Unskew
 from pixel_models.layers.steps import PixelInput
 
 __all__ = [
+    "ConcatELU",
     "ConditionBias",
     "ConditionMap",
     "DiagonalBiLSTM",
+    "Gate",
     "GatedPixelCNNBlock",
     "LineLSTMCell",
     "MaskedConv2D",
     "PixelInput",
     "RowLSTM",
+    "Shift",
+    "ShiftedConv2D",
+    "ShiftedConv2DTranspose",
     "Skew",
     "Unskew",
 ]

@@ -16,6 +16,7 @@ from pixel_models.models.gated_pixelcnn import (
     build_gated_pixelcnn,
 )
 from pixel_models.models.pixelcnn import PixelCNN, build_pixelcnn
+from pixel_models.models.pixelcnn_pp import PixelCNNPlusPlus, build_pixelcnn_pp
 from pixel_models.models.row_lstm import RowLSTMPixelRNN, build_row_lstm
 
 # Family name -> (builder, name of its width argument).
@@ -24,7 +25,11 @@ MODEL_FAMILIES = {
     "row_lstm": (build_row_lstm, "units"),
     "diagonal_bilstm": (build_diagonal_bilstm, "units"),
     "gated_pixelcnn": (build_gated_pixelcnn, "filters"),
+    "pixelcnn_pp": (build_pixelcnn_pp, "filters"),
 }
+# Families whose depth argument is not `num_layers`: `build_model` passes
+# `num_layers` under this name (PixelCNN++: blocks per resolution).
+DEPTH_NAMES = {"pixelcnn_pp": "num_resnet"}
 
 
 def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
@@ -50,6 +55,8 @@ def build_model(family, input_shape, levels=256, *, width=None, **kwargs):
     builder, width_name = MODEL_FAMILIES[family]
     if width is not None:
         kwargs[width_name] = width
+    if family in DEPTH_NAMES and "num_layers" in kwargs:
+        kwargs[DEPTH_NAMES[family]] = kwargs.pop("num_layers")
     return builder(input_shape, levels=levels, **kwargs)
 
 
@@ -59,11 +66,13 @@ __all__ = [
     "DiagonalBiLSTMPixelRNN",
     "GatedPixelCNN",
     "PixelCNN",
+    "PixelCNNPlusPlus",
     "PixelModel",
     "RowLSTMPixelRNN",
     "build_diagonal_bilstm",
     "build_gated_pixelcnn",
     "build_model",
     "build_pixelcnn",
+    "build_pixelcnn_pp",
     "build_row_lstm",
 ]

@@ -1,0 +1,130 @@
+"""PixelCNN++: shifted convolutions, the network, its likelihood."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from pixel_models.evaluation import log_prob
+from pixel_models.layers import Shift, ShiftedConv2D, ShiftedConv2DTranspose
+from pixel_models.logistic_mixture import LogisticMixtureNLL, num_parameters
+from pixel_models.models import PixelCNNPlusPlus, build_model
+from pixel_models.sampling import sample, sample_with_logits
+from pixel_models.testing import (
+    assert_causal,
+    assert_reloads_in_fresh_process,
+    assert_samples_follow_their_logits,
+    dependency_map,
+)
+
+
+def _tiny(shape, levels=256, num_resnet=1, **kwargs):
+    keras.utils.set_random_seed(0)
+    return PixelCNNPlusPlus(
+        shape,
+        levels=levels,
+        num_resnet=num_resnet,
+        filters=4,
+        num_mixtures=2,
+        dropout=0.0,
+        **kwargs,
+    )
+
+
+def _reads(layer, shape):
+    """`reads[i, j]`: the input pixels output pixel (i, j) depends on."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(1, *shape)).astype("float32")
+    return dependency_map(layer, x)[:, :, 0, :, :, 0]
+
+
+@pytest.mark.tensorflow_only
+def test_shifted_convolutions_read_exactly_their_window():
+    height, width = 6, 6
+    down = _reads(ShiftedConv2D(2, (2, 3), "down"), (height, width, 1))
+    right = _reads(ShiftedConv2D(2, (2, 2), "down_right"), (height, width, 1))
+    for i, j in itertools.product(range(height), range(width)):
+        rows = slice(max(i - 1, 0), i + 1)
+        want = np.zeros((height, width), bool)
+        want[rows, max(j - 1, 0) : j + 2] = True
+        np.testing.assert_array_equal(down[i, j], want, err_msg=(i, j))
+        want = np.zeros((height, width), bool)
+        want[rows, max(j - 1, 0) : j + 1] = True
+        np.testing.assert_array_equal(right[i, j], want, err_msg=(i, j))
+    # Shifted a row down, a pixel sees only the rows above it.
+    shifted = _reads(Shift("down"), (height, width, 1))
+    assert not shifted[0].any() and shifted[3, 2, 2, 2]
+    # Halved and doubled back: an output reads input rows <= i // 2 * 2
+    # (and columns <= j // 2 * 2 + 1 for down_right) only.
+    strided = ShiftedConv2D(2, (2, 2), "down_right", strides=2)
+    up = ShiftedConv2DTranspose(2, (2, 2), "down_right")
+
+    def both(x):
+        return up(strided(x))
+
+    reads = _reads(both, (height, width, 1))
+    for i, j in itertools.product(range(height), range(width)):
+        seen = np.argwhere(reads[i, j])
+        assert len(seen) and seen[:, 0].max() <= i // 2 * 2, (i, j)
+        assert seen[:, 1].max() <= j // 2 * 2 + 1, (i, j)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_network_is_causal_with_no_blind_spot(channels):
+    # Every mixture parameter of a pixel sees the earlier pixels only,
+    # and (two blocks a resolution, at 8 x 8) every one of them.
+    model = _tiny((8, 8, channels), num_resnet=2)
+    assert model.output_shape == (None, 8, 8, num_parameters(channels, 2))
+    x = np.random.default_rng(1).integers(0, 256, (1, 8, 8, channels))
+    deps = assert_causal(model, x.astype("float32"), color_channels=1)
+    before = np.arange(64).reshape(8, 8) < 63
+    np.testing.assert_array_equal(deps[7, 7, 0, :, :, 0], before)
+
+
+@pytest.mark.every_backend
+def test_every_image_s_probabilities_sum_to_one():
+    model = _tiny((4, 4, 1), levels=2)
+    images = np.array(list(itertools.product(range(2), repeat=16)), "f4")
+    p = np.exp(log_prob(model, images.reshape(-1, 4, 4, 1), batch_size=8192))
+    assert p.sum() == pytest.approx(1.0, abs=1e-3)
+    assert np.ptp(p) > p.mean()  # far from uniform
+
+
+def test_trains_samples_naively_and_reloads_as_itself(tmp_path):
+    model = _tiny((4, 4, 3), levels=8, num_classes=2)
+    model.compile()
+    assert isinstance(model.loss, LogisticMixtureNLL)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 8, (16, 4, 4, 3)).astype("float32")
+    labels = rng.integers(0, 2, 16)
+    history = model.fit([x, labels], x, epochs=3, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    reloaded = assert_reloads_in_fresh_process(
+        model, [x[:2], labels[:2]], tmp_path / "pp.keras"
+    )
+    assert type(reloaded) is PixelCNNPlusPlus
+    assert reloaded.get_config()["num_resnet"] == 1
+    # Naive sampling is exact; the fast sampler says what it lacks.
+    noise = rng.random((2, 4, 4, 3))
+    images, logits = sample_with_logits(
+        model, noise, labels=[0, 1], method="naive", progress=False
+    )
+    assert_samples_follow_their_logits(
+        model, noise, images, logits, labels=np.array([0, 1]), atol=1e-3
+    )
+    with pytest.raises(ValueError, match="method='naive'"):
+        sample(model, 1, labels=0, progress=False)
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"divide by 4.*\(6, 8, 1\)"):
+        _tiny((6, 8, 1))
+    with pytest.raises(ValueError, match="condition_shape must be None"):
+        _tiny((8, 8, 1), condition_shape=(4, 4, 1))
+    with pytest.raises(ValueError, match="shift must be one of"):
+        ShiftedConv2D(2, (2, 3), "up")
+    with pytest.raises(ValueError, match="width must be odd"):
+        ShiftedConv2D(2, (2, 2), "down")
+    model = build_model("pixelcnn_pp", (4, 4, 1), 2, num_layers=1, width=4)
+    assert model.get_config()["num_resnet"] == 1 and model.num_mixtures == 10
