@@ -7,6 +7,35 @@ from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import finish_model, mask_groups, start_model
 
 
+def _stacks(x, conditions, channels, sizes):
+    """The gated blocks on the rescaled image: the horizontal stack's
+    last map. `sizes`: `(filters, kernel_size, input_kernel_size,
+    num_layers, dropout)`."""
+    filters, kernel_size, input_kernel_size, num_layers, dropout = sizes
+    embedding, condition_map = conditions
+    extra = [t for t in conditions if t is not None]
+    options = {
+        "condition": embedding is not None,
+        "condition_map": condition_map is not None,
+    }
+    v, h = GatedPixelCNNBlock(
+        filters,
+        input_kernel_size,
+        channels,
+        "A",
+        residual=False,
+        name="block0",
+        **options,
+    )([x, x, *extra])
+    for i in range(1, num_layers):
+        v, h = GatedPixelCNNBlock(
+            filters, kernel_size, channels, "B", name=f"block{i}", **options
+        )([v, h, *extra])
+        if dropout:
+            h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+    return h
+
+
 @register_family
 class GatedPixelCNN(PixelModel):
     """The Gated PixelCNN: no blind spot, gated units.
@@ -109,32 +138,12 @@ class GatedPixelCNN(PixelModel):
             output,
             num_mixtures,
         )
-        channels = mask_groups(shape[2], output)
-        extra = [t for t in (embedding, condition_map) if t is not None]
-        conditional = embedding is not None
-        conditional_map = condition_map is not None
-        v, h = GatedPixelCNNBlock(
-            filters,
-            input_kernel_size,
-            channels,
-            "A",
-            residual=False,
-            condition=conditional,
-            condition_map=conditional_map,
-            name="block0",
-        )([x, x, *extra])
-        for i in range(1, num_layers):
-            v, h = GatedPixelCNNBlock(
-                filters,
-                kernel_size,
-                channels,
-                "B",
-                condition=conditional,
-                condition_map=conditional_map,
-                name=f"block{i}",
-            )([v, h, *extra])
-            if dropout:
-                h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+        h = _stacks(
+            x,
+            (embedding, condition_map),
+            mask_groups(shape[2], output),
+            (filters, kernel_size, input_kernel_size, num_layers, dropout),
+        )
         inputs, logits = finish_model(
             h,
             (embedding, condition_map),

@@ -48,6 +48,66 @@ def gated_resnet(x, a, filters, stream, dropout, embedding, name):
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
+def _block(u, ul, links, filters, dropout, embedding, name):
+    """One gated residual block on each stream; the down-right stream
+    also takes the new down stream (and the up pass's output)."""
+    u_link, ul_link = links
+    u = gated_resnet(u, u_link, filters, DOWN, dropout, embedding, f"{name}_u")
+    if ul_link is None:
+        ul_link = u
+    else:
+        ul_link = keras.layers.Concatenate(name=f"{name}_ul_join")([u, ul_link])
+    ul = gated_resnet(
+        ul, ul_link, filters, DOWN_RIGHT, dropout, embedding, f"{name}_ul"
+    )
+    return u, ul
+
+
+def _network(x, filters, num_resnet, dropout, embedding):
+    """The two streams through the up and the down pass: the down-right
+    stream's last map, `(batch, H, W, filters)`."""
+    u = ShiftedConv2D(filters, (2, 3), "down", name="u_in")(x)
+    u = Shift("down", name="u_shift")(u)
+    above = ShiftedConv2D(filters, (1, 3), "down", name="ul_in_above")(x)
+    above = Shift("down", name="ul_shift_above")(above)
+    left = ShiftedConv2D(filters, (2, 1), "down_right", name="ul_in_left")(x)
+    left = Shift("right", name="ul_shift_left")(left)
+    ul = keras.layers.Add(name="ul_in")([above, left])
+    args = (filters, dropout, embedding)
+    # Up pass: every block's output is kept for the down pass.
+    us, uls = [u], [ul]
+    for r in range(RESOLUTIONS):
+        if r:
+            u = ShiftedConv2D(
+                filters, (2, 3), "down", strides=2, name=f"up{r}_u_down"
+            )(u)
+            ul = ShiftedConv2D(
+                filters, (2, 2), "down_right", strides=2, name=f"up{r}_ul_down"
+            )(ul)
+            us.append(u)
+            uls.append(ul)
+        for i in range(num_resnet):
+            u, ul = _block(u, ul, (None, None), *args, f"up{r}_{i}")
+            us.append(u)
+            uls.append(ul)
+    # Down pass: back up the resolutions, joined with the up pass.
+    u, ul = us.pop(), uls.pop()
+    for r in reversed(range(RESOLUTIONS)):
+        # One more block than the up pass where a resolution change came
+        # in: it takes that change's output.
+        for i in range(num_resnet + (r < RESOLUTIONS - 1)):
+            links = (us.pop(), uls.pop())
+            u, ul = _block(u, ul, links, *args, f"down{r}_{i}")
+        if r:
+            u = ShiftedConv2DTranspose(
+                filters, (2, 3), "down", name=f"down{r}_u_up"
+            )(u)
+            ul = ShiftedConv2DTranspose(
+                filters, (2, 2), "down_right", name=f"down{r}_ul_up"
+            )(ul)
+    return ul
+
+
 def _check_size(shape):
     step = 2 ** (RESOLUTIONS - 1)
     if shape[0] % step or shape[1] % step:
@@ -145,68 +205,7 @@ class PixelCNNPlusPlus(PixelModel):
             num_mixtures=num_mixtures,
         )
         _check_size(shape)
-        u = ShiftedConv2D(filters, (2, 3), "down", name="u_in")(x)
-        u = Shift("down", name="u_shift")(u)
-        above = ShiftedConv2D(filters, (1, 3), "down", name="ul_in_above")(x)
-        above = Shift("down", name="ul_shift_above")(above)
-        left = ShiftedConv2D(filters, (2, 1), "down_right", name="ul_in_left")(
-            x
-        )
-        left = Shift("right", name="ul_shift_left")(left)
-        ul = keras.layers.Add(name="ul_in")([above, left])
-
-        def block(u, ul, u_link, ul_link, name):
-            u = gated_resnet(
-                u, u_link, filters, DOWN, dropout, embedding, f"{name}_u"
-            )
-            ul_link = (
-                u
-                if ul_link is None
-                else keras.layers.Concatenate(name=f"{name}_ul_join")(
-                    [u, ul_link]
-                )
-            )
-            ul = gated_resnet(
-                ul, ul_link, filters, DOWN_RIGHT, dropout, embedding,
-                f"{name}_ul",
-            )  # fmt: skip
-            return u, ul
-
-        # Up pass: every block's output is kept for the down pass.
-        us, uls = [u], [ul]
-        for r in range(RESOLUTIONS):
-            if r:
-                u = ShiftedConv2D(
-                    filters, (2, 3), "down", strides=2, name=f"up{r}_u_down"
-                )(u)
-                ul = ShiftedConv2D(
-                    filters,
-                    (2, 2),
-                    "down_right",
-                    strides=2,
-                    name=f"up{r}_ul_down",
-                )(ul)
-                us.append(u)
-                uls.append(ul)
-            for i in range(num_resnet):
-                u, ul = block(u, ul, None, None, f"up{r}_{i}")
-                us.append(u)
-                uls.append(ul)
-        # Down pass: back up the resolutions, joined with the up pass.
-        u, ul = us.pop(), uls.pop()
-        for r in reversed(range(RESOLUTIONS)):
-            # One more block than the up pass where a resolution change
-            # came in: it takes that change's output.
-            count = num_resnet + (r < RESOLUTIONS - 1)
-            for i in range(count):
-                u, ul = block(u, ul, us.pop(), uls.pop(), f"down{r}_{i}")
-            if r:
-                u = ShiftedConv2DTranspose(
-                    filters, (2, 3), "down", name=f"down{r}_u_up"
-                )(u)
-                ul = ShiftedConv2DTranspose(
-                    filters, (2, 2), "down_right", name=f"down{r}_ul_up"
-                )(ul)
+        ul = _network(x, filters, num_resnet, dropout, embedding)
         y = keras.layers.ELU(name="head_elu")(ul)
         channels = shape[2]
         params = keras.layers.Conv2D(
