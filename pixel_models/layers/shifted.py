@@ -16,7 +16,11 @@ from keras import ops
 SHIFTS = ("down", "down_right")
 
 
-def _check_shift(shift, kernel_size):
+def _checked_kernel(shift, kernel_size):
+    """`kernel_size` as `(kh, kw)`, checked against `shift`."""
+    if isinstance(kernel_size, int):
+        kernel_size = (kernel_size, kernel_size)
+    kernel_size = tuple(kernel_size)
     if shift not in SHIFTS:
         raise ValueError(
             f"shift must be one of {list(SHIFTS)}. Received: shift={shift!r}"
@@ -27,6 +31,7 @@ def _check_shift(shift, kernel_size):
             "A 'down' shifted kernel is centred on the column: its width "
             f"must be odd. Received: kernel_size={tuple(kernel_size)}"
         )
+    return kernel_size
 
 
 def _pads(shift, kernel_size):
@@ -60,12 +65,7 @@ class ShiftedConv2D(keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, shift="down", strides=1, **kwargs):
         kwargs.pop("padding", None)
-        kernel_size = tuple(
-            (kernel_size, kernel_size)
-            if isinstance(kernel_size, int)
-            else kernel_size
-        )
-        _check_shift(shift, kernel_size)
+        kernel_size = _checked_kernel(shift, kernel_size)
         super().__init__(
             filters,
             kernel_size,
@@ -115,12 +115,7 @@ class ShiftedConv2DTranspose(keras.layers.Conv2DTranspose):
     def __init__(self, filters, kernel_size, shift="down", **kwargs):
         for key in ("padding", "strides", "output_padding"):
             kwargs.pop(key, None)
-        kernel_size = tuple(
-            (kernel_size, kernel_size)
-            if isinstance(kernel_size, int)
-            else kernel_size
-        )
-        _check_shift(shift, kernel_size)
+        kernel_size = _checked_kernel(shift, kernel_size)
         super().__init__(
             filters,
             kernel_size,

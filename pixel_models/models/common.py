@@ -15,8 +15,16 @@ DEFAULT_NUM_MIXTURES = 10
 
 
 def check_output(output, num_mixtures):
-    """Checks `output` and `num_mixtures`; the mixture count to use
-    (None for a categorical output, 10 by default for a mixture)."""
+    """Checks a builder's `output` and `num_mixtures`; returns the
+    mixture count to use (None for a categorical output, 10 by default
+    for a mixture).
+
+    `output="categorical"` is a `levels`-way softmax per sub-pixel, the
+    model's output `(batch, H, W, C, levels)`; `"logistic_mixture"` is
+    PixelCNN++'s discretized logistic mixture per pixel
+    (`pixel_models.logistic_mixture`): the masks then keep every channel
+    of a pixel from its parameters, and the output is `(batch, H, W, P)`.
+    """
     if output not in OUTPUTS:
         raise ValueError(
             f"output must be one of {list(OUTPUTS)}. "

@@ -71,13 +71,9 @@ class GatedPixelCNN(PixelModel):
             The small image may be seen everywhere: it is given, not
             generated.
         condition_filters: channels of the upsampled map (default filters).
-        output: `"categorical"` (a `levels`-way softmax per sub-pixel)
-            or `"logistic_mixture"` (PixelCNN++'s discretized logistic
-            mixture per pixel, `pixel_models.logistic_mixture`; the
-            masks then keep every channel of a pixel from its
-            parameters, and the output is `(batch, H, W, P)`).
-        num_mixtures: the mixture's component count (default 10);
-            None for a categorical output.
+        output, num_mixtures: `"categorical"` (the default), or
+            `"logistic_mixture"` with its component count (10 by
+            default): see `models.common.check_output`.
 
         **kwargs: `name` (default `"gated_pixelcnn"`) and the other arguments
             of `keras.Model`.

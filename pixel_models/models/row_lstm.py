@@ -36,13 +36,9 @@ class RowLSTMPixelRNN(PixelModel):
             (PixelRNN paper, Sec. 3.6). The small image may be seen
             everywhere: it is given, not generated.
         condition_filters: channels of the upsampled map (default h).
-        output: `"categorical"` (a `levels`-way softmax per sub-pixel)
-            or `"logistic_mixture"` (PixelCNN++'s discretized logistic
-            mixture per pixel, `pixel_models.logistic_mixture`; the
-            masks then keep every channel of a pixel from its
-            parameters, and the output is `(batch, H, W, P)`).
-        num_mixtures: the mixture's component count (default 10);
-            None for a categorical output.
+        output, num_mixtures: `"categorical"` (the default), or
+            `"logistic_mixture"` with its component count (10 by
+            default): see `models.common.check_output`.
         unroll: unroll each layer's scan into the graph: faster training
             steps on a CPU, much slower tracing (see `scan_lines`).
         kernel_size: width k of the Row LSTM convolutions.
