@@ -297,3 +297,37 @@ def test_a_small_folder_gets_a_tenth_for_validation(tmp_path, capsys):
     )  # fmt: skip
     assert "train=27, validation=3" in capsys.readouterr().out
     assert results["split"] == "validation" and results["num_images"] == 3
+
+
+def test_the_output_flags_choose_the_likelihood(tmp_path, capsys):
+    from pixel_models.cli.arguments import parse_args
+    from pixel_models.cli.train import _likelihood_arguments
+
+    def chosen(*flags):
+        sizes = {"num_layers": 1, "width": 4, "batch_size": 8, "epochs": 1}
+        args = parse_args(
+            "t", [*flags], datasets=["x"], default_dataset="x", sizes=sizes
+        )
+        return _likelihood_arguments(args)
+
+    assert chosen() == {}
+    assert chosen("--output", "logistic_mixture", "--num-mixtures", "3") == {
+        "output": "logistic_mixture",
+        "num_mixtures": 3,
+    }
+    assert chosen("--model", "pixelcnn_pp", "--num-mixtures", "4") == {
+        "num_mixtures": 4
+    }
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=12)
+    with pytest.raises(SystemExit):
+        train_mnist.main(
+            [
+                "--data-dir", str(tmp_path / "data"),
+                "--validation-size", "8", "--multiscale", "14",
+                "--output", "logistic_mixture",
+                "--log-dir", str(tmp_path / "run"),
+            ]
+        )  # fmt: skip
+    assert "--multiscale trains two categorical models" in (
+        capsys.readouterr().err
+    )

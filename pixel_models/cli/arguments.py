@@ -69,6 +69,7 @@ FLAG_NAMES = {
     "data_dir": "--data-dir",
     "name": "--dataset",
     "ema_momentum": "--ema",
+    "num_mixtures": "--num-mixtures",
 }
 
 
@@ -100,6 +101,20 @@ def _add_model_arguments(group, sizes):
     )
     group.add_argument(
         "--dropout", type=float, default=0.0, help="dropout rate in blocks"
+    )
+    group.add_argument(
+        "--output",
+        default="categorical",
+        choices=["categorical", "logistic_mixture"],
+        help="the likelihood: a softmax per sub-pixel, or a discretized "
+        "logistic mixture per pixel (PixelCNN++; --model pixelcnn_pp "
+        "always has one)",
+    )
+    group.add_argument(
+        "--num-mixtures",
+        type=int,
+        default=None,
+        help="components of the logistic mixture (default 10)",
     )
     group.add_argument(
         "--unroll",

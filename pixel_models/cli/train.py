@@ -386,9 +386,21 @@ def _new_model(args, splits):
         dropout=args.dropout,
         num_classes=splits.num_classes if args.conditional else None,
         **({"unroll": True} if args.unroll else {}),
+        **_likelihood_arguments(args),
     )
     _compile(model, args)
     return model
+
+
+def _likelihood_arguments(args):
+    """The builder's `output` and `num_mixtures` from the flags."""
+    output = getattr(args, "output", "categorical")
+    mixtures = getattr(args, "num_mixtures", None)
+    if args.model == "pixelcnn_pp":  # always a mixture
+        return {} if mixtures is None else {"num_mixtures": mixtures}
+    if output == "categorical" and mixtures is None:
+        return {}
+    return {"output": output, "num_mixtures": mixtures}
 
 
 def _score(model, splits, args, log_dir, strategy, train_seconds):
@@ -420,6 +432,13 @@ def _score(model, splits, args, log_dir, strategy, train_seconds):
 
 def _stage_model(args, splits, stage, small_shape):
     """The model of one Multi-Scale stage, compiled."""
+    if _likelihood_arguments(args) or args.model == "pixelcnn_pp":
+        raise ValueError(
+            "--multiscale trains two categorical models: it takes neither "
+            "--output logistic_mixture, --num-mixtures nor --model "
+            f"pixelcnn_pp. Received: --model {args.model} --output "
+            f"{args.output}"
+        )
     large = stage == "large"
     shape = tuple(splits.image_shape)
     classes = splits.num_classes if args.conditional else None

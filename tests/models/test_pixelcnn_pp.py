@@ -70,16 +70,18 @@ def test_shifted_convolutions_read_exactly_their_window():
         assert seen[:, 1].max() <= j // 2 * 2 + 1, (i, j)
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_the_network_is_causal_with_no_blind_spot(channels):
+@pytest.mark.parametrize("channels, size, blocks", [(1, 8, 2), (3, 4, 1)])
+def test_the_network_is_causal_with_no_blind_spot(channels, size, blocks):
     # Every mixture parameter of a pixel sees the earlier pixels only,
-    # and (two blocks a resolution, at 8 x 8) every one of them.
-    model = _tiny((8, 8, channels), num_resnet=2)
-    assert model.output_shape == (None, 8, 8, num_parameters(channels, 2))
-    x = np.random.default_rng(1).integers(0, 256, (1, 8, 8, channels))
+    # and (with enough blocks for the image's size) every one of them.
+    model = _tiny((size, size, channels), num_resnet=blocks)
+    params = num_parameters(channels, 2)
+    assert model.output_shape == (None, size, size, params)
+    x = np.random.default_rng(1).integers(0, 256, (1, size, size, channels))
     deps = assert_causal(model, x.astype("float32"), color_channels=1)
-    before = np.arange(64).reshape(8, 8) < 63
-    np.testing.assert_array_equal(deps[7, 7, 0, :, :, 0], before)
+    last = size * size - 1
+    before = np.arange(size * size).reshape(size, size) < last
+    np.testing.assert_array_equal(deps[-1, -1, 0, :, :, 0], before)
 
 
 @pytest.mark.every_backend
