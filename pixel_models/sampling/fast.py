@@ -136,16 +136,16 @@ class FastSampler(SamplerPlan):
             left, carries = carry
             column, noise_j, given_j, mask_j = x
             here = ops.zeros((n, channels), "float32")
-            logits, params = [], None
+            logits = []
             for c in range(channels):
-                if params is None:
+                # A mixture head's parameters see nothing of the pixel:
+                # one pass gives them, and its channels are drawn from them.
+                if c == 0 or not self.mixture:
                     values, new_carries, out = self._pixel(
                         here, left, carries, column, constants, states, c
                     )
+                    params = out
                 if self.mixture:
-                    # One pass gives the parameters, which see nothing
-                    # of the pixel; its channels are drawn from them.
-                    params = out if params is None else params
                     out = channel_log_probs(params, here, c, self.model_levels)
                 logits.append(out)
                 v = draw(out, noise_j[:, c], temperature, top_p)
