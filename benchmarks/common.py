@@ -28,6 +28,7 @@ TITLES = {
     "row_lstm": "Row LSTM",
     "diagonal_bilstm": "Diagonal BiLSTM",
     "gated_pixelcnn": "Gated PixelCNN",
+    "pixelcnn_pp": "PixelCNN++",
 }
 # (input shape, levels) of the two image sizes the paper reports.
 DATASETS = {

@@ -81,6 +81,24 @@ class ShiftedConv2D(keras.layers.Conv2D):
         padded = ops.pad(inputs, [(0, 0), (top, bottom), (left, right), (0, 0)])
         return super().call(padded)
 
+    def row_output(self, rows):
+        """One output row from the input rows it reads, `(n, kh, W, C)`
+        (zeros for rows above the image): `(n, W / strides, filters)`.
+        The fast sampler's row step."""
+        _, _, left, right = _pads(self.shift, self.kernel_size)
+        padded = ops.pad(rows, [(0, 0), (0, 0), (left, right), (0, 0)])
+        return super().call(padded)[:, 0]
+
+    def window_output(self, window):
+        """The output at one position from the `(n, kh, kw, C)` window of
+        input it reads: `(n, filters)`. The fast sampler's pixel step."""
+        n = window.shape[0]
+        flat = ops.reshape(window, (n, -1))
+        y = ops.matmul(flat, ops.reshape(self.kernel, (flat.shape[1], -1)))
+        if self.use_bias:
+            y = y + self.bias
+        return y if self.activation is None else self.activation(y)
+
     def compute_output_shape(self, input_shape):
         top, bottom, left, right = _pads(self.shift, self.kernel_size)
         batch, height, width, channels = input_shape
@@ -137,6 +155,20 @@ class ShiftedConv2DTranspose(keras.layers.Conv2DTranspose):
 
     def call(self, inputs):
         return self._crop(super().call(inputs))
+
+    def row_output(self, row):
+        """The two output rows `2r, 2r + 1` that input row `r` `(n, W, C)`
+        makes: `(n, 2, 2W, filters)`. The fast sampler's row step."""
+        return self.call(row[:, None])
+
+    def value_at(self, x, dy, dx):
+        """The output at `(2r + dy, 2c + dx)` of a `"down_right"` kernel
+        from the input at `(r, c)`, `(n, C)`: `(n, filters)`. The fast
+        sampler's pixel step."""
+        y = ops.matmul(x, ops.transpose(self.kernel[dy, dx]))
+        if self.use_bias:
+            y = y + self.bias
+        return y if self.activation is None else self.activation(y)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape

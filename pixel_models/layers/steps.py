@@ -88,7 +88,7 @@ def lstm_gates(z, c_prev):
     return lstm_update(*ops.split(z, 4, axis=-1), c_prev)
 
 
-def scan(f, init, xs, reverse=False):
+def scan(f, init, xs, reverse=False, y_spec=None):
     """`keras.ops.scan(f, init, xs, reverse=reverse)` for the sampler.
 
     `f(carry, x) -> (carry, y)`; `xs` and the `y`s are nested structures
@@ -96,7 +96,8 @@ def scan(f, init, xs, reverse=False):
     every `y` to have the carry's shape and passes the carry through
     tensor arrays; here it is a `tf.while_loop` of known length with the
     carry as loop variables. Elsewhere, `keras.ops.scan` (`lax.scan` on
-    JAX).
+    JAX). `y_spec`, a structure of `keras.KerasTensor`s like a `y`, spares
+    the call of `f` that finds it (TensorFlow traces `f` once less).
     """
     if keras.backend.backend() != "tensorflow":
         return ops.scan(f, init, xs, reverse=reverse)
@@ -114,8 +115,8 @@ def scan(f, init, xs, reverse=False):
     def x_at(t):
         return keras.tree.pack_sequence_as(xs, [a.read(t) for a in arrays])
 
-    # One call outside the loop gives the structure and shapes of y.
-    _, y_spec = f(init, x_at(length - 1 if reverse else 0))
+    if y_spec is None:  # one call outside the loop gives y's structure
+        _, y_spec = f(init, x_at(length - 1 if reverse else 0))
     flat_spec = keras.tree.flatten(y_spec)
     outputs = [
         tf.TensorArray(y.dtype, size=length, element_shape=y.shape)

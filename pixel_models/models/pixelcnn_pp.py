@@ -154,7 +154,7 @@ class PixelCNNPlusPlus(PixelModel):
     The model maps pixel values in `[0, levels - 1]` (`(batch, H, W, C)`)
     to the mixture's parameters, `(batch, H, W, P)`, which depend on the
     earlier pixels only; `compile()` uses `LogisticMixtureNLL(levels)`.
-    Naive sampling only for now: its layers have no one-pixel steps.
+    `sample` runs its exact fast sampler (`sampling/shifted.py`).
 
     Example:
     >>> model = PixelCNNPlusPlus((8, 8, 3), num_resnet=1, filters=8,

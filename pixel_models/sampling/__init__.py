@@ -27,9 +27,11 @@ the same weights (`float32_model`).
 
 The package, by concern: `draw` (inverse-CDF draws, shared by both
 samplers), `precision` (the float32 copy), `naive` (the reference),
-`plan` (the model's graph, split by what varies with the pixels) and
-`fast` (the compiled per-backend row). Input checks shared with
-`pixel_models.evaluation` live in `pixel_models.inputs`; the public
+`plan` (the model's graph, split by what varies with the pixels),
+`fast` (the compiled row), `shifted` (the fast sampler of networks that
+change resolution: PixelCNN++) and `compile` (one way per backend).
+Input checks shared with `pixel_models.evaluation` live in
+`pixel_models.inputs`; the public
 functions (`sample`, `sample_with_logits`, `complete`) are here.
 """
 

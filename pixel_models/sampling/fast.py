@@ -15,9 +15,11 @@ from keras import ops
 from pixel_models.inputs import mixture_levels
 from pixel_models.layers.steps import PixelInput, scan, stock_pixel_step
 from pixel_models.logistic_mixture import channel_log_probs
+from pixel_models.sampling.compile import compile_for_backend
 from pixel_models.sampling.draw import draw
 from pixel_models.sampling.plan import SamplerPlan
 from pixel_models.sampling.precision import float32_model
+from pixel_models.sampling.shifted import ShiftedSampler, uses_shifted_layers
 
 
 class FastSampler(SamplerPlan):
@@ -169,52 +171,13 @@ class FastSampler(SamplerPlan):
         return state, pixels, logits
 
     def compiled_row(self, n, options):
-        """`row` compiled for the backend, once per batch size and options.
-
-        On JAX the weights are arguments (through a `StatelessScope`), so
-        a sampler made before more training samples from the new weights.
-        """
+        """`row` compiled for the backend, once per batch size and options."""
         key = (n, *options)
-        if key in self.compiled:
-            return self.compiled[key]
-        backend = keras.backend.backend()
-        if backend == "jax":
-            import jax
-
-            variables = self.model().weights
-
-            def stateless(values, *args):
-                mapping = list(zip(variables, values, strict=True))
-                with keras.StatelessScope(state_mapping=mapping):
-                    return self.row(*args, options)
-
-            jitted = jax.jit(stateless)
-
-            def run(*args):
-                return jitted([v.value for v in variables], *args)
-
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            # XLA fuses the loop body: 2.3x the images/s of the plain
-            # tf.function on two CPU cores (PixelCNN, 28x28, batch 16).
-            # The row's Python loops run over layers and colours, known
-            # when tracing, and the loop over pixels is `ops.scan`: there
-            # is nothing for AutoGraph to convert, and converting costs
-            # most of the first call (as Keras's own train step, which it
-            # keeps out of AutoGraph too).
-            run = tf.function(
-                lambda *args: self.row(*args, options),
-                jit_compile=True,
-                autograph=False,
+        if key not in self.compiled:
+            self.compiled[key] = compile_for_backend(
+                lambda *args: self.row(*args, options), self.model()
             )
-        else:  # PyTorch: eager, op by op.
-
-            def run(*args):
-                return self.row(*args, options)
-
-        self.compiled[key] = run
-        return run
+        return self.compiled[key]
 
 
 class _no_grad:
@@ -240,7 +203,8 @@ def fast_sampler(model):
     """The fast sampler of `model`, made on first use and kept with it."""
     sampler = _SAMPLERS.get(model)
     if sampler is None:
-        sampler = _SAMPLERS[model] = FastSampler(
+        kind = ShiftedSampler if uses_shifted_layers(model) else FastSampler
+        sampler = _SAMPLERS[model] = kind(
             float32_model(model), mixture_levels(model)
         )
     else:

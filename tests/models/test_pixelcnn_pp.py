@@ -107,7 +107,8 @@ def test_trains_samples_naively_and_reloads_as_itself(tmp_path):
     )
     assert type(reloaded) is PixelCNNPlusPlus
     assert reloaded.get_config()["num_resnet"] == 1
-    # Naive sampling is exact; the fast sampler says what it lacks.
+    # The trained model samples what it scores (the fast sampler is held
+    # to the naive one in `test_fast_equals_naive`).
     noise = rng.random((2, 4, 4, 3))
     images, logits = sample_with_logits(
         model, noise, labels=[0, 1], method="naive", progress=False
@@ -115,8 +116,81 @@ def test_trains_samples_naively_and_reloads_as_itself(tmp_path):
     assert_samples_follow_their_logits(
         model, noise, images, logits, labels=np.array([0, 1]), atol=1e-3
     )
-    with pytest.raises(ValueError, match="method='naive'"):
-        sample(model, 1, labels=0, progress=False)
+
+
+@pytest.mark.every_backend
+def test_fast_equals_naive():
+    # Three resolutions (4 x 8 at the top, 1 x 2 at the bottom), colour,
+    # labels: every map computed at its own pixels, in one pass a pixel.
+    model = _tiny((4, 8, 3), levels=16, num_classes=3)
+    rng = np.random.default_rng(0)
+    model.set_weights(
+        [0.1 * rng.normal(size=w.shape) for w in model.get_weights()]
+    )
+    noise = rng.random((3, 4, 8, 3))
+    labels = [0, 2, 1]
+    fast_x, fast_logits = sample_with_logits(
+        model, noise, labels=labels, progress=False
+    )
+    naive_x, naive_logits = sample_with_logits(
+        model, noise, labels=labels, method="naive", progress=False
+    )
+    # Log-probabilities down to -90 here: equal to float32 rounding.
+    np.testing.assert_allclose(fast_logits, naive_logits, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(fast_x, naive_x)
+    assert len(np.unique(fast_x)) > 3
+
+
+@pytest.mark.tensorflow_only
+def test_each_shifted_layer_computes_one_row_and_one_pixel_as_its_call():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 6, 3)).astype("float32")
+    for shift, kernel, strides in [
+        ("down", (2, 3), 1),
+        ("down_right", (2, 2), 1),
+        ("down", (2, 3), 2),
+        ("down_right", (2, 2), 2),
+    ]:
+        layer = ShiftedConv2D(5, kernel, shift, strides=strides)
+        full = np.asarray(layer(x))
+        top = np.zeros((2, 1, 6, 3), "float32")  # the row above the image
+        rows = np.concatenate([top, x], axis=1)
+        a = 1  # output row 1 reads input rows (a * strides - 1, a * strides)
+        window = rows[:, a * strides : a * strides + 2]
+        np.testing.assert_allclose(
+            layer.row_output(window), full[:, a], atol=1e-5
+        )
+        if shift == "down_right":
+            b = 2  # and columns (b * strides - 1, b * strides)
+            cols = window[:, :, b * strides - 1 : b * strides + 1]
+            np.testing.assert_allclose(
+                layer.window_output(cols), full[:, a, b], atol=1e-5
+            )
+    for shift, kernel in [("down", (2, 3)), ("down_right", (2, 2))]:
+        up = ShiftedConv2DTranspose(5, kernel, shift)
+        full = np.asarray(up(x))
+        np.testing.assert_allclose(
+            up.row_output(x[:, 1]), full[:, 2:4], atol=1e-5
+        )
+    for dy, dx in itertools.product(range(2), range(2)):
+        np.testing.assert_allclose(
+            up.value_at(x[:, 1, 2], dy, dx), full[:, 2 + dy, 4 + dx], atol=1e-5
+        )
+
+
+def test_the_fast_sampler_refuses_a_shifted_network_it_cannot_run():
+    # A down-shifted convolution of the down-right stream reads the
+    # pixels to the right of the current one in its row.
+    pixels = keras.Input((4, 4, 1))
+    x = keras.layers.Rescaling(1 / 255)(pixels)
+    x = ShiftedConv2D(2, (2, 1), "down_right")(x)
+    x = Shift("right")(x)
+    x = ShiftedConv2D(2, (2, 3), "down", name="reads_right")(x)
+    x = keras.layers.Conv2D(num_parameters(1, 1), 1)(x)
+    model = keras.Model(pixels, x)
+    model.likelihood, model.levels = "logistic_mixture", 4
+    with pytest.raises(ValueError, match="'reads_right'.*method='naive'"):
+        sample(model, 1, progress=False)
 
 
 def test_arguments_are_checked():
