@@ -12,7 +12,11 @@ from pixel_models.layers import (
 )
 from pixel_models.logistic_mixture import num_parameters
 from pixel_models.models.base import PixelModel, register_family
-from pixel_models.models.common import condition, start_model
+from pixel_models.models.common import (
+    condition,
+    condition_on_map,
+    start_model,
+)
 
 # The streams' kernels: the down stream sees the rows above, over 3
 # columns; the down-right stream the rows above and the columns left.
@@ -21,7 +25,7 @@ DOWN_RIGHT = ("down_right", (2, 2))
 RESOLUTIONS = 3
 
 
-def gated_resnet(x, a, filters, stream, dropout, embedding, name):
+def gated_resnet(x, a, filters, stream, dropout, conditions, name):
     """`x + gate(conv(concat_elu(conv(concat_elu(x)) + nin(a))))`.
 
     Args:
@@ -29,8 +33,10 @@ def gated_resnet(x, a, filters, stream, dropout, embedding, name):
         a: None, or a map of the same size joined in by a 1x1 convolution
             (the other stream, or the up pass's output in the down pass).
         stream: `DOWN` or `DOWN_RIGHT`, the shifted convolution used.
-        embedding: None, or a label embedding: its bias is added to the
-            gate's input.
+        conditions: `(embedding, condition_map)`: None, or a label
+            embedding, whose bias is added to the gate's input; None, or
+            the small image's map at this resolution, whose 1x1
+            convolution is added too.
     """
     shift, kernel = stream
     y = ConcatELU(name=f"{name}_elu_in")(x)
@@ -43,29 +49,48 @@ def gated_resnet(x, a, filters, stream, dropout, embedding, name):
     if dropout:
         y = keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
     y = ShiftedConv2D(2 * filters, kernel, shift, name=f"{name}_conv_out")(y)
+    embedding, condition_map = conditions
     y = condition(y, embedding, f"{name}_condition")
+    y = condition_on_map(y, condition_map, f"{name}_condition_map")
     y = Gate(name=f"{name}_gate")(y)
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
-def _block(u, ul, links, filters, dropout, embedding, name):
+def _block(u, ul, links, filters, dropout, conditions, name):
     """One gated residual block on each stream; the down-right stream
     also takes the new down stream (and the up pass's output)."""
     u_link, ul_link = links
-    u = gated_resnet(u, u_link, filters, DOWN, dropout, embedding, f"{name}_u")
+    u = gated_resnet(u, u_link, filters, DOWN, dropout, conditions, f"{name}_u")
     if ul_link is None:
         ul_link = u
     else:
         ul_link = keras.layers.Concatenate(name=f"{name}_ul_join")([u, ul_link])
     ul = gated_resnet(
-        ul, ul_link, filters, DOWN_RIGHT, dropout, embedding, f"{name}_ul"
+        ul, ul_link, filters, DOWN_RIGHT, dropout, conditions, f"{name}_ul"
     )
     return u, ul
 
 
-def _network(x, filters, num_resnet, dropout, embedding):
+def _condition_maps(condition_map):
+    """The small image's map at each resolution (average-pooled), or
+    Nones without one."""
+    if condition_map is None:
+        return [None] * RESOLUTIONS
+    maps = [condition_map]
+    for r in range(1, RESOLUTIONS):
+        maps.append(
+            keras.layers.AveragePooling2D(2**r, name=f"condition_map_{r}")(
+                condition_map
+            )
+        )
+    return maps
+
+
+def _network(x, filters, num_resnet, dropout, conditions):
     """The two streams through the up and the down pass: the down-right
     stream's last map, `(batch, H, W, filters)`."""
+    embedding, condition_map = conditions
+    maps = _condition_maps(condition_map)
     u = ShiftedConv2D(filters, (2, 3), "down", name="u_in")(x)
     u = Shift("down", name="u_shift")(u)
     above = ShiftedConv2D(filters, (1, 3), "down", name="ul_in_above")(x)
@@ -73,7 +98,6 @@ def _network(x, filters, num_resnet, dropout, embedding):
     left = ShiftedConv2D(filters, (2, 1), "down_right", name="ul_in_left")(x)
     left = Shift("right", name="ul_shift_left")(left)
     ul = keras.layers.Add(name="ul_in")([above, left])
-    args = (filters, dropout, embedding)
     # Up pass: every block's output is kept for the down pass.
     us, uls = [u], [ul]
     for r in range(RESOLUTIONS):
@@ -86,6 +110,7 @@ def _network(x, filters, num_resnet, dropout, embedding):
             )(ul)
             us.append(u)
             uls.append(ul)
+        args = (filters, dropout, (embedding, maps[r]))
         for i in range(num_resnet):
             u, ul = _block(u, ul, (None, None), *args, f"up{r}_{i}")
             us.append(u)
@@ -95,6 +120,7 @@ def _network(x, filters, num_resnet, dropout, embedding):
     for r in reversed(range(RESOLUTIONS)):
         # One more block than the up pass where a resolution change came
         # in: it takes that change's output.
+        args = (filters, dropout, (embedding, maps[r]))
         for i in range(num_resnet + (r < RESOLUTIONS - 1)):
             links = (us.pop(), uls.pop())
             u, ul = _block(u, ul, links, *args, f"down{r}_{i}")
@@ -146,8 +172,10 @@ class PixelCNNPlusPlus(PixelModel):
         num_classes: None, or a class count: the model then takes
             `[pixels, labels]`, and a learned label embedding adds a bias
             to every block's gate.
-        condition_shape: None (conditioning on a small image is not
-            built for this family).
+        condition_shape: None, or `(s_h, s_w, C)`: the model then also
+            takes a small image (the Multi-Scale PixelRNN's first
+            stage), whose upsampled map, average-pooled to each
+            resolution, adds a 1x1 convolution of itself to every gate.
         **kwargs: `name` (default `"pixelcnn_pp"`) and the other
             arguments of `keras.Model`.
 
@@ -188,24 +216,20 @@ class PixelCNNPlusPlus(PixelModel):
             "num_classes": num_classes,
             "condition_shape": condition_shape,
         }
-        if condition_shape is not None:
-            raise ValueError(
-                "PixelCNNPlusPlus is not built to condition on a small "
-                "image: condition_shape must be None. Received: "
-                f"condition_shape={condition_shape!r}"
-            )
-        shape, inputs, x, embedding, _ = start_model(
+        shape, inputs, x, embedding, condition_map = start_model(
             input_shape,
             levels,
             num_resnet,
             {"filters": filters},
             dropout,
             num_classes,
+            condition_shape=condition_shape,
             output="logistic_mixture",
             num_mixtures=num_mixtures,
         )
         _check_size(shape)
-        ul = _network(x, filters, num_resnet, dropout, embedding)
+        conditions = (embedding, condition_map)
+        ul = _network(x, filters, num_resnet, dropout, conditions)
         y = keras.layers.ELU(name="head_elu")(ul)
         channels = shape[2]
         params = keras.layers.Conv2D(

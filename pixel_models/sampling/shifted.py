@@ -259,12 +259,6 @@ class ShiftedSampler:
         embedding), computed once."""
         known = dict(zip(self.constant_inputs, values, strict=True))
         for layer, in_keys, out_keys in self.constant_nodes:
-            if len(layer.output.shape) == 4:
-                _refuse(
-                    layer,
-                    "maps that do not depend on the image "
-                    "(a conditioning image) are not supported",
-                )
             out = layer(keras.tree.map_structure(known.get, in_keys))
             known.update(zip(out_keys, keras.tree.flatten(out), strict=True))
         return known
@@ -289,11 +283,13 @@ class ShiftedSampler:
         """A row node's current row, `(n, W / s, C)`."""
         layer = node.layer
         if node.op == "pointwise":
-            inputs = keras.tree.map_structure(
-                lambda k: constants[k] if k in constants else rows[k][:, -1:],
-                node.in_keys,
-            )
-            return layer(inputs)[:, 0]
+
+            def current(key):  # the map's current row, (n, 1, W / s, C)
+                if key in constants:
+                    return self._constant_at(constants[key], row)
+                return rows[key][:, -1:]
+
+            return layer(keras.tree.map_structure(current, node.in_keys))[:, 0]
         kh = layer.kernel_size[0]
         source = rows[node.source]
         if node.op == "image_down":  # the shift of the rows above: zeros
@@ -304,15 +300,27 @@ class ShiftedSampler:
             return ops.take(layer.row_output(source[:, -1]), odd, axis=1)
         return layer.row_output(source[:, -kh:])
 
+    def _constant_at(self, value, row, j=None):
+        """A constant input where a row node (or, with `j`, a pixel node)
+        reads it: a label embedding whole; a conditioning map `(n, H / s,
+        W / s, C)` at row `row // s` (and column `j // s`), as a
+        one-row (or 1 x 1) map."""
+        if len(value.shape) != 4:
+            return value
+        scale = self.height // value.shape[1]
+        start = [0, row // scale, 0 if j is None else j // scale, 0]
+        size = [value.shape[0], 1, value.shape[2] if j is None else 1]
+        return ops.slice(value, _start(*start), (*size, value.shape[3]))
+
     def _pixel_value(self, node, values, rows, constants, row, j):
         """A pixel node's value at its position `(row, j) / scale`."""
         layer = node.layer
         b = j // node.scale
         if node.op == "pointwise":
 
-            def here(key):
+            def here(key):  # the map's value at the pixel, (n, 1, 1, C)
                 if key in constants:
-                    return constants[key]
+                    return self._constant_at(constants[key], row, j)
                 value = values[key] if key in values else column(rows[key], b)
                 return value[:, None, None]
 

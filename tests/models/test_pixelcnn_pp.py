@@ -118,22 +118,43 @@ def test_trains_samples_naively_and_reloads_as_itself(tmp_path):
     )
 
 
+def test_a_small_image_conditions_every_resolution_and_stays_causal():
+    model = _tiny((8, 8, 3), levels=4, condition_shape=(2, 2, 3))
+    assert [t.name for t in model.inputs] == ["pixels", "small"]
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 3, (1, 8, 8, 3)).astype("float32")
+    small = rng.integers(0, 4, (1, 2, 2, 3)).astype("float32")
+    small_t = keras.ops.convert_to_tensor(small)
+    assert_causal(lambda t: model([t, small_t]), x, color_channels=1)
+    # The first pixel sees nothing of the image, but all the small one.
+    other = small.copy()
+    other[0, 1, 1] = 3 - other[0, 1, 1]
+    first = [
+        keras.ops.convert_to_numpy(model([x, s]))[0, 0, 0]
+        for s in (small, other)
+    ]
+    assert np.abs(first[0] - first[1]).max() > 1e-4
+
+
 @pytest.mark.every_backend
 def test_fast_equals_naive():
     # Three resolutions (4 x 8 at the top, 1 x 2 at the bottom), colour,
-    # labels: every map computed at its own pixels, in one pass a pixel.
-    model = _tiny((4, 8, 3), levels=16, num_classes=3)
+    # labels and a small image: every map computed at its own pixels, in
+    # one pass a pixel.
+    model = _tiny(
+        (4, 8, 3), levels=16, num_classes=3, condition_shape=(2, 4, 3)
+    )
     rng = np.random.default_rng(0)
     model.set_weights(
         [0.1 * rng.normal(size=w.shape) for w in model.get_weights()]
     )
     noise = rng.random((3, 4, 8, 3))
     labels = [0, 2, 1]
-    fast_x, fast_logits = sample_with_logits(
-        model, noise, labels=labels, progress=False
-    )
+    small = rng.integers(0, 16, (3, 2, 4, 3)).astype("float32")
+    kwargs = {"labels": labels, "condition": small, "progress": False}
+    fast_x, fast_logits = sample_with_logits(model, noise, **kwargs)
     naive_x, naive_logits = sample_with_logits(
-        model, noise, labels=labels, method="naive", progress=False
+        model, noise, method="naive", **kwargs
     )
     # Log-probabilities down to -90 here: equal to float32 rounding.
     np.testing.assert_allclose(fast_logits, naive_logits, rtol=1e-5, atol=1e-4)
@@ -196,8 +217,8 @@ def test_the_fast_sampler_refuses_a_shifted_network_it_cannot_run():
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match=r"divide by 4.*\(6, 8, 1\)"):
         _tiny((6, 8, 1))
-    with pytest.raises(ValueError, match="condition_shape must be None"):
-        _tiny((8, 8, 1), condition_shape=(4, 4, 1))
+    with pytest.raises(ValueError, match="condition_shape must be None or"):
+        _tiny((8, 8, 1), condition_shape=(3, 4, 1))
     with pytest.raises(ValueError, match="shift must be one of"):
         ShiftedConv2D(2, (2, 3), "up")
     with pytest.raises(ValueError, match="width must be odd"):
