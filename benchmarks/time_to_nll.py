@@ -22,6 +22,15 @@ Example (two recipes side by side, one core each):
     taskset -c 1 python -m benchmarks.time_to_nll --family gated_pixelcnn \\
         --name gated_cosine_ema --schedule cosine --ema 0.999 --minutes 20
     python -m benchmarks.time_to_nll --plot-only
+
+CIFAR-10 and PixelCNN++ (the equal-budget comparison of docs/pixelcnn_pp.md;
+a folder and a plot of their own, bits/dim, scored at the end on the
+1,017 test images with the exact official pixels):
+    taskset -c 0 python -m benchmarks.time_to_nll --dataset cifar10 \
+        --family pixelcnn_pp --num-layers 1 --width 32 --batch-size 16 \
+        --minutes 120 --test-images 1017 \
+        --out benchmarks/results/time_to_nll_cifar10/pixelcnn_pp.json \
+        --plot docs/time_to_nll_cifar10.png
 """
 
 import argparse
@@ -143,10 +152,62 @@ def recipe(args, model):
             args.final_fraction if args.schedule == "cosine" else None
         ),
         "ema": args.ema or None,
+        **model_options(args),
         "clipnorm": args.clipnorm,
         "minutes": args.minutes,
         "seed": args.seed,
     }
+
+
+def model_options(args):
+    """The builder's likelihood and dropout arguments of the run."""
+    options = {"dropout": args.dropout}
+    output = "logistic_mixture" if args.family == "pixelcnn_pp" else args.output
+    if output == "logistic_mixture":
+        options["num_mixtures"] = args.num_mixtures
+        if args.family != "pixelcnn_pp":
+            options["output"] = output
+    return options
+
+
+def score_test(args, model, image_shape):
+    """Bits/dim of the model at the budget's end on the first
+    `--test-images` test images (raw weights, and averaged ones with
+    `--ema`): `{"test_images", "test_bits_per_dim", ...}`."""
+    import numpy as np
+
+    from pixel_models import data
+
+    test = data.get_datasets(
+        args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_size=args.validation_size,
+        max_test=args.test_images,
+    ).test.cache()
+
+    def bits():
+        result = model.evaluate(test, verbose=0, return_dict=True)
+        return float(result["bits_per_dim"])
+
+    scored = {
+        "test_images": int(
+            sum(int(np.shape(x)[0]) for x, _ in test.as_numpy_iterator())
+        ),
+        "test_bits_per_dim": bits(),
+    }
+    if args.ema:
+        weights = model.trainable_variables
+        model.optimizer.finalize_variable_values(weights)
+        scored["test_ema_bits_per_dim"] = bits()
+    dims = int(np.prod(image_shape))
+    for key in [k for k in scored if k.endswith("bits_per_dim")]:
+        scored[key.replace("bits_per_dim", "nats")] = (
+            scored[key] * dims * math.log(2)
+        )
+    print(f"Test ({scored['test_images']} images): {scored}", flush=True)
+    return scored
 
 
 def plateau_callback():
@@ -185,6 +246,7 @@ def run(args):
         levels=splits.levels,
         num_layers=args.num_layers,
         width=args.width,
+        **model_options(args),
     )
     compile_model(
         model,
@@ -208,6 +270,9 @@ def run(args):
         shuffle=False,  # tf.data shuffles the training split
     )
     points = curve.points
+    test = (
+        score_test(args, model, splits.image_shape) if args.test_images else {}
+    )
     raw = [p["nats"] for p in points]
     averaged = [p["ema_nats"] for p in points if "ema_nats" in p]
     result = {
@@ -218,9 +283,11 @@ def run(args):
         ),
         "machine": describe_cpu(),
         "matmul_roof_flops_per_s": roof,
+        "dimensions": int(np.prod(splits.image_shape)),
         "best_nats": min(raw + averaged),
         "best_raw_nats": min(raw),
         "best_ema_nats": min(averaged) if averaged else None,
+        **test,
         "points": points,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -233,7 +300,8 @@ def run(args):
 
 
 def plot(folder, path):
-    """Every result in `folder`: validation NLL against training hours."""
+    """Every result in `folder`: validation NLL against training hours
+    (nats per image on binarized MNIST, bits/dim on other data sets)."""
     plt = pyplot()
     results = []
     for file in sorted(glob.glob(os.path.join(folder, "*.json"))):
@@ -241,28 +309,42 @@ def plot(folder, path):
             results.append(json.load(f))
     if not results:
         raise ValueError(f"No result files (*.json) in {folder!r}.")
+    dataset = results[0]["recipe"]["dataset"]
+    if any(r["recipe"]["dataset"] != dataset for r in results):
+        raise ValueError(
+            f"The results in {folder!r} are on more than one data set: "
+            "give each data set a folder of its own (--out)."
+        )
+    in_bits = dataset != "binarized_mnist"
     fig, ax = plt.subplots(figsize=(9, 5))
+    lows = []
     for result in results:
+        scale = 1.0
+        if in_bits:
+            scale = 1 / (result["dimensions"] * math.log(2))
         points = result["points"]
         hours = [p["hours"] for p in points]
         line = ax.plot(
-            hours, [p["nats"] for p in points], label=result["name"]
+            hours, [p["nats"] * scale for p in points], label=result["name"]
         )[0]
         if result["recipe"].get("ema"):
             ax.plot(
                 hours,
-                [p["ema_nats"] for p in points],
+                [p["ema_nats"] * scale for p in points],
                 linestyle="--",
                 color=line.get_color(),
                 label=f"{result['name']} (averaged)",
             )
+        lows.append(result["best_nats"] * scale)
     ax.set_xlabel("training hours (one core)")
-    ax.set_ylabel("validation NLL (nats per image)")
-    ax.set_title("Time to NLL, binarized MNIST")
+    unit = "bits/dim" if in_bits else "nats per image"
+    ax.set_ylabel(f"validation NLL ({unit})")
+    names = {"binarized_mnist": "binarized MNIST", "cifar10": "CIFAR-10"}
+    ax.set_title(f"Time to NLL, {names.get(dataset, dataset)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    low = min(r["best_nats"] for r in results if r["best_nats"] is not None)
-    ax.set_ylim(low - 1, low + 15)
+    low = min(lows)
+    ax.set_ylim(*((low - 0.1, low + 1.5) if in_bits else (low - 1, low + 15)))
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -299,7 +381,17 @@ def fraction(text):
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", choices=FAMILIES, default="gated_pixelcnn")
+    parser.add_argument(
+        "--family", choices=(*FAMILIES, "pixelcnn_pp"), default="gated_pixelcnn"
+    )
+    parser.add_argument(
+        "--output",
+        choices=("categorical", "logistic_mixture"),
+        default="categorical",
+        help="the likelihood (pixelcnn_pp: always the mixture)",
+    )
+    parser.add_argument("--num-mixtures", type=positive(int), default=10)
+    parser.add_argument("--dropout", type=fraction, default=0.0)
     parser.add_argument(
         "--name", help="the result's name (default: from the recipe)"
     )
@@ -343,6 +435,13 @@ def build_parser():
         help="training images held out (default: the data set's, 5000)",
     )
     parser.add_argument("--max-train", type=positive(int), default=None)
+    parser.add_argument(
+        "--test-images",
+        type=int,
+        default=0,
+        help="score the model at the budget's end on this many test images "
+        "(CIFAR-10: 1017, the ones with the exact official pixels)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=0)
     parser.add_argument("--out", help="result file (default: from --name)")
@@ -357,6 +456,10 @@ def build_parser():
 
 def default_name(args):
     parts = [args.family, f"{args.num_layers}x{args.width}"]
+    if args.dataset != "binarized_mnist":
+        parts.insert(0, args.dataset)
+    if "num_mixtures" in model_options(args):
+        parts.append(f"mix{args.num_mixtures}")
     parts += [f"b{args.batch_size}", f"lr{args.learning_rate:g}"]
     parts.append(args.schedule)
     if args.ema:
