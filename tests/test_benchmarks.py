@@ -345,10 +345,11 @@ def test_time_to_nll_trains_pixelcnn_pp_on_cifar_and_scores_the_test_set(
     result = json.loads(out.read_text())
     assert result["recipe"]["num_mixtures"] == 2
     assert result["dimensions"] == 32 * 32 * 3 and result["test_images"] == 3
-    # The test figures are the model's: bits/dim well under 8 after
-    # training is not expected here, but in range and consistent.
+    # The test set is scored with both weights (a step or two here: the
+    # averaged weights are the raw ones' neighbours).
     bits = result["test_bits_per_dim"]
-    assert 0 < bits < 12 and result["test_ema_bits_per_dim"] != bits
+    assert 0 < bits < 12
+    assert result["test_ema_bits_per_dim"] == pytest.approx(bits, abs=0.5)
     assert result["test_nats"] == pytest.approx(bits * 3072 * math.log(2))
     assert result["name"].startswith("cifar10_pixelcnn_pp_1x4")
     assert picture.stat().st_size > 1000
