@@ -22,6 +22,12 @@ from pixel_models.sampling.precision import float32_model
 from pixel_models.sampling.shifted import ShiftedSampler, uses_shifted_layers
 
 
+def _push(buffer, value):
+    """`buffer` `(n, R, ...)` with its oldest entry dropped and `value`
+    `(n, ...)` added last."""
+    return ops.concatenate([buffer[:, 1:], value[:, None]], axis=1)
+
+
 class FastSampler(SamplerPlan):
     """The fast sampler of one model: its plan and compiled row function.
 
@@ -92,18 +98,11 @@ class FastSampler(SamplerPlan):
             values[out_keys[0]] = stock_pixel_step(layer, inputs)
         return values
 
-    def row(self, constants, starts, state, row, noise, given, mask, options):
-        """Samples one row. `noise`, `given`: `(n, W, C)`; `mask`: `(n, W)`.
-
-        Returns `(state, pixels (n, W, C), logits (n, W, C, levels))`.
-        """
-        temperature, top_p, keep_logits = options
+    def row_start(self, constants, state, row, n):
+        """The layers' whole-row work for row `row`: `(above, states,
+        columns, lefts)`, what the row's pixels need."""
         above = dict(state["above"])
         states, columns, late_keys = {}, {}, set()
-
-        def push(buffer, value):
-            return ops.concatenate([buffer[:, 1:], value[:, None]], axis=1)
-
         for layer, in_keys, out_keys in self.steps:
             name = layer.name
             inputs = self.row_inputs(in_keys, above, constants)
@@ -114,17 +113,57 @@ class FastSampler(SamplerPlan):
                 for index, value in late.items():
                     late_keys.add(out_keys[index])
                     if out_keys[index] in above:
-                        above[out_keys[index]] = push(
+                        above[out_keys[index]] = _push(
                             above[out_keys[index]], value
                         )
             else:
                 states[name], columns[name] = state["states"][name], {}
-        n, channels = noise.shape[0], self.channels
         lefts = {
             k: ops.zeros((n, self.reach, v.shape[-1]), v.dtype)
             for k, v in above.items()
             if k not in late_keys
         }
+        return above, states, columns, lefts
+
+    def channel_logits(self, pixel_state, constants, states, here, c):
+        """Colour `c`'s logits (a mixture's: its log-probabilities) at
+        the pixel, given the pixel's earlier colours `here` `(n, C)`.
+
+        `pixel_state` is `(left, carries, column)`. Returns `(values,
+        new_carries, logits (n, levels))`.
+        """
+        left, carries, column = pixel_state
+        values, new_carries, out = self._pixel(
+            here, left, carries, column, constants, states, c
+        )
+        if self.mixture:
+            out = channel_log_probs(out, here, c, self.model_levels)
+        return values, new_carries, out
+
+    def pixel_end(self, pixel_state, constants, values, here):
+        """After the pixel's last colour: `(left, kept)`, the next pixel's
+        left values and the pixel's values of the kept maps."""
+        left = pixel_state[0]
+        values = self._refresh(values, here, left, constants)
+        new_left = {k: _push(b, values[k]) for k, b in left.items()}
+        return new_left, {k: values[k] for k in left}
+
+    def row_end(self, above, states, kept, carries):
+        """The state after the row: `kept` and `carries` stacked over the
+        row's pixels on axis 1."""
+        above = dict(above)
+        for k, value in kept.items():
+            above[k] = _push(above[k], value)
+        return {"above": above, "states": states, "carries": carries}
+
+    def row(self, constants, starts, state, row, noise, given, mask, options):
+        """Samples one row. `noise`, `given`: `(n, W, C)`; `mask`: `(n, W)`.
+
+        Returns `(state, pixels (n, W, C), logits (n, W, C, levels))`.
+        """
+        temperature, top_p, keep_logits = options
+        n, channels = noise.shape[0], self.channels
+        above, states, columns, lefts = self.row_start(constants, state, row, n)
         first = lambda t: ops.moveaxis(t, 1, 0)  # noqa: E731
         xs = (
             keras.tree.map_structure(first, columns),
@@ -153,9 +192,9 @@ class FastSampler(SamplerPlan):
                 v = draw(out, noise_j[:, c], temperature, top_p)
                 v = ops.where(mask_j, given_j[:, c], ops.cast(v, "float32"))
                 here = ops.where(channel == c, v[:, None], here)
-            values = self._refresh(values, here, left, constants)
-            new_left = {k: push(b, values[k]) for k, b in left.items()}
-            kept = {k: values[k] for k in left}
+            new_left, kept = self.pixel_end(
+                (left, carries, column), constants, values, here
+            )
             ys = (here, kept, new_carries)
             if keep_logits:
                 ys = ys + (ops.stack(logits, axis=1),)
@@ -164,9 +203,7 @@ class FastSampler(SamplerPlan):
         _, ys = scan(pixel, (lefts, starts), xs)
         last = lambda t: ops.moveaxis(t, 0, 1)  # noqa: E731
         pixels, kept, carries = keras.tree.map_structure(last, ys[:3])
-        for k, value in kept.items():
-            above[k] = push(above[k], value)
-        state = {"above": above, "states": states, "carries": carries}
+        state = self.row_end(above, states, kept, carries)
         logits = last(ys[3]) if keep_logits else None
         return state, pixels, logits
 
