@@ -103,13 +103,17 @@ def _padded(array, start, stop, size):
     return np.concatenate([rows, np.repeat(rows[:1], size - len(rows), 0)])
 
 
-def _run(model, count, batch_size, choose, labels, condition):
+def _run(model, count, batch_size, choose, labels, condition, progress):
     """Runs the stepper over every chunk of `batch_size` images, the last
     one padded: `choose(start, real, i, j, c, probabilities)` gets the
     chunk's first image, its real images and their float64
     probabilities `(real, levels)`, and returns their values."""
     stepper = PixelStepper(model, batch_size)
-    for start, stop in _chunks(count, batch_size):
+    chunks = _chunks(count, batch_size)
+    bar = keras.utils.Progbar(
+        len(chunks) * stepper.shape[0], verbose=int(progress), unit_name="row"
+    )
+    for start, stop in chunks:
         real = stop - start
 
         def step(i, j, c, log_probs, start=start, real=real):
@@ -121,11 +125,18 @@ def _run(model, count, batch_size, choose, labels, condition):
             step,
             labels=_padded(labels, start, stop, batch_size),
             condition=_padded(condition, start, stop, batch_size),
+            on_row=lambda: bar.add(1),
         )
 
 
 def compress(
-    model, images, labels=None, condition=None, batch_size=256, preset=None
+    model,
+    images,
+    labels=None,
+    condition=None,
+    batch_size=256,
+    preset=None,
+    progress=False,
 ):
     """Compresses `images` losslessly with `model`'s likelihood.
 
@@ -136,6 +147,7 @@ def compress(
             stored in the file.
         batch_size: images coded side by side (the decoder uses the same).
         preset: the preset's name, if the model is one (stored as a CRC).
+        progress: show a progress bar (rows of each batch).
 
     Returns:
         The compressed bytes.
@@ -156,7 +168,7 @@ def compress(
         coder.encode(values.astype("int32"), family, probabilities)
         return values
 
-    _run(model, count, batch_size, choose, labels, condition)
+    _run(model, count, batch_size, choose, labels, condition, progress)
     words = coder.get_compressed().astype("<u4").tobytes()
     flags, extra = 0, b""
     if labels is not None:
@@ -217,13 +229,14 @@ def read_header(data):
     return header
 
 
-def decompress(model, data, return_inputs=False):
+def decompress(model, data, return_inputs=False, progress=False):
     """The images `compress` coded in `data`, with the same `model`.
 
     Args:
         model: the model that compressed them (its weights are checked).
         data: the bytes `compress` returned.
         return_inputs: also return the stored labels and small images.
+        progress: show a progress bar (rows of each batch).
 
     Returns:
         uint8 images `(n, H, W, C)`; with `return_inputs`, `(images,
@@ -274,7 +287,7 @@ def decompress(model, data, return_inputs=False):
         images[start : start + real, i, j, c] = values
         return values
 
-    _run(model, count, batch_size, choose, labels, condition)
+    _run(model, count, batch_size, choose, labels, condition, progress)
     if _crc(images) != header["images_crc"]:
         same = header["environment"] == zlib.crc32(environment().encode())
         raise ValueError(

@@ -4,6 +4,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -136,3 +137,53 @@ def test_a_file_written_here_decodes_in_a_fresh_process(tmp_path):
         check=True, capture_output=True,
     )  # fmt: skip
     np.testing.assert_array_equal(np.load(out), x)
+
+
+def test_the_command_round_trips_through_files_and_writes_nothing_on_error(
+    tmp_path, capsys
+):
+    sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+    import compress as command
+
+    model = _model("gated_pixelcnn", (4, 4, 1), 2, num_classes=2)
+    model.save(tmp_path / "m.keras")
+    x = _images(6, (4, 4, 1), 2)
+    labels = np.arange(6) % 2
+    np.savez(tmp_path / "in.npz", images=x, labels=labels)
+    flags = ["--model", str(tmp_path / "m.keras"), "--batch-size", "4"]
+    report = command.main([
+        "compress", *flags, "--input", str(tmp_path / "in.npz"),
+        "--output", str(tmp_path / "x.pxmz"),
+    ])  # fmt: skip
+    # 96 binary pixels: the 57-byte header outweighs the coded bits.
+    assert report["images"] == 6 and report["bytes"] == pytest.approx(
+        report["bits_per_dim"] * 96 / 8
+    )
+    assert report["bits_per_dim"] > report["model_bits_per_dim"] > 0
+    assert "bits/dim (the model's NLL" in capsys.readouterr().out
+    command.main([
+        "decompress", *flags, "--input", str(tmp_path / "x.pxmz"),
+        "--output", str(tmp_path / "out.npz"),
+    ])  # fmt: skip
+    with np.load(tmp_path / "out.npz") as f:
+        np.testing.assert_array_equal(f["images"], x)
+        np.testing.assert_array_equal(f["labels"], labels)
+    command.main([
+        "decompress", *flags, "--input", str(tmp_path / "x.pxmz"),
+        "--output", str(tmp_path / "pngs"),
+    ])  # fmt: skip
+    pngs = sorted((tmp_path / "pngs").iterdir())
+    assert len(pngs) == 6
+    from PIL import Image
+
+    assert set(np.unique(np.asarray(Image.open(pngs[0])))) <= {0, 255}
+    # A corrupted file stops the command, and nothing is written.
+    (tmp_path / "bad.pxmz").write_bytes((tmp_path / "x.pxmz").read_bytes()[:-5])
+    with pytest.raises(SystemExit):
+        command.main([
+            "decompress", *flags, "--input", str(tmp_path / "bad.pxmz"),
+            "--output", str(tmp_path / "never"),
+        ])  # fmt: skip
+    assert "truncated or corrupted" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    assert not list(tmp_path.glob("*.partial"))

@@ -69,7 +69,7 @@ class PixelStepper:
         )
         self._row_end = compile_for_backend(sampler.row_end, model)
 
-    def run(self, choose, labels=None, condition=None):
+    def run(self, choose, labels=None, condition=None, on_row=None):
         """Steps through every sub-pixel in raster order.
 
         Args:
@@ -77,6 +77,7 @@ class PixelStepper:
                 sub-pixel's log-probabilities `(n, levels)` (float32
                 NumPy), its values `(n,)` (integers in `[0, levels)`).
             labels, condition: the model's other inputs, as for `sample`.
+            on_row: called with no argument after each row.
 
         Returns:
             The images chosen, `(n, H, W, C)` uint8.
@@ -118,4 +119,6 @@ class PixelStepper:
                     keras.tree.map_structure(stack, *kept_row),
                     keras.tree.map_structure(stack, *carries_row),
                 )
+                if on_row is not None:
+                    on_row()
         return images.astype("uint8")
