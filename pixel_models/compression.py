@@ -141,7 +141,7 @@ def compress(
     """Compresses `images` losslessly with `model`'s likelihood.
 
     Args:
-        model: any model of `pixel_models.models` (not PixelCNN++ yet).
+        model: any model of `pixel_models.models`.
         images: `(n, H, W, C)` integer pixel values in `[0, levels - 1]`.
         labels, condition: the model's other inputs, as for `log_prob`;
             stored in the file.

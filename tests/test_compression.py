@@ -38,6 +38,7 @@ def _images(n, shape, levels, seed=1):
         ("diagonal_bilstm", (4, 4, 1), 5, {}, 2),
         ("pixelcnn", (4, 4, 3), 8, {"output": "logistic_mixture"}, 4),
         ("gated_pixelcnn", (4, 4, 1), 4, {"condition_shape": (2, 2, 1)}, 5),
+        ("pixelcnn_pp", (4, 4, 3), 8, {"num_mixtures": 2, "num_classes": 3}, 4),
     ],
 )
 def test_round_trips_are_exact(family, shape, levels, kwargs, batch_size):

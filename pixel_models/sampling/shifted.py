@@ -377,10 +377,9 @@ class ShiftedSampler:
             )
         return rows, values
 
-    def _pixel(self, rows, constants, row, j, x, options):
-        """Every pixel node at pixel `(row, j)`, then the pixel drawn:
-        returns `(rows, pixel (n, C), log-probs (n, C, levels))`."""
-        noise, given, mask = x
+    def pixel_params(self, rows, constants, row, j):
+        """Every pixel node at pixel `(row, j)`: `(rows, the mixture's
+        parameters at the pixel (n, P))`."""
         rows, values = self._run_segments(
             self.pixel_segments,
             rows,
@@ -390,9 +389,12 @@ class ShiftedSampler:
             row,
             j,
         )
-        here, log_probs = draw_pixel(
-            values[self.output], noise, given, mask, self.model_levels, options
-        )
+        return rows, values[self.output]
+
+    def pixel_end(self, rows, constants, j, here):
+        """`rows` with the drawn pixel `here` `(n, C)` (and the maps of it,
+        rescaled) written at column `j`."""
+        rows = dict(rows)
         values = {self.pixels: here}
         for node in self.image_nodes:
             inputs = keras.tree.map_structure(
@@ -404,9 +406,19 @@ class ShiftedSampler:
             )[:, 0, 0]
         for key in self.image_maps:
             rows[key] = put(rows[key], j, values[key])
-        return rows, here, log_probs
+        return rows
 
-    def _start_row(self, rows, constants, row):
+    def _pixel(self, rows, constants, row, j, x, options):
+        """Every pixel node at pixel `(row, j)`, then the pixel drawn:
+        returns `(rows, pixel (n, C), log-probs (n, C, levels))`."""
+        noise, given, mask = x
+        rows, params = self.pixel_params(rows, constants, row, j)
+        here, log_probs = draw_pixel(
+            params, noise, given, mask, self.model_levels, options
+        )
+        return self.pixel_end(rows, constants, j, here), here, log_probs
+
+    def start_row(self, rows, constants, row):
         """A new row for the maps of every scale that starts one, then
         the row nodes' rows."""
         for scale in self.scales:
@@ -455,7 +467,7 @@ class ShiftedSampler:
 
         Returns `(state, pixels (n, W, C), log-probs (n, W, C, levels))`.
         """
-        rows = self._start_row(dict(state), constants, row)
+        rows = self.start_row(dict(state), constants, row)
         carried = {k: rows[k] for k in self.carried}
         fixed = {k: v for k, v in rows.items() if k not in carried}
         first = lambda t: ops.moveaxis(t, 1, 0)  # noqa: E731

@@ -3,39 +3,32 @@
 `sample` draws inside one compiled call per row. An entropy coder cannot:
 its decoder must turn each sub-pixel's probabilities into a value before
 the next sub-pixel's are known. `PixelStepper` runs the same layer steps
-(`FastSampler.row_start`, `channel_logits`, `pixel_end`, `row_end`), each
-compiled once, and hands every sub-pixel's log-probabilities to a Python
-callback that returns its values. The encoder and the decoder of
-`pixel_models.compression` both run it, with the same batch, so they see
-the same probabilities bit for bit.
+as the fast samplers (`FastSampler.row_start`, `channel_logits`,
+`pixel_end`, `row_end`; `ShiftedSampler.start_row`, `pixel_params`,
+`pixel_end`), each compiled once, and hands every sub-pixel's
+log-probabilities to a Python callback that returns its values. The
+encoder and the decoder of `pixel_models.compression` both run it, with
+the same batch, so they see the same probabilities bit for bit.
 """
 
 import keras
 import numpy as np
 from keras import ops
 
+from pixel_models.logistic_mixture import channel_log_probs
 from pixel_models.sampling.compile import compile_for_backend
 from pixel_models.sampling.fast import FastSampler, _no_grad, fast_sampler
 
 
-class PixelStepper:
-    """One model's fast sampler, a sub-pixel at a time, for `n` images.
+def _int(value):
+    return ops.convert_to_tensor(value, "int32")
 
-    Args:
-        model: a model the fast sampler runs (not a PixelCNN++ yet).
-        n: the batch size.
-    """
 
-    def __init__(self, model, n):
-        sampler = fast_sampler(model)
-        if not isinstance(sampler, FastSampler):
-            raise ValueError(
-                f"Model {model.name!r} changes resolution (PixelCNN++): "
-                "its sampler has no sub-pixel steps yet, so it cannot "
-                "drive an entropy coder."
-            )
+class _GraphSteps:
+    """The steps of `FastSampler` (every family but PixelCNN++)."""
+
+    def __init__(self, sampler, n):
         self.sampler, self.n = sampler, n
-        self.shape = (sampler.height, sampler.width, sampler.channels)
         model = sampler.model()
         take = lambda tree, j: keras.tree.map_structure(  # noqa: E731
             lambda t: ops.take(t, j, axis=1), tree
@@ -69,6 +62,102 @@ class PixelStepper:
         )
         self._row_end = compile_for_backend(sampler.row_end, model)
 
+    def initial(self, constants):
+        state, self.starts = self.sampler.initial(self.n, constants)
+        return state
+
+    def start_row(self, state, constants, i):
+        above, states, columns, left = self._start(constants, state, _int(i))
+        return {
+            "above": above, "states": states, "columns": columns,
+            "left": left, "carries": self.starts, "kept": [], "carried": [],
+        }  # fmt: skip
+
+    def _args(self, row, j, constants):
+        return (
+            row["left"], row["carries"], row["columns"], _int(j), constants,
+            row["states"],
+        )  # fmt: skip
+
+    def log_probs(self, row, j, c, constants, here):
+        return self._logits[c](*self._args(row, j, constants), here)
+
+    def end_pixel(self, row, j, constants, here):
+        left, kept, carries = self._end(*self._args(row, j, constants), here)
+        row["kept"].append(kept)
+        row["carried"].append(carries)
+        row["left"], row["carries"] = left, carries
+
+    def end_row(self, row):
+        stack = lambda *t: ops.stack(t, axis=1)  # noqa: E731
+        return self._row_end(
+            row["above"],
+            row["states"],
+            keras.tree.map_structure(stack, *row["kept"]),
+            keras.tree.map_structure(stack, *row["carried"]),
+        )
+
+
+class _ShiftedSteps:
+    """The steps of `ShiftedSampler` (PixelCNN++): a pixel's mixture
+    parameters once, then each channel's log-probabilities from them."""
+
+    def __init__(self, sampler, n):
+        self.sampler, self.n = sampler, n
+        model = sampler.model()
+        jit = {"jit_compile": False}  # as its sampler (shifted.py)
+        self._start = compile_for_backend(sampler.start_row, model, **jit)
+        self._params = compile_for_backend(sampler.pixel_params, model, **jit)
+        self._end = compile_for_backend(sampler.pixel_end, model, **jit)
+        levels = sampler.model_levels
+        self._channel = [
+            compile_for_backend(
+                lambda p, here, c=c: channel_log_probs(p, here, c, levels),
+                model,
+            )
+            for c in range(sampler.channels)
+        ]
+
+    def initial(self, constants):
+        return self.sampler.initial(self.n, constants)[0]
+
+    def start_row(self, state, constants, i):
+        return {"rows": self._start(state, constants, _int(i)), "i": _int(i)}
+
+    def log_probs(self, row, j, c, constants, here):
+        if c == 0:
+            row["rows"], row["params"] = self._params(
+                row["rows"], constants, row["i"], _int(j)
+            )
+        return self._channel[c](row["params"], here)
+
+    def end_pixel(self, row, j, constants, here):
+        row["rows"] = self._end(row["rows"], constants, _int(j), here)
+
+    def end_row(self, row):
+        return row["rows"]
+
+
+class PixelStepper:
+    """One model's fast sampler, a sub-pixel at a time, for `n` images.
+
+    Args:
+        model: any model the fast sampler runs.
+        n: the batch size.
+    """
+
+    def __init__(self, model, n):
+        sampler = fast_sampler(model)
+        self.shape = (sampler.height, sampler.width, sampler.channels)
+        self.sampler, self.n = sampler, n
+        # Compiled once per sampler (kept with its model) and batch size:
+        # the encoder and the decoder of one process share them.
+        kept = sampler.__dict__.setdefault("steppers", {})
+        if n not in kept:
+            graph = isinstance(sampler, FastSampler)
+            kept[n] = (_GraphSteps if graph else _ShiftedSteps)(sampler, n)
+        self.steps = kept[n]
+
     def run(self, choose, labels=None, condition=None, on_row=None):
         """Steps through every sub-pixel in raster order.
 
@@ -82,43 +171,28 @@ class PixelStepper:
         Returns:
             The images chosen, `(n, H, W, C)` uint8.
         """
-        sampler, n = self.sampler, self.n
+        steps = self.steps
         height, width, channels = self.shape
-        images = np.zeros((n, *self.shape), "float32")
+        images = np.zeros((self.n, *self.shape), "float32")
         with _no_grad():
             values = [
                 ops.convert_to_tensor(v)
                 for v in (labels, condition)
                 if v is not None
             ]
-            constants = sampler.constants(values)
-            state, starts = sampler.initial(n, constants)
+            constants = self.sampler.constants(values)
+            state = steps.initial(constants)
             for i in range(height):
-                above, states, columns, left = self._start(
-                    constants, state, ops.convert_to_tensor(i, "int32")
-                )
-                carries, kept_row, carries_row = starts, [], []
+                row = steps.start_row(state, constants, i)
                 for j in range(width):
-                    index = ops.convert_to_tensor(j, "int32")
-                    args = (left, carries, columns, index, constants, states)
                     for c in range(channels):
                         here = ops.convert_to_tensor(images[:, i, j])
-                        log_probs = self._logits[c](*args, here)
-                        chosen = choose(
-                            i, j, c, ops.convert_to_numpy(log_probs)
-                        )
-                        images[:, i, j, c] = chosen
+                        log_probs = steps.log_probs(row, j, c, constants, here)
+                        log_probs = ops.convert_to_numpy(log_probs)
+                        images[:, i, j, c] = choose(i, j, c, log_probs)
                     here = ops.convert_to_tensor(images[:, i, j])
-                    left, kept, carries = self._end(*args, here)
-                    kept_row.append(kept)
-                    carries_row.append(carries)
-                stack = lambda *t: ops.stack(t, axis=1)  # noqa: E731
-                state = self._row_end(
-                    above,
-                    states,
-                    keras.tree.map_structure(stack, *kept_row),
-                    keras.tree.map_structure(stack, *carries_row),
-                )
+                    steps.end_pixel(row, j, constants, here)
+                state = steps.end_row(row)
                 if on_row is not None:
                     on_row()
         return images.astype("uint8")
