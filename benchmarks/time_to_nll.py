@@ -159,6 +159,20 @@ def recipe(args, model):
     }
 
 
+def load_splits(args, **limits):
+    """The run's data set (`pixel_models.data.get_datasets`)."""
+    from pixel_models import data
+
+    return data.get_datasets(
+        args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_size=args.validation_size,
+        **limits,
+    )
+
+
 def model_options(args):
     """The builder's likelihood and dropout arguments of the run."""
     options = {"dropout": args.dropout}
@@ -176,16 +190,7 @@ def score_test(args, model, image_shape):
     `--ema`): `{"test_images", "test_bits_per_dim", ...}`."""
     import numpy as np
 
-    from pixel_models import data
-
-    test = data.get_datasets(
-        args.dataset,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        validation_size=args.validation_size,
-        max_test=args.test_images,
-    ).test.cache()
+    test = load_splits(args, max_test=args.test_images).test.cache()
 
     def bits():
         result = model.evaluate(test, verbose=0, return_dict=True)
@@ -224,19 +229,12 @@ def run(args):
     import keras
     import numpy as np
 
-    from pixel_models import data, models
+    from pixel_models import models
     from pixel_models.training import compile_model
 
     keras.utils.set_random_seed(args.seed)
     roof = matmul_roof()["flops_per_s"]
-    splits = data.get_datasets(
-        args.dataset,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        validation_size=args.validation_size,
-        max_train=args.max_train,
-    )
+    splits = load_splits(args, max_train=args.max_train)
     validation = splits.validation.take(
         math.ceil(args.validation_images / args.batch_size)
     ).cache()

@@ -13,13 +13,15 @@ turned into float64 probabilities by the same NumPy code, quantised by
 sees the encoder's probabilities bit for bit, on the same backend,
 versions and kind of CPU (docs/compression.md). A file's size is the
 model's `-log2 p(x)` plus the coder's fraction of a word and a header
-of 57 bytes (plus the labels and small images, if any).
+of 57 bytes (the labels and small images, if any, are coded first, each
+value uniform over its range).
 
 The file: magic `PXMZ`, a version byte, flags, 16 bytes of the sha256 of
 the model's weights, a CRC-32 of the preset's name (0 without one), of
 the environment (backend and versions) and of the original images, the
-shape, levels, count and batch size, the labels and small images when
-the model takes them, the coded words, and a CRC-32 of the whole file.
+shape, levels, count and batch size, the coded words (the labels and
+small images first, when the model takes them), and a CRC-32 of the
+whole file.
 Another model, a truncated or corrupted file, another version, or
 decoded images whose CRC-32 differs (probabilities that differed between
 the two machines) raise a `ValueError` that says which.
@@ -51,7 +53,7 @@ VERSION = 1
 # H, W, C, levels, count, batch size, images CRC, coded words.
 HEADER = struct.Struct("<4sBB16sIIHHBHIIII")
 CRC = struct.Struct("<I")
-LABELS, CONDITION, WIDE_LABELS = 1, 2, 4
+LABELS, CONDITION = 1, 2
 
 
 def model_sha256(model):
@@ -82,6 +84,22 @@ def _probabilities(log_probs):
     log_probs = np.asarray(log_probs, "float64")
     p = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
+
+
+def _uniform(n, size):
+    """`n` uniform distributions over `size` values, for the coder."""
+    return np.full((n, size), 1.0 / size)
+
+
+def _inputs(model, labels, condition):
+    """`(flag, values, range)` of the labels and small images to store."""
+    stored = []
+    if labels is not None:
+        stored.append((LABELS, labels.astype("int32"), num_classes(model)))
+    if condition is not None:
+        values = condition.astype("int32").reshape(-1)
+        stored.append((CONDITION, values, model_levels(model)))
+    return stored
 
 
 def _crc(array):
@@ -162,6 +180,12 @@ def compress(
     batch_size = min(batch_size, count)
     coder = constriction.stream.queue.RangeEncoder()
     family = constriction.stream.model.Categorical(perfect=False)
+    flags = 0
+    # The labels and the small images first, each value uniform over
+    # its range (log2 of the class count, of the levels, bits each).
+    for flag, values, size in _inputs(model, labels, condition):
+        flags |= flag
+        coder.encode(values, family, _uniform(len(values), size))
 
     def choose(start, real, i, j, c, probabilities):
         values = x[start : start + real, i, j, c]
@@ -170,14 +194,6 @@ def compress(
 
     _run(model, count, batch_size, choose, labels, condition, progress)
     words = coder.get_compressed().astype("<u4").tobytes()
-    flags, extra = 0, b""
-    if labels is not None:
-        wide = num_classes(model) > 256
-        flags |= LABELS | (WIDE_LABELS if wide else 0)
-        extra += labels.astype("<u2" if wide else "u1").tobytes()
-    if condition is not None:
-        flags |= CONDITION
-        extra += condition.astype("uint8").tobytes()
     header = HEADER.pack(
         MAGIC,
         VERSION,
@@ -192,7 +208,7 @@ def compress(
         _crc(x),
         len(words) // 4,
     )
-    body = header + extra + words
+    body = header + words
     return body + CRC.pack(zlib.crc32(body))
 
 
@@ -265,21 +281,20 @@ def decompress(model, data, return_inputs=False, progress=False):
             f"{model_levels(model)} levels."
         )
     count, batch_size = header["count"], header["batch_size"]
-    offset = HEADER.size
+    words = np.frombuffer(data, "<u4", header["words"], HEADER.size)
+    decoder = constriction.stream.queue.RangeDecoder(words.astype("uint32"))
+    family = constriction.stream.model.Categorical(perfect=False)
     labels = condition = None
     if header["flags"] & LABELS:
-        dtype = "<u2" if header["flags"] & WIDE_LABELS else "u1"
-        size = count * np.dtype(dtype).itemsize
-        labels = np.frombuffer(data, dtype, count, offset).astype("int32")
-        offset += size
+        classes = num_classes(model)
+        labels = decoder.decode(family, _uniform(count, classes)).astype(
+            "int32"
+        )
     if header["flags"] & CONDITION:
         small = (count, *condition_shape(model))
-        condition = np.frombuffer(data, "uint8", int(np.prod(small)), offset)
-        condition = condition.reshape(small).astype("float32")
-        offset += condition.size
-    words = np.frombuffer(data, "<u4", header["words"], offset).astype("uint32")
-    decoder = constriction.stream.queue.RangeDecoder(words)
-    family = constriction.stream.model.Categorical(perfect=False)
+        size = int(np.prod(small))
+        values = decoder.decode(family, _uniform(size, header["levels"]))
+        condition = values.reshape(small).astype("float32")
     images = np.zeros((count, *shape), "uint8")
 
     def choose(start, real, i, j, c, probabilities):

@@ -346,7 +346,7 @@ def _test_result(splits, scored):
 
 def _builder_arguments(args, splits, num_classes):
     """The card's `builder_arguments`: what rebuilds the model."""
-    return {
+    arguments = {
         "input_shape": list(splits.image_shape),
         "levels": splits.levels,
         "num_layers": args.num_layers,
@@ -355,6 +355,12 @@ def _builder_arguments(args, splits, num_classes):
         "num_classes": num_classes,
         "unroll": bool(args.unroll),
     }
+    output = getattr(args, "output", "categorical")
+    if args.model == "pixelcnn_pp" or output == "logistic_mixture":
+        if args.model != "pixelcnn_pp":
+            arguments["output"] = output
+        arguments["num_mixtures"] = getattr(args, "num_mixtures", None) or 10
+    return arguments
 
 
 def _save_plain_model(best, path, family, builder_arguments, weights):

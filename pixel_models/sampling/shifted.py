@@ -69,6 +69,15 @@ def put(rows, b, value):
     )
 
 
+def _where_due(due, scale, update, rows):
+    """`update(rows)` where the maps of `scale` are due (a `cond` on the
+    boolean tensor `due`), `rows` unchanged where not; the full
+    resolution is always due."""
+    if scale == 1:
+        return update(rows)
+    return ops.cond(due, lambda: update(rows), lambda: rows)
+
+
 def _segments(nodes):
     """`nodes` in runs of one scale: `[(scale, nodes), ...]`."""
     runs = []
@@ -368,13 +377,10 @@ class ShiftedSampler:
             if scale == 1:
                 rows, values = run(rows)
                 continue
-            rows = ops.cond(
-                ops.logical_and(
-                    ops.equal(row % scale, 0), ops.equal(at % scale, 0)
-                ),
-                lambda rows=rows, run=run: run(rows)[0],
-                lambda rows=rows: rows,
+            due = ops.logical_and(
+                ops.equal(row % scale, 0), ops.equal(at % scale, 0)
             )
+            rows = _where_due(due, scale, lambda r, run=run: run(r)[0], rows)
         return rows, values
 
     def pixel_params(self, rows, constants, row, j):
@@ -433,14 +439,7 @@ class ShiftedSampler:
                     )
                 return rows
 
-            if scale == 1:
-                rows = roll(rows)
-            else:
-                rows = ops.cond(
-                    ops.equal(row % scale, 0),
-                    lambda rows=rows, roll=roll: roll(rows),
-                    lambda rows=rows: rows,
-                )
+            rows = _where_due(ops.equal(row % scale, 0), scale, roll, rows)
         for scale, nodes in self.row_segments:
 
             def run(rows, nodes=nodes):
@@ -452,14 +451,7 @@ class ShiftedSampler:
                     )
                 return rows
 
-            if scale == 1:
-                rows = run(rows)
-            else:
-                rows = ops.cond(
-                    ops.equal(row % scale, 0),
-                    lambda rows=rows, run=run: run(rows),
-                    lambda rows=rows: rows,
-                )
+            rows = _where_due(ops.equal(row % scale, 0), scale, run, rows)
         return rows
 
     def row(self, constants, state, row, noise, given, mask, options):
