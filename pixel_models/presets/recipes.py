@@ -326,10 +326,15 @@ def _image_counts(splits):
 
 
 def _fresh_copy(model):
-    """A new model of `model`'s architecture holding its weights."""
+    """A new model of `model`'s architecture holding its weights (of its
+    family's class, so that it keeps its likelihood: `clone_model` gives
+    a plain functional model)."""
     import keras
 
-    fresh = keras.models.clone_model(model)
+    if getattr(model, "family", None):
+        fresh = type(model).from_config(model.get_config())
+    else:
+        fresh = keras.models.clone_model(model)
     fresh.set_weights(model.get_weights())
     return fresh
 
