@@ -217,7 +217,7 @@ class FastSampler(SamplerPlan):
         return self.compiled[key]
 
 
-class _no_grad:
+class no_grad:
     """`torch.no_grad()` on PyTorch, nothing elsewhere."""
 
     def __enter__(self):
@@ -273,7 +273,7 @@ def sample_fast(
         images, mask = given
     bar = keras.utils.Progbar(height * width, verbose=int(progress))
     rows, logits = [], []
-    with _no_grad():
+    with no_grad():
         values = [
             ops.convert_to_tensor(v)
             for v in (labels, condition)

@@ -17,7 +17,7 @@ from keras import ops
 
 from pixel_models.logistic_mixture import channel_log_probs
 from pixel_models.sampling.compile import compile_for_backend
-from pixel_models.sampling.fast import FastSampler, _no_grad, fast_sampler
+from pixel_models.sampling.fast import FastSampler, fast_sampler, no_grad
 
 
 def _int(value):
@@ -174,7 +174,7 @@ class PixelStepper:
         steps = self.steps
         height, width, channels = self.shape
         images = np.zeros((self.n, *self.shape), "float32")
-        with _no_grad():
+        with no_grad():
             values = [
                 ops.convert_to_tensor(v)
                 for v in (labels, condition)
