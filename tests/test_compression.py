@@ -188,3 +188,26 @@ def test_the_command_round_trips_through_files_and_writes_nothing_on_error(
     assert "truncated or corrupted" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_benchmark_counts_the_stored_labels_in_the_models_bits():
+    from benchmarks.compression import balanced_batch_size, measure_model
+
+    assert [balanced_batch_size(n, 1000) for n in (1017, 1000, 10000)] == [
+        509,
+        1000,
+        1000,
+    ]
+    assert balanced_batch_size(7, 256) == 7
+    model = _model("gated_pixelcnn", (4, 5, 1), 2, num_classes=3)
+    x, labels = _images(9, (4, 5, 1), 2).astype("uint8"), np.arange(9) % 3
+    row = measure_model(model, "tiny", x, labels, batch_size=5)
+    assert row["exact"] and row["preset"] == "tiny"
+    assert row["label_bits_per_dim"] == pytest.approx(np.log2(3) / 20)
+    # The overhead is against the model of the file: log2 p(y) + log2
+    # p(x | y), with p(y) uniform; the unconditional bits alone are less.
+    bits = -log_prob(model, x, labels=labels).sum() / np.log(2)
+    assert row["model_bits_per_dim"] == pytest.approx(bits / x.size)
+    stored = bits + 9 * np.log2(3)
+    assert row["overhead"] == pytest.approx(8 * row["bytes"] / stored - 1)
+    assert 8 * row["bytes"] > stored
