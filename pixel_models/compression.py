@@ -79,8 +79,9 @@ def environment():
 
 
 def _probabilities(log_probs):
-    """float32 log-probabilities `(n, levels)` as the float64 probabilities
-    the coder quantises, the same way on both sides."""
+    """float32 log-probabilities `(n, levels)`, up to a constant per row
+    (logits), as the float64 probabilities the coder quantises, the same
+    way on both sides."""
     log_probs = np.asarray(log_probs, "float64")
     p = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)

@@ -163,7 +163,8 @@ class PixelStepper:
 
         Args:
             choose: `choose(i, j, c, log_probs) -> values`: given the
-                sub-pixel's log-probabilities `(n, levels)` (float32
+                sub-pixel's log-probabilities `(n, levels)` up to a
+                constant per image (a categorical head's logits; float32
                 NumPy), its values `(n,)` (integers in `[0, levels)`).
             labels, condition: the model's other inputs, as for `sample`.
             on_row: called with no argument after each row.
