@@ -67,22 +67,24 @@ def median_seconds(fn, repeats):
     return statistics.median(times)
 
 
-def _tensorflow_product(n):
+def _tensorflow_product(n, dtype):
     import tensorflow as tf
 
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
     return lambda: matmul(a, b).numpy()
 
 
-def _keras_product(n):
+def _keras_product(n, dtype):
     import keras
     import numpy as np
 
     rng = np.random.default_rng(0)
-    a = keras.ops.convert_to_tensor(rng.normal(size=(n, n)).astype("f4"))
-    b = keras.ops.convert_to_tensor(rng.normal(size=(n, n)).astype("f4"))
+    a, b = (
+        keras.ops.convert_to_tensor(rng.normal(size=(n, n)), dtype)
+        for _ in range(2)
+    )
 
     def product():
         keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b)))
@@ -90,8 +92,8 @@ def _keras_product(n):
     return product
 
 
-def matmul_roof(gpu=False, repeats=10, keras_ops=False):
-    """Dense float32 matmul FLOP/s of this machine: the physical limit.
+def matmul_roof(gpu=False, repeats=10, keras_ops=False, dtype="float32"):
+    """Dense matmul FLOP/s of this machine: the physical limit.
 
     Args:
         gpu: whether TensorFlow sees a GPU (`describe_device`); the
@@ -100,12 +102,14 @@ def matmul_roof(gpu=False, repeats=10, keras_ops=False):
             median counts.
         keras_ops: time `keras.ops.matmul` on the backend Keras runs,
             instead of a `tf.function` of `tf.matmul`.
+        dtype: of the matrices ("bfloat16": the roof of a mixed
+            bfloat16 policy, several times float32's on CPUs with AMX).
 
     Returns:
         `{"n": n, "flops_per_s": flops_per_s}`.
     """
     n = 8192 if gpu else 2048
-    product = (_keras_product if keras_ops else _tensorflow_product)(n)
+    product = (_keras_product if keras_ops else _tensorflow_product)(n, dtype)
     product()
     return {"n": n, "flops_per_s": 2 * n**3 / median_seconds(product, repeats)}
 

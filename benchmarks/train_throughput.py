@@ -22,6 +22,8 @@ from benchmarks.common import (
     DATASETS,
     FAMILIES,
     SMALL_SIZES,
+    describe_cpu,
+    matmul_roof,
     paper_size,
     run_module,
     write_report,
@@ -187,7 +189,21 @@ def main(argv=None):
             f"{1000 * r['median_step_s']:>10.1f}{r['peak_rss_mib']:>10.0f}",
             flush=True,
         )
-    return write_report(args.out, results, batch_size=args.batch_size)
+    # The roofs of the policy's compute dtype, measured in the same run.
+    roofs = {"float32": matmul_roof()["flops_per_s"]}
+    if args.mixed_precision != "float32":
+        dtype = args.mixed_precision.removeprefix("mixed_")
+        roofs[dtype] = matmul_roof(dtype=dtype)["flops_per_s"]
+    for dtype, flops in roofs.items():
+        print(f"Dense {dtype} matmul roof: {flops / 1e9:.0f} GFLOP/s")
+    return write_report(
+        args.out,
+        results,
+        batch_size=args.batch_size,
+        precision=args.mixed_precision,
+        machine_description=describe_cpu(),
+        matmul_flops=roofs,
+    )
 
 
 if __name__ == "__main__":
