@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from pixel_models import compression
-from pixel_models.evaluation import log_prob
+from pixel_models.evaluation import log_prob, log_prob_map
 from pixel_models.models import build_model
+from pixel_models.sampling.stepper import PixelStepper
 
 
 def _model(family, shape, levels, seed=0, **kwargs):
@@ -29,28 +30,34 @@ def _images(n, shape, levels, seed=1):
     return np.random.default_rng(seed).integers(0, levels, (n, *shape))
 
 
-@pytest.mark.parametrize(
-    "family, shape, levels, kwargs, batch_size",
-    [
-        ("pixelcnn", (4, 4, 3), 4, {}, 3),
-        ("gated_pixelcnn", (4, 5, 1), 2, {"num_classes": 3}, 4),
-        ("row_lstm", (3, 4, 3), 3, {}, 16),
-        ("diagonal_bilstm", (4, 4, 1), 5, {}, 2),
-        ("pixelcnn", (4, 4, 3), 8, {"output": "logistic_mixture"}, 4),
-        ("gated_pixelcnn", (4, 4, 1), 4, {"condition_shape": (2, 2, 1)}, 5),
-        ("pixelcnn_pp", (4, 4, 3), 8, {"num_mixtures": 2, "num_classes": 3}, 4),
-    ],
-)
-def test_round_trips_are_exact(family, shape, levels, kwargs, batch_size):
+# Every family, grey and colour, labels, a small image, mixture heads.
+CASES = [
+    ("pixelcnn", (4, 4, 3), 4, {}, 3),
+    ("gated_pixelcnn", (4, 5, 1), 2, {"num_classes": 3}, 4),
+    ("row_lstm", (3, 4, 3), 3, {}, 16),
+    ("diagonal_bilstm", (4, 4, 1), 5, {}, 2),
+    ("pixelcnn", (4, 4, 3), 8, {"output": "logistic_mixture"}, 4),
+    ("gated_pixelcnn", (4, 4, 1), 4, {"condition_shape": (2, 2, 1)}, 5),
+    ("pixelcnn_pp", (4, 4, 3), 8, {"num_mixtures": 2, "num_classes": 3}, 4),
+]
+
+
+def _case(family, shape, levels, kwargs, n=7):
+    """The case's model, `n` images and the model's other inputs."""
     if "output" in kwargs:
         kwargs = {**kwargs, "num_mixtures": 2}
     model = _model(family, shape, levels, **kwargs)
-    x = _images(7, shape, levels)
     inputs = {}
     if "num_classes" in kwargs:
-        inputs["labels"] = np.arange(7) % 3
+        inputs["labels"] = np.arange(n) % 3
     if "condition_shape" in kwargs:
-        inputs["condition"] = _images(7, kwargs["condition_shape"], levels, 2)
+        inputs["condition"] = _images(n, kwargs["condition_shape"], levels, 2)
+    return model, _images(n, shape, levels), inputs
+
+
+@pytest.mark.parametrize("family, shape, levels, kwargs, batch_size", CASES)
+def test_round_trips_are_exact(family, shape, levels, kwargs, batch_size):
+    model, x, inputs = _case(family, shape, levels, kwargs)
     data = compression.compress(model, x, batch_size=batch_size, **inputs)
     images, labels, condition = compression.decompress(
         model, data, return_inputs=True
@@ -61,6 +68,35 @@ def test_round_trips_are_exact(family, shape, levels, kwargs, batch_size):
         np.testing.assert_array_equal(labels, inputs["labels"])
     if "condition" in inputs:
         np.testing.assert_array_equal(condition, inputs["condition"])
+    # And what the coder was handed at each sub-pixel, normalised, is the
+    # model's own log p(x_i | x_<i) of the full pass: the file's size is
+    # the model's likelihood, not some other distribution's (the same
+    # batch size: the compiled steps are reused).
+    n = min(batch_size, len(x))
+    x, inputs = x[:n], {k: v[:n] for k, v in inputs.items()}
+    np.testing.assert_allclose(
+        _coder_log_probs(model, x, inputs),
+        log_prob_map(model, x, **inputs),
+        atol=2e-4,
+        rtol=1e-5,
+    )
+
+
+def _coder_log_probs(model, x, inputs):
+    """log p(x_i | x_<i) of every sub-pixel of `x`, as the stepper hands
+    them to the coder (one batch of all of `x`)."""
+    got = np.zeros(x.shape)
+
+    def choose(i, j, c, log_probs):
+        logits = np.asarray(log_probs, "float64")
+        logits -= logits.max(axis=1, keepdims=True)
+        normal = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        got[:, i, j, c] = normal[np.arange(len(x)), x[:, i, j, c]]
+        return x[:, i, j, c]
+
+    images = PixelStepper(model, len(x)).run(choose, **inputs)
+    np.testing.assert_array_equal(images, x)
+    return got
 
 
 def test_thousands_of_images_round_trip_within_1_percent_of_the_nll():

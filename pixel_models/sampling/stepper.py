@@ -25,7 +25,10 @@ def _int(value):
 
 
 class _GraphSteps:
-    """The steps of `FastSampler` (every family but PixelCNN++)."""
+    """The steps of `FastSampler` (every family but PixelCNN++), as its
+    row runs them: every layer at the pixel once per colour (once in all
+    for a mixture head, whose channels come from its parameters), then
+    the pixel's end from the last pass's values."""
 
     def __init__(self, sampler, n):
         self.sampler, self.n = sampler, n
@@ -34,26 +37,31 @@ class _GraphSteps:
             lambda t: ops.take(t, j, axis=1), tree
         )
 
-        def logits(c):
+        def pixel(c):
             def run(left, carries, columns, j, constants, states, here):
                 state = (left, carries, take(columns, j))
-                return sampler.channel_logits(
-                    state, constants, states, here, c
-                )[2]
+                return sampler.channel_logits(state, constants, states, here, c)
 
             return compile_for_backend(run, model)
 
-        def end(left, carries, columns, j, constants, states, here):
-            state = (left, carries, take(columns, j))
-            c = sampler.channels - 1
-            values, new_carries, _ = sampler.channel_logits(
-                state, constants, states, here, c
+        # A mixture head's parameters see nothing of the pixel: one pass
+        # gives them, and each channel's log-probabilities come from them.
+        passes = 1 if sampler.mixture else sampler.channels
+        self._pixel = [pixel(c) for c in range(passes)]
+        levels = sampler.model_levels
+        self._channel = [
+            compile_for_backend(
+                lambda p, here, c=c: channel_log_probs(p, here, c, levels),
+                model,
             )
-            new_left, kept = sampler.pixel_end(state, constants, values, here)
-            return new_left, kept, new_carries
-
-        self._logits = [logits(c) for c in range(sampler.channels)]
-        self._end = compile_for_backend(end, model)
+            for c in range(sampler.channels if sampler.mixture else 0)
+        ]
+        self._end = compile_for_backend(
+            lambda left, constants, values, here: sampler.pixel_end(
+                (left, None, None), constants, values, here
+            ),
+            model,
+        )
         self._start = compile_for_backend(
             lambda constants, state, row: sampler.row_start(
                 constants, state, row, n
@@ -80,13 +88,19 @@ class _GraphSteps:
         )  # fmt: skip
 
     def log_probs(self, row, j, c, constants, here):
-        return self._logits[c](*self._args(row, j, constants), here)
+        if c < len(self._pixel):
+            row["values"], row["new_carries"], out = self._pixel[c](
+                *self._args(row, j, constants), here
+            )
+            return out
+        params = row["values"][self.sampler.output]
+        return self._channel[c](params, here)
 
     def end_pixel(self, row, j, constants, here):
-        left, kept, carries = self._end(*self._args(row, j, constants), here)
+        left, kept = self._end(row["left"], constants, row["values"], here)
         row["kept"].append(kept)
-        row["carried"].append(carries)
-        row["left"], row["carries"] = left, carries
+        row["carried"].append(row["new_carries"])
+        row["left"], row["carries"] = left, row["new_carries"]
 
     def end_row(self, row):
         stack = lambda *t: ops.stack(t, axis=1)  # noqa: E731
