@@ -71,6 +71,9 @@ def make_curve_callback(args, validation, image_shape, images_per_epoch):
         def __init__(self):
             super().__init__()
             self.points = []
+            # The raw weights at the last point: with `use_ema`, `fit`
+            # leaves the averaged ones in the model when it returns.
+            self.raw_weights = None
             self.train_seconds = 0.0
             self.since = None
 
@@ -120,6 +123,7 @@ def make_curve_callback(args, validation, image_shape, images_per_epoch):
                 point["ema_nats"] = self.nats()
                 for variable, value in zip(weights, raw, strict=True):
                     variable.assign(value)
+                self.raw_weights = raw
             logs["val_nats"] = point["nats"]
             self.points.append(point)
             best = min(
@@ -184,10 +188,14 @@ def model_options(args):
     return options
 
 
-def score_test(args, model, image_shape):
+def score_test(args, model, image_shape, raw_weights=None):
     """Bits/dim of the model at the budget's end on the first
     `--test-images` test images (raw weights, and averaged ones with
-    `--ema`): `{"test_images", "test_bits_per_dim", ...}`."""
+    `--ema`): `{"test_images", "test_bits_per_dim", ...}`.
+
+    With `--ema`, `fit` has left the averaged weights in the model:
+    `raw_weights` (the curve's `raw_weights`) are put back for the raw
+    score, then the average again."""
     import numpy as np
 
     test = load_splits(args, max_test=args.test_images).test.cache()
@@ -196,6 +204,10 @@ def score_test(args, model, image_shape):
         result = model.evaluate(test, verbose=0, return_dict=True)
         return float(result["bits_per_dim"])
 
+    weights = model.trainable_variables
+    if args.ema:
+        for variable, value in zip(weights, raw_weights, strict=True):
+            variable.assign(value)
     scored = {
         "test_images": int(
             sum(int(np.shape(x)[0]) for x, _ in test.as_numpy_iterator())
@@ -203,7 +215,6 @@ def score_test(args, model, image_shape):
         "test_bits_per_dim": bits(),
     }
     if args.ema:
-        weights = model.trainable_variables
         model.optimizer.finalize_variable_values(weights)
         scored["test_ema_bits_per_dim"] = bits()
     dims = int(np.prod(image_shape))
@@ -269,7 +280,9 @@ def run(args):
     )
     points = curve.points
     test = (
-        score_test(args, model, splits.image_shape) if args.test_images else {}
+        score_test(args, model, splits.image_shape, curve.raw_weights)
+        if args.test_images
+        else {}
     )
     raw = [p["nats"] for p in points]
     averaged = [p["ema_nats"] for p in points if "ema_nats" in p]

@@ -298,6 +298,7 @@ def test_time_to_nll_runs_a_budget_and_scores_both_weights(tmp_path):
         "--validation-size", "16", "--validation-images", "16",
         "--data-dir", str(data), "--schedule", "cosine", "--ema", "0.5",
         "--name", "tiny", "--out", str(out), "--plot", str(picture),
+        "--test-images", "8",
     ])  # fmt: skip
     result = json.loads(out.read_text())
     points = result["points"]
@@ -320,6 +321,10 @@ def test_time_to_nll_runs_a_budget_and_scores_both_weights(tmp_path):
     assert result["best_nats"] == min(
         result["best_raw_nats"], result["best_ema_nats"]
     )
+    # The test set too, with each: `fit` leaves the average in the
+    # model, and the raw weights' score must not be the average's again.
+    assert result["test_images"] == 8
+    assert result["test_ema_bits_per_dim"] != result["test_bits_per_dim"]
     # The cosine schedule has decayed by the end.
     assert points[-1]["learning_rate"] < 0.5e-3
     assert picture.stat().st_size > 1000
