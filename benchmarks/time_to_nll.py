@@ -354,8 +354,10 @@ def plot(folder, path):
     ax.set_title(f"Time to NLL, {names.get(dataset, dataset)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    low = min(lows)
-    ax.set_ylim(*((low - 0.1, low + 1.5) if in_bits else (low - 1, low + 15)))
+    # From the best run's low to above the worst run's: every curve's
+    # end shows, however far apart the runs finish.
+    low, high = min(lows), max(lows)
+    ax.set_ylim(*((low - 0.1, high + 1.5) if in_bits else (low - 1, high + 15)))
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)

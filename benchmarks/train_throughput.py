@@ -133,8 +133,18 @@ def add_config_argument(parser, default):
 
 
 def parse_config(text):
-    family, dataset, num_layers, width = text.split(",")
-    return family, dataset, int(num_layers), int(width)
+    try:
+        family, dataset, num_layers, width = text.split(",")
+        config = family, dataset, int(num_layers), int(width)
+    except ValueError:
+        config = None
+    if config is None or config[0] not in FAMILIES or config[1] not in DATASETS:
+        raise argparse.ArgumentTypeError(
+            f"expected family,dataset,num_layers,width with a family of "
+            f"{list(FAMILIES)} and a data set of {list(DATASETS)}; "
+            f"got {text!r}"
+        )
+    return config
 
 
 def main(argv=None):
