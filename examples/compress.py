@@ -92,7 +92,9 @@ def _load_images(model, args):
             "mnist": data.load_mnist,
             "cifar10": data.load_cifar10,
             "binarized_mnist": lambda d: data.load_binarized_mnist(
-                d, seed=card.get("seed") or 0
+                d,
+                method=card.get("binarization") or "stochastic",
+                seed=card.get("binarization_seed") or 0,
             ),
         }[name]
         train, test = loader(args.data_dir)
