@@ -24,6 +24,18 @@ def _int(value):
     return ops.convert_to_tensor(value, "int32")
 
 
+def _channel_steps(sampler, model):
+    """Each channel's log-probabilities from a mixture head's parameters
+    at a pixel, compiled once per channel."""
+    levels = sampler.model_levels
+    return [
+        compile_for_backend(
+            lambda p, here, c=c: channel_log_probs(p, here, c, levels), model
+        )
+        for c in range(sampler.channels)
+    ]
+
+
 class _GraphSteps:
     """The steps of `FastSampler` (every family but PixelCNN++), as its
     row runs them: every layer at the pixel once per colour (once in all
@@ -48,14 +60,9 @@ class _GraphSteps:
         # gives them, and each channel's log-probabilities come from them.
         passes = 1 if sampler.mixture else sampler.channels
         self._pixel = [pixel(c) for c in range(passes)]
-        levels = sampler.model_levels
-        self._channel = [
-            compile_for_backend(
-                lambda p, here, c=c: channel_log_probs(p, here, c, levels),
-                model,
-            )
-            for c in range(sampler.channels if sampler.mixture else 0)
-        ]
+        self._channel = (
+            _channel_steps(sampler, model) if sampler.mixture else []
+        )
         self._end = compile_for_backend(
             lambda left, constants, values, here: sampler.pixel_end(
                 (left, None, None), constants, values, here
@@ -123,14 +130,7 @@ class _ShiftedSteps:
         self._start = compile_for_backend(sampler.start_row, model, **jit)
         self._params = compile_for_backend(sampler.pixel_params, model, **jit)
         self._end = compile_for_backend(sampler.pixel_end, model, **jit)
-        levels = sampler.model_levels
-        self._channel = [
-            compile_for_backend(
-                lambda p, here, c=c: channel_log_probs(p, here, c, levels),
-                model,
-            )
-            for c in range(sampler.channels)
-        ]
+        self._channel = _channel_steps(sampler, model)
 
     def initial(self, constants):
         return self.sampler.initial(self.n, constants)[0]
