@@ -109,6 +109,21 @@ def last_logged(history_path, column):
     return float(rows[-1][column])
 
 
+def best_logged(history_path, column):
+    """The lowest value of `column` in a `CSVLogger` file (None if none)."""
+    import csv
+
+    if not history_path or not os.path.exists(history_path):
+        return None
+    with open(history_path, newline="") as f:
+        values = [
+            float(row[column])
+            for row in csv.DictReader(f)
+            if row.get(column) not in (None, "")
+        ]
+    return min(values) if values else None
+
+
 class SampleGrid(keras.callbacks.Callback):
     """Writes a grid of samples to TensorBoard every `every` epochs.
 

@@ -17,6 +17,7 @@ from pixel_models.callbacks import (
     AtomicModelCheckpoint,
     RunCounters,
     SampleGrid,
+    best_logged,
 )
 from pixel_models.checks import check_int
 from pixel_models.inputs import mixture_levels
@@ -179,7 +180,9 @@ def make_callbacks(
       a run resumes (with `images_seen` and `train_hours` from the start
       of the run when `images_per_epoch` is given);
     - ModelCheckpoint of the best model (by `val_loss`) to
-      `log_dir/checkpoints/best.keras`, written atomically;
+      `log_dir/checkpoints/best.keras`, written atomically, and only
+      over a better one: a resumed run measures its epochs against the
+      best one in `history.csv`;
     - ReduceLROnPlateau and EarlyStopping on `val_loss`;
     - TerminateOnNaN;
     - BackupAndRestore to `log_dir/backup`, so a killed run resumes.
@@ -217,6 +220,8 @@ def make_callbacks(
             os.path.join(log_dir, "checkpoints", "best.keras"),
             monitor="val_loss",
             save_best_only=True,
+            # A resumed run keeps the best of its earlier epochs.
+            initial_value_threshold=best_logged(history_path, "val_loss"),
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=lr_patience, verbose=1

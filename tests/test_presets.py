@@ -268,9 +268,9 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
         assert f"(presets/{picture})" in text
 
 
-def test_resume_refuses_a_model_of_other_data(tmp_path):
+def tiny_run_arguments(tmp_path):
+    """A function of extra flags that parses a tiny MNIST run's flags."""
     from pixel_models.cli.arguments import parse_args
-    from pixel_models.cli.train import run_training
 
     write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=12)
 
@@ -301,6 +301,13 @@ def test_resume_refuses_a_model_of_other_data(tmp_path):
             sizes={"num_layers": 1, "width": 4, "batch_size": 16, "epochs": 1},
         )
 
+    return args
+
+
+def test_resume_refuses_a_model_of_other_data(tmp_path):
+    from pixel_models.cli.train import run_training
+
+    args = tiny_run_arguments(tmp_path)
     run_training(args())
     saved = str(tmp_path / "run" / "model.keras")
     with pytest.raises(ValueError, match="--resume .* predicts 2 levels"):
@@ -309,6 +316,73 @@ def test_resume_refuses_a_model_of_other_data(tmp_path):
         run_training(args("--conditional", "--resume", saved))
     with pytest.raises(ValueError, match="--ema cannot be given"):
         run_training(args("--ema", "0.9", "--resume", saved))
+    with pytest.raises(ValueError, match="--resume must be given"):
+        run_training(args("--restart-learning-rate", "1e-3"))
+
+
+def test_a_warm_restart_sets_the_rate_and_keeps_the_best_checkpoint(
+    tmp_path,
+):
+    """`--restart-learning-rate` sets a resumed run's rate, and a resumed
+    run's worse epochs do not replace the best checkpoint of its earlier
+    ones."""
+    import csv
+
+    from pixel_models.cli.train import run_training
+
+    args = tiny_run_arguments(tmp_path)
+    run_training(args())
+    history = tmp_path / "run" / "history.csv"
+    best = tmp_path / "run" / "checkpoints" / "best.keras"
+    # As if an earlier epoch had scored better than any epoch will now.
+    rows = list(csv.DictReader(history.open()))
+    rows[0]["val_loss"] = "1e-9"
+    with history.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = best.read_bytes()
+    saved = str(tmp_path / "run" / "model.keras")
+    resumed = args("--resume", saved, "--restart-learning-rate", "0.0123")
+    run_training(resumed)
+    rows = list(csv.DictReader(history.open()))
+    assert len(rows) == 2
+    assert float(rows[1]["learning_rate"]) == pytest.approx(0.0123)
+    assert best.read_bytes() == before
+
+
+def test_recipe_training_flags_go_to_train_only(tmp_path, capsys):
+    name = "gated_pixelcnn_binarized_mnist"
+    with pytest.raises(SystemExit):
+        recipes.main(["export", name, "--lr-patience", "3"])
+    assert "go with 'train' only" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="holds no finished run"):
+        recipes.train(
+            name, str(tmp_path), extra=["--restart-learning-rate", "1e-4"]
+        )
+
+
+def test_a_mixture_model_resumes_on_its_levels_not_its_outputs():
+    """A PixelCNN++ file predicts mixture parameters (not one logit per
+    level): resuming it checks the levels it models."""
+    import argparse
+
+    from pixel_models.cli.train import check_resumed_model
+
+    model = models.build_model(
+        "pixelcnn_pp", (8, 8, 1), 256, num_layers=1, width=4, num_mixtures=2
+    )
+    assert model.outputs[0].shape[-1] != 256
+    args = argparse.Namespace(
+        resume="pp.keras", dataset="mnist", conditional=False
+    )
+    check_resumed_model(
+        model, args, argparse.Namespace(image_shape=(8, 8, 1), levels=256)
+    )
+    with pytest.raises(ValueError, match="--resume pp.keras predicts 256"):
+        check_resumed_model(
+            model, args, argparse.Namespace(image_shape=(8, 8, 1), levels=2)
+        )
 
 
 def test_an_averaged_run_is_scored_and_exported_on_its_average(tmp_path):

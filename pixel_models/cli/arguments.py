@@ -195,6 +195,22 @@ def _add_optimizer_arguments(group, sizes):
         "--learning-rate", type=float, default=1e-3, help="Adam's"
     )
     group.add_argument(
+        "--restart-learning-rate",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="with --resume: set the resumed optimizer's learning rate to "
+        "RATE (a warm restart of a run whose rate has decayed on "
+        "plateaus; weights, Adam's moments and any moving average kept)",
+    )
+    group.add_argument(
+        "--lr-patience",
+        type=int,
+        default=2,
+        help="epochs without a better validation NLL before the learning "
+        "rate is halved",
+    )
+    group.add_argument(
         "--weight-decay",
         type=float,
         default=0.0,

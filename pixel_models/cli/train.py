@@ -14,7 +14,7 @@ import time
 
 import keras
 
-from pixel_models import data, models, multi_worker, multiscale
+from pixel_models import data, inputs, models, multi_worker, multiscale
 from pixel_models.callbacks import TimeBudget, last_logged, save_atomically
 from pixel_models.cli.arguments import in_flag_terms, make_parser
 from pixel_models.losses import LN2, rest_mask
@@ -113,6 +113,7 @@ def fit_run(
     callbacks = make_callbacks(
         log_dir,
         patience=args.patience,
+        lr_patience=getattr(args, "lr_patience", 2),
         sample_every=sample_every,
         images_per_epoch=steps_per_epoch * args.batch_size,
         sample_condition=sample_condition,
@@ -271,19 +272,19 @@ def start_history(log_dir, resume):
 
 def check_resumed_model(model, args, splits):
     """Raises ValueError when a `--resume` model does not fit the data."""
-    shape = tuple(model.inputs[0].shape[1:])
+    shape = tuple(inputs.image_shape(model))
     if shape != tuple(splits.image_shape):
         raise ValueError(
             f"--resume {args.resume} takes images of shape {shape}, but "
             f"--dataset {args.dataset} has {tuple(splits.image_shape)}."
         )
-    levels = model.outputs[0].shape[-1]
+    levels = inputs.model_levels(model)  # a mixture's, not its outputs'
     if levels != splits.levels:
         raise ValueError(
             f"--resume {args.resume} predicts {levels} levels, but "
             f"--dataset {args.dataset} has {splits.levels}."
         )
-    conditional = len(model.inputs) > 1
+    conditional = inputs.num_classes(model) is not None
     if conditional != bool(args.conditional):
         raise ValueError(
             f"--resume {args.resume} is "
@@ -317,6 +318,18 @@ def _check_flags(args):
             "--unroll applies to the recurrent models only, so --model must "
             "be 'row_lstm' or 'diagonal_bilstm' with it. Received: "
             f"--model={args.model!r}"
+        )
+    restart = getattr(args, "restart_learning_rate", None)
+    if restart is not None and not args.resume:
+        raise ValueError(
+            "--restart-learning-rate sets the learning rate of a resumed "
+            "run, so --resume must be given with it. Received: "
+            f"--restart-learning-rate={restart}"
+        )
+    if restart is not None and not restart > 0:
+        raise ValueError(
+            "--restart-learning-rate must be > 0. Received: "
+            f"--restart-learning-rate={restart}"
         )
     if args.resume and args.strategy == "multi_worker":
         raise ValueError(
@@ -372,6 +385,8 @@ def _resumed_model(args, splits):
         )
     if getattr(model, "optimizer", None) is None:
         _compile(model, args)
+    if getattr(args, "restart_learning_rate", None) is not None:
+        model.optimizer.learning_rate = args.restart_learning_rate
     return model
 
 

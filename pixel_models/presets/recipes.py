@@ -85,7 +85,9 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
         minutes: stop after this many minutes of training (validation
             not counted); None trains the recipe's epochs.
         extra: more training flags, after the recipe's (a later flag
-            wins): for a quick run, say, `["--max-train", "1000"]`.
+            wins): for a quick run, say, `["--max-train", "1000"]`; to
+            restart a finished run whose learning rate has decayed,
+            `["--restart-learning-rate", "3e-4"]`.
 
     Returns:
         The results dict of `pixel_models.cli.train.run_training`.
@@ -100,11 +102,17 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
         extra += ["--time-budget", str(minutes)]
     saved = os.path.join(log_dir, "model.keras")
     backup = os.path.join(log_dir, "backup")
-    if os.path.isfile(saved) and not (
-        os.path.isdir(backup) and os.listdir(backup)
-    ):
+    killed = os.path.isdir(backup) and os.listdir(backup)
+    if os.path.isfile(saved) and not killed:
         print(f"Training {saved} on")
         extra += ["--resume", saved]
+    elif "--restart-learning-rate" in extra:
+        raise ValueError(
+            f"--restart-learning-rate restarts a run that ended, but "
+            f"{log_dir} holds "
+            + ("a run killed part-way: run 'train' without it to resume "
+               "that first." if killed else "no finished run.")
+        )
     return run_training(parse_recipe(name, extra))
 
 
@@ -507,7 +515,11 @@ def main(argv=None):
         default=None,
         help="export: where preset folders go (default: the package's)",
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if extra and args.action != "train":
+        parser.error(
+            f"training flags go with 'train' only. Received: {' '.join(extra)}"
+        )
     if args.name not in RECIPES:
         parser.error(
             f"unknown preset {args.name!r}; known: {', '.join(sorted(RECIPES))}"
@@ -520,7 +532,9 @@ def main(argv=None):
             print(f"examples/{script}.py {flags}")
             return None
         if args.action == "train":
-            return train(args.name, log_dir, args.data_dir, args.minutes)
+            return train(
+                args.name, log_dir, args.data_dir, args.minutes, extra
+            )
         if args.action == "convert":
             difference = convert(args.name, args.out_dir)
             print(f"Converted {args.name}: logits within {difference:.2e}")
