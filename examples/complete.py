@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from pixel_models import data
+from pixel_models.inputs import model_levels
 from pixel_models.presets import preset_card
 from pixel_models.sampling import complete, num_classes
 from pixel_models.training import load_model_or_preset
@@ -123,7 +124,7 @@ def main(argv=None):
         mask[:known] = True
     mask = np.broadcast_to(mask, images.shape[:3])
     title = f"occluded | {args.completions} completions | original"
-    figure(images, mask, completions, model.output_shape[-1], args.out, title)
+    figure(images, mask, completions, model_levels(model), args.out, title)
     print(f"Wrote {args.out}")
     return completions
 

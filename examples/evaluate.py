@@ -15,6 +15,7 @@ import numpy as np
 
 from pixel_models import data
 from pixel_models.evaluation import log_prob
+from pixel_models.inputs import image_shape, model_levels, num_classes
 from pixel_models.presets import preset_card
 from pixel_models.training import (
     compile_model,
@@ -119,7 +120,7 @@ def _load_model(parser, args):
 
 def _load_splits(parser, args, model):
     """The data set's splits, checked against the model's inputs."""
-    height, width, channels = model.inputs[0].shape[1:]
+    height, width, channels = image_shape(model)
     try:
         splits = data.get_datasets(
             args.dataset,
@@ -132,11 +133,11 @@ def _load_splits(parser, args, model):
             binarization=args.binarization,
             seed=args.seed,
             max_test=args.max_test,
-            with_labels=len(model.inputs) == 2,
+            with_labels=num_classes(model) is not None,
         )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
-    levels = model.output_shape[-1]
+    levels = model_levels(model)  # a mixture's, not its outputs'
     if (
         splits.image_shape != (height, width, channels)
         or splits.levels != levels

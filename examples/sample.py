@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from pixel_models.plotting import save_grid
+from pixel_models.inputs import model_levels
 from pixel_models.sampling import num_classes, sample
 from pixel_models.training import load_model_or_preset
 
@@ -90,7 +91,7 @@ def main(argv=None):
         parser.error(str(error))
     seconds = time.perf_counter() - start
     print(f"Drew {num} images in {seconds:.1f} s ({args.method})")
-    save_grid(images, args.out, levels=model.output_shape[-1], cols=cols)
+    save_grid(images, args.out, levels=model_levels(model), cols=cols)
     print(f"Wrote {args.out}")
     if args.save_npy:
         np.save(args.save_npy, images)

@@ -331,3 +331,25 @@ def test_the_output_flags_choose_the_likelihood(tmp_path, capsys):
     assert "--multiscale trains two categorical models" in (
         capsys.readouterr().err
     )
+
+
+def test_evaluate_cli_scores_a_mixture_model_on_its_levels(tmp_path):
+    """A PixelCNN++ file's outputs are mixture parameters, not its 256
+    levels: the CLI takes its levels from the model and scores it."""
+    from pixel_models import models
+    from pixel_models.evaluation import log_prob
+
+    _, (test, _) = write_cifar(tmp_path / "cifar-10-batches-py", per_batch=2)
+    model = models.build_model(
+        "pixelcnn_pp", (32, 32, 3), 256, num_layers=1, width=4, num_mixtures=2
+    )
+    assert model.output_shape[-1] != 256
+    path = str(tmp_path / "pp.keras")
+    model.save(path)
+    scored = evaluate.main(
+        [path, "--dataset", "cifar10", "--data-dir", str(tmp_path)]
+    )
+    expected = -np.mean(np.asarray(log_prob(model, test))) / (32 * 32 * 3)
+    np.testing.assert_allclose(
+        scored["bits_per_dim"], expected / np.log(2), rtol=1e-4
+    )
