@@ -222,10 +222,13 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     recipes.train(name, log_dir, str(data_dir), extra=small)
     first = keras.models.load_model(os.path.join(log_dir, "model.keras"))
     assert int(first.optimizer.iterations) == 2
-    # The same command again trains the saved model on, optimizer and all.
-    recipes.train(name, log_dir, str(data_dir), extra=small)
+    # The same command again trains the saved model on, optimizer and
+    # all; here restarted at a new learning rate.
+    restart = ["--restart-learning-rate", "5e-4"]
+    recipes.train(name, log_dir, str(data_dir), extra=[*small, *restart])
     second = keras.models.load_model(os.path.join(log_dir, "model.keras"))
     assert int(second.optimizer.iterations) == 4
+    assert float(second.optimizer.learning_rate) == pytest.approx(5e-4)
     history = recipes.read_history(log_dir)
     assert [row["epoch"] for row in history] == [0, 1]
     assert [row["images_seen"] for row in history] == [16, 32]
@@ -238,6 +241,11 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     assert card["training"]["images_seen_in_run"] == 32
     assert card["builder_arguments"]["num_layers"] == 1
     assert card["builder_arguments"]["width"] == 4
+    # The card says which flags each session added, from which epoch.
+    assert "from epoch 1 (16 images) trained with" in (
+        card["training"]["schedule"]
+    )
+    assert "--restart-learning-rate 5e-4 added" in card["training"]["schedule"]
     assert card["data"]["test_images"] == 12
     assert card["sha256"] == presets.sha256(out / name / "model.keras")
     monkeypatch.setattr(presets, "PRESETS_DIR", str(out))

@@ -95,6 +95,7 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
     from pixel_models.cli.train import run_training
 
     check_name(name)
+    flags = list(extra)
     extra = [*extra, "--log-dir", log_dir]
     if data_dir:
         extra += ["--data-dir", data_dir]
@@ -113,7 +114,43 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
             + ("a run killed part-way: run 'train' without it to resume "
                "that first." if killed else "no finished run.")
         )
-    return run_training(parse_recipe(name, extra))
+    args = parse_recipe(name, extra)
+    if flags:
+        record_flags(log_dir, flags)
+    return run_training(args)
+
+
+def record_flags(log_dir, flags):
+    """Appends the flags a session added to the recipe's (a warm restart,
+    say) to `log_dir/added_flags.json`, with the epoch and images the run
+    had reached, so that the card can say how the run was trained."""
+    path = os.path.join(log_dir, "added_flags.json")
+    records = []
+    if os.path.exists(path):
+        with open(path) as f:
+            records = json.load(f)
+    rows = []
+    if os.path.exists(os.path.join(log_dir, "history.csv")):
+        rows = read_history(log_dir)
+    records.append(
+        {
+            "from_epoch": int(rows[-1]["epoch"]) + 1 if rows else 0,
+            "images_seen": int(rows[-1]["images_seen"]) if rows else 0,
+            "flags": " ".join(flags),
+        }
+    )
+    os.makedirs(log_dir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(records, f, indent=2)
+
+
+def added_flags(log_dir):
+    """The records of `record_flags` (an empty list if none)."""
+    path = os.path.join(log_dir, "added_flags.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
 
 
 def run_arguments(name, log_dir):
@@ -283,7 +320,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         "parameters": model.count_params(),
         "data": _card_data(args, counts),
         "training": _card_training(
-            args, history, best_row, splits.image_shape, averaged
+            args, history, best_row, splits.image_shape, averaged, log_dir
         ),
         "results": results,
         **_card_provenance(name, log_dir, model_path),
@@ -405,7 +442,7 @@ def _card_data(args, counts):
     }
 
 
-def _card_training(args, history, best_row, image_shape, averaged):
+def _card_training(args, history, best_row, image_shape, averaged, log_dir):
     """The card's `training` section: how long, where, and how it went."""
     from pixel_models.losses import bits_per_dim_to_nats_per_image
 
@@ -427,10 +464,17 @@ def _card_training(args, history, best_row, image_shape, averaged):
             if averaged
             else ""
         ),
-        "schedule": "learning rate halved after 2 epochs without a "
+        "schedule": "learning rate halved after "
+        f"{getattr(args, 'lr_patience', 2)} epochs without a "
         "better validation NLL (ReduceLROnPlateau); stopped after "
         f"{args.patience} (EarlyStopping); the epoch of lowest "
-        "validation NLL is kept",
+        "validation NLL is kept"
+        + "".join(
+            f"; from epoch {record['from_epoch']} "
+            f"({record['images_seen']:,} images) trained with "
+            f"{record['flags']} added"
+            for record in added_flags(log_dir)
+        ),
         "validation_nats_per_image": bits_per_dim_to_nats_per_image(
             best_row["val_bits_per_dim"], image_shape
         ),
