@@ -335,8 +335,14 @@ def plot(folder, path):
             scale = 1 / (result["dimensions"] * math.log(2))
         points = result["points"]
         hours = [p["hours"] for p in points]
+        # The cores it trained on ("1 of 2 cores"): runs are compared by
+        # the clock, so the plot says which had more.
+        cores = result.get("machine", "").rpartition(", ")[2]
+        name = f"{result['name']} ({cores})" if "core" in cores else (
+            result["name"]
+        )
         line = ax.plot(
-            hours, [p["nats"] * scale for p in points], label=result["name"]
+            hours, [p["nats"] * scale for p in points], label=name
         )[0]
         if result["recipe"].get("ema"):
             ax.plot(
@@ -344,10 +350,10 @@ def plot(folder, path):
                 [p["ema_nats"] * scale for p in points],
                 linestyle="--",
                 color=line.get_color(),
-                label=f"{result['name']} (averaged)",
+                label=f"{name} (averaged)",
             )
         lows.append(result["best_nats"] * scale)
-    ax.set_xlabel("training hours (one core)")
+    ax.set_xlabel("training hours")
     unit = "bits/dim" if in_bits else "nats per image"
     ax.set_ylabel(f"validation NLL ({unit})")
     names = {"binarized_mnist": "binarized MNIST", "cifar10": "CIFAR-10"}
@@ -458,7 +464,12 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=0)
     parser.add_argument("--out", help="result file (default: from --name)")
-    parser.add_argument("--plot", default=PLOT, help="the plot's path")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        help="the plot's path (default: docs/time_to_nll.png for the "
+        "default result folder, else docs/FOLDER.png for --out's folder)",
+    )
     parser.add_argument(
         "--plot-only",
         action="store_true",
@@ -487,7 +498,17 @@ def main(argv=None):
         args.name = args.name or default_name(args)
         args.out = args.out or os.path.join(RESULTS, f"{args.name}.json")
         run(args)
-    print(f"Plot: {plot(folder, args.plot)}")
+    print(f"Plot: {plot(folder, args.plot or default_plot(folder))}")
+
+
+def default_plot(folder):
+    """The plot of result folder `folder`: `docs/time_to_nll.png` for
+    the default one, `docs/<folder's name>.png` for another, so that a
+    run on another data set does not draw over the default plot."""
+    if os.path.abspath(folder) == os.path.abspath(RESULTS):
+        return PLOT
+    name = os.path.basename(os.path.normpath(os.path.abspath(folder)))
+    return os.path.join(ROOT, "docs", f"{name}.png")
 
 
 if __name__ == "__main__":

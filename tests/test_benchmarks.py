@@ -392,3 +392,13 @@ def test_time_to_nll_plateau_halves_the_rate_on_a_flat_curve():
         callback.on_epoch_end(epoch, {"val_nats": nats})
     # Two points without a better NLL after 89.0: halved once.
     assert float(model.optimizer.learning_rate) == pytest.approx(0.5e-3)
+
+
+def test_time_to_nll_plots_each_result_folder_to_its_own_picture():
+    from benchmarks import time_to_nll
+
+    assert time_to_nll.default_plot(time_to_nll.RESULTS) == time_to_nll.PLOT
+    other = os.path.join(time_to_nll.ROOT, "results", "time_to_nll_cifar10")
+    assert time_to_nll.default_plot(other + os.sep) == os.path.join(
+        time_to_nll.ROOT, "docs", "time_to_nll_cifar10.png"
+    )
