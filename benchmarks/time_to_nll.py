@@ -338,12 +338,14 @@ def plot(folder, path):
         # The cores it trained on ("1 of 2 cores"): runs are compared by
         # the clock, so the plot says which had more.
         cores = result.get("machine", "").rpartition(", ")[2]
-        name = f"{result['name']} ({cores})" if "core" in cores else (
-            result["name"]
+        name = (
+            f"{result['name']} ({cores})"
+            if "core" in cores
+            else (result["name"])
         )
-        line = ax.plot(
-            hours, [p["nats"] * scale for p in points], label=name
-        )[0]
+        line = ax.plot(hours, [p["nats"] * scale for p in points], label=name)[
+            0
+        ]
         if result["recipe"].get("ema"):
             ax.plot(
                 hours,

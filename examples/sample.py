@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from pixel_models.plotting import save_grid
 from pixel_models.inputs import model_levels
+from pixel_models.plotting import save_grid
 from pixel_models.sampling import num_classes, sample
 from pixel_models.training import load_model_or_preset
 

@@ -96,14 +96,19 @@ class RunCounters(keras.callbacks.Callback):
         logs["train_hours"] = self.earlier_hours + elapsed
 
 
-def last_logged(history_path, column):
-    """The last value of `column` in a `CSVLogger` file (0.0 if none)."""
+def _logged_rows(history_path):
+    """The rows of a `CSVLogger` file as dicts (none if there is no file)."""
     import csv
 
     if not history_path or not os.path.exists(history_path):
-        return 0.0
+        return []
     with open(history_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def last_logged(history_path, column):
+    """The last value of `column` in a `CSVLogger` file (0.0 if none)."""
+    rows = _logged_rows(history_path)
     if not rows or not rows[-1].get(column):
         return 0.0
     return float(rows[-1][column])
@@ -111,16 +116,11 @@ def last_logged(history_path, column):
 
 def best_logged(history_path, column):
     """The lowest value of `column` in a `CSVLogger` file (None if none)."""
-    import csv
-
-    if not history_path or not os.path.exists(history_path):
-        return None
-    with open(history_path, newline="") as f:
-        values = [
-            float(row[column])
-            for row in csv.DictReader(f)
-            if row.get(column) not in (None, "")
-        ]
+    values = [
+        float(row[column])
+        for row in _logged_rows(history_path)
+        if row.get(column)
+    ]
     return min(values) if values else None
 
 

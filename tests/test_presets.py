@@ -242,8 +242,9 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     assert card["builder_arguments"]["num_layers"] == 1
     assert card["builder_arguments"]["width"] == 4
     # The card says which flags each session added, from which epoch.
-    assert "from epoch 1 (16 images) trained with" in (
-        card["training"]["schedule"]
+    assert (
+        "from epoch 1 (16 images) trained with"
+        in (card["training"]["schedule"])
     )
     assert "--restart-learning-rate 5e-4 added" in card["training"]["schedule"]
     assert card["data"]["test_images"] == 12

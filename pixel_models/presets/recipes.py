@@ -107,12 +107,16 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
     if os.path.isfile(saved) and not killed:
         print(f"Training {saved} on")
         extra += ["--resume", saved]
-    elif "--restart-learning-rate" in extra:
+    elif any(flag.startswith("--restart-learning-rate") for flag in flags):
         raise ValueError(
             f"--restart-learning-rate restarts a run that ended, but "
             f"{log_dir} holds "
-            + ("a run killed part-way: run 'train' without it to resume "
-               "that first." if killed else "no finished run.")
+            + (
+                "a run killed part-way: run 'train' without it to resume "
+                "that first."
+                if killed
+                else "no finished run."
+            )
         )
     args = parse_recipe(name, extra)
     if flags:
@@ -559,7 +563,8 @@ def main(argv=None):
         default=None,
         help="export: where preset folders go (default: the package's)",
     )
-    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args, extra = parser.parse_known_args(argv)
     if extra and args.action != "train":
         parser.error(
             f"training flags go with 'train' only. Received: {' '.join(extra)}"
@@ -576,9 +581,7 @@ def main(argv=None):
             print(f"examples/{script}.py {flags}")
             return None
         if args.action == "train":
-            return train(
-                args.name, log_dir, args.data_dir, args.minutes, extra
-            )
+            return train(args.name, log_dir, args.data_dir, args.minutes, extra)
         if args.action == "convert":
             difference = convert(args.name, args.out_dir)
             print(f"Converted {args.name}: logits within {difference:.2e}")
