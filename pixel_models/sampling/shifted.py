@@ -69,13 +69,26 @@ def put(rows, b, value):
     )
 
 
-def _where_due(due, scale, update, rows):
-    """`update(rows)` where the maps of `scale` are due (a `cond` on the
-    boolean tensor `due`), `rows` unchanged where not; the full
-    resolution is always due."""
+def _where_due(due, scale, update, rows, keys):
+    """`rows` with `update(rows)`'s maps `keys` (the ones it writes)
+    where the maps of `scale` are due (a `cond` on the boolean tensor
+    `due`), unchanged where not; the full resolution is always due.
+
+    Only `keys` pass through the `cond`: each map passed through it is
+    an op in each branch of the traced graph, and passing every map
+    through every `cond` made three quarters of the steps' graphs.
+    """
     if scale == 1:
         return update(rows)
-    return ops.cond(due, lambda: update(rows), lambda: rows)
+    keys = [k for k in keys if k in rows]
+    if not keys:
+        return rows
+    changed = ops.cond(
+        due,
+        lambda: {k: v for k, v in update(rows).items() if k in keys},
+        lambda: {k: rows[k] for k in keys},
+    )
+    return {**rows, **changed}
 
 
 def _segments(nodes):
@@ -380,7 +393,13 @@ class ShiftedSampler:
             due = ops.logical_and(
                 ops.equal(row % scale, 0), ops.equal(at % scale, 0)
             )
-            rows = _where_due(due, scale, lambda r, run=run: run(r)[0], rows)
+            rows = _where_due(
+                due,
+                scale,
+                lambda r, run=run: run(r)[0],
+                rows,
+                [node.out_key for node in nodes],
+            )
         return rows, values
 
     def pixel_params(self, rows, constants, row, j):
@@ -434,12 +453,14 @@ class ShiftedSampler:
                 rows = dict(rows)
                 for k in keys:
                     value = rows[k]
-                    rows[k] = ops.concatenate(
-                        [value[:, 1:], ops.zeros_like(value[:, :1])], axis=1
+                    rows[k] = ops.pad(
+                        value[:, 1:], [(0, 0), (0, 1), (0, 0), (0, 0)]
                     )
                 return rows
 
-            rows = _where_due(ops.equal(row % scale, 0), scale, roll, rows)
+            rows = _where_due(
+                ops.equal(row % scale, 0), scale, roll, rows, keys
+            )
         for scale, nodes in self.row_segments:
 
             def run(rows, nodes=nodes):
@@ -451,7 +472,13 @@ class ShiftedSampler:
                     )
                 return rows
 
-            rows = _where_due(ops.equal(row % scale, 0), scale, run, rows)
+            rows = _where_due(
+                ops.equal(row % scale, 0),
+                scale,
+                run,
+                rows,
+                [node.out_key for node in nodes],
+            )
         return rows
 
     def row(self, constants, state, row, noise, given, mask, options):
