@@ -329,6 +329,21 @@ def test_resume_refuses_a_model_of_other_data(tmp_path):
         run_training(args("--restart-learning-rate", "1e-3"))
 
 
+def test_a_killed_run_past_its_epochs_is_refused_not_ended(tmp_path):
+    """A backup at or past `--epochs` (a run killed while training on past
+    its first invocation's epochs) would train nothing and save itself
+    as the finished model: refused, with what to give."""
+    from pixel_models.cli.train import run_training
+
+    args = tiny_run_arguments(tmp_path)
+    backup = tmp_path / "run" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    with pytest.raises(ValueError, match="killed after 3 epochs.*more than 3"):
+        run_training(args("--epochs", "3"))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["backup"]
+
+
 def test_a_warm_restart_sets_the_rate_and_keeps_the_best_checkpoint(
     tmp_path,
 ):

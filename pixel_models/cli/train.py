@@ -102,6 +102,8 @@ def fit_run(
     train, steps_per_epoch = repeat_for_fit(
         train, num_train, args.batch_size, args.steps_per_epoch
     )
+    if not args.resume:
+        check_backup_has_epochs_left(log_dir, args.epochs)
     initial_epoch = start_history(log_dir, resume=bool(args.resume))
     if not args.resume:
         # What built and trained this run (a resumed run keeps the first).
@@ -244,6 +246,26 @@ def run_multiscale(args, splits, strategy):
     pair = multiscale.MultiScale(stages["small"], stages["large"])
     pair.save(args.log_dir)
     return _multiscale_results(args, splits, pair, scores, seconds)
+
+
+def check_backup_has_epochs_left(log_dir, epochs):
+    """Raises ValueError when `log_dir` holds a run killed part-way (a
+    BackupAndRestore backup) at or past epoch `epochs`: resumed, it would
+    train nothing and save its backup as the finished model (a run
+    killed during a second invocation, which went on past the first's
+    epochs, say)."""
+    path = os.path.join(log_dir, "backup", "training_metadata.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        done = int(json.load(f)["epoch"])
+    if done >= epochs:
+        raise ValueError(
+            f"{os.path.join(log_dir, 'backup')} holds a run killed after "
+            f"{done} epochs, and --epochs {epochs} counts from the run's "
+            f"start, so resuming it would train nothing. Give --epochs the "
+            f"total to reach (more than {done})."
+        )
 
 
 def start_history(log_dir, resume):
