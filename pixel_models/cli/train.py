@@ -102,10 +102,9 @@ def fit_run(
     train, steps_per_epoch = repeat_for_fit(
         train, num_train, args.batch_size, args.steps_per_epoch
     )
-    if not args.resume:
-        check_backup_has_epochs_left(log_dir, args.epochs)
     initial_epoch = start_history(log_dir, resume=bool(args.resume))
     if not args.resume:
+        check_backup_has_epochs_left(log_dir, args.epochs)
         # What built and trained this run (a resumed run keeps the first).
         os.makedirs(log_dir, exist_ok=True)
         with open(os.path.join(log_dir, "run_args.json"), "w") as f:
