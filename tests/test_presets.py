@@ -329,19 +329,57 @@ def test_resume_refuses_a_model_of_other_data(tmp_path):
         run_training(args("--restart-learning-rate", "1e-3"))
 
 
-def test_a_killed_run_past_its_epochs_is_refused_not_ended(tmp_path):
-    """A backup at or past `--epochs` (a run killed while training on past
-    its first invocation's epochs) would train nothing and save itself
-    as the finished model: refused, with what to give."""
-    from pixel_models.cli.train import run_training
+def test_a_killed_run_goes_on_to_its_own_last_epoch(tmp_path, monkeypatch):
+    """A run trained on with `--resume` and killed part-way resumes to the
+    epoch that invocation planned (its `--epochs` counted from where it
+    went on), keeping the first run_args.json; a backup with no plan at or
+    past `--epochs` would train nothing and save itself as the finished
+    model: refused, with what to give, before anything is written."""
+    import csv
+
+    from pixel_models.cli import train
 
     args = tiny_run_arguments(tmp_path)
-    backup = tmp_path / "run" / "backup"
-    backup.mkdir(parents=True)
-    (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    run = tmp_path / "run"
+    train.run_training(args())
+    first_args = (run / "run_args.json").read_text()
+
+    class Killed(Exception):
+        pass
+
+    class KillAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:  # after the backup of epoch 3 of 4
+                raise Killed
+
+    make_callbacks = train.make_callbacks
+    monkeypatch.setattr(
+        train,
+        "make_callbacks",
+        lambda *a, **k: [*make_callbacks(*a, **k), KillAfter()],
+    )
+    saved = str(run / "model.keras")
+    with pytest.raises(Killed):
+        train.run_training(args("--resume", saved, "--epochs", "3"))
+    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
+    # Rerun as a killed run is, without --resume: on to epoch 4, not 1.
+    train.run_training(args("--epochs", "2"))
+    epochs = [
+        int(row["epoch"])
+        for row in csv.DictReader((run / "history.csv").open())
+    ]
+    assert epochs == [0, 1, 2, 3]
+    assert not (run / "backup").exists()
+    assert (run / "run_args.json").read_text() == first_args
+
+    other = tmp_path / "other"
+    (other / "backup").mkdir(parents=True)
+    (other / "backup" / "training_metadata.json").write_text(
+        json.dumps({"epoch": 3, "batch": 0})
+    )
     with pytest.raises(ValueError, match="killed after 3 epochs.*more than 3"):
-        run_training(args("--epochs", "3"))
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["backup"]
+        train.run_training(args("--epochs", "3", "--log-dir", str(other)))
+    assert sorted(p.name for p in other.iterdir()) == ["backup"]
 
 
 def test_a_warm_restart_sets_the_rate_and_keeps_the_best_checkpoint(

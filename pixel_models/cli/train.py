@@ -103,14 +103,26 @@ def fit_run(
         train, num_train, args.batch_size, args.steps_per_epoch
     )
     initial_epoch = start_history(log_dir, resume=bool(args.resume))
-    if not args.resume:
-        check_backup_has_epochs_left(log_dir, args.epochs)
-        # What built and trained this run (a resumed run keeps the first).
-        os.makedirs(log_dir, exist_ok=True)
+    final_epoch = initial_epoch + args.epochs
+    killed_after = None if args.resume else backup_epoch(log_dir)
+    os.makedirs(log_dir, exist_ok=True)
+    if killed_after is not None:
+        final_epoch = planned_final_epoch(log_dir, killed_after, args)
+    elif not args.resume:
+        # What built and trained this run (a run trained on with
+        # --resume, or resumed after it was killed, keeps the first).
         with open(os.path.join(log_dir, "run_args.json"), "w") as f:
             json.dump(vars(args), f, indent=2)
+    # A run killed part-way goes on to this epoch, not to `--epochs`.
+    with open(os.path.join(log_dir, PLANNED_EPOCHS), "w") as f:
+        json.dump({"final_epoch": final_epoch}, f)
     if initial_epoch:
         print(f"Resuming after epoch {initial_epoch} of {log_dir}")
+    elif killed_after is not None:
+        print(
+            f"Resuming {log_dir} after epoch {killed_after} (killed part-"
+            f"way), to epoch {final_epoch}"
+        )
     callbacks = make_callbacks(
         log_dir,
         patience=args.patience,
@@ -129,7 +141,7 @@ def fit_run(
             model,
             train,
             strategy=strategy,
-            epochs=initial_epoch + args.epochs,
+            epochs=final_epoch,
             steps_per_epoch=steps_per_epoch,
             validation_data=validation,
             callbacks=callbacks,
@@ -139,7 +151,7 @@ def fit_run(
         history = model.fit(
             train,
             validation_data=validation,
-            epochs=initial_epoch + args.epochs,
+            epochs=final_epoch,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
@@ -247,24 +259,43 @@ def run_multiscale(args, splits, strategy):
     return _multiscale_results(args, splits, pair, scores, seconds)
 
 
-def check_backup_has_epochs_left(log_dir, epochs):
-    """Raises ValueError when `log_dir` holds a run killed part-way (a
-    BackupAndRestore backup) at or past epoch `epochs`: resumed, it would
-    train nothing and save its backup as the finished model (a run
-    killed during a second invocation, which went on past the first's
-    epochs, say)."""
+PLANNED_EPOCHS = "planned_epochs.json"
+
+
+def backup_epoch(log_dir):
+    """The epochs a run killed part-way had trained (its
+    BackupAndRestore backup in `log_dir/backup`), or None."""
     path = os.path.join(log_dir, "backup", "training_metadata.json")
     if not os.path.exists(path):
-        return
+        return None
     with open(path) as f:
-        done = int(json.load(f)["epoch"])
-    if done >= epochs:
+        return int(json.load(f)["epoch"])
+
+
+def planned_final_epoch(log_dir, killed_after, args):
+    """The epoch a run killed after epoch `killed_after` trains to.
+
+    The killed invocation recorded its last epoch in
+    `log_dir/PLANNED_EPOCHS` (a run trained on with `--resume` counts its
+    `--epochs` from where it went on, so the rerun's `--epochs` alone
+    would end it early); a larger `--epochs` goes further. A backup with
+    no record (an older run) must have `--epochs` left: resumed at or
+    past it, it would train nothing and save its backup as the finished
+    model, so it raises ValueError, before anything is written.
+    """
+    path = os.path.join(log_dir, PLANNED_EPOCHS)
+    if os.path.exists(path):
+        with open(path) as f:
+            planned = int(json.load(f)["final_epoch"])
+        return max(planned, args.epochs)
+    if killed_after >= args.epochs:
         raise ValueError(
             f"{os.path.join(log_dir, 'backup')} holds a run killed after "
-            f"{done} epochs, and --epochs {epochs} counts from the run's "
-            f"start, so resuming it would train nothing. Give --epochs the "
-            f"total to reach (more than {done})."
+            f"{killed_after} epochs, and --epochs {args.epochs} counts "
+            f"from the run's start, so resuming it would train nothing. "
+            f"Give --epochs the total to reach (more than {killed_after})."
         )
+    return args.epochs
 
 
 def start_history(log_dir, resume):
