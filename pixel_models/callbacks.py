@@ -96,7 +96,7 @@ class RunCounters(keras.callbacks.Callback):
         logs["train_hours"] = self.earlier_hours + elapsed
 
 
-def _logged_rows(history_path):
+def logged_rows(history_path):
     """The rows of a `CSVLogger` file as dicts (none if there is no file)."""
     import csv
 
@@ -108,7 +108,7 @@ def _logged_rows(history_path):
 
 def last_logged(history_path, column):
     """The last value of `column` in a `CSVLogger` file (0.0 if none)."""
-    rows = _logged_rows(history_path)
+    rows = logged_rows(history_path)
     if not rows or not rows[-1].get(column):
         return 0.0
     return float(rows[-1][column])
@@ -118,7 +118,7 @@ def best_logged(history_path, column):
     """The lowest value of `column` in a `CSVLogger` file (None if none)."""
     values = [
         float(row[column])
-        for row in _logged_rows(history_path)
+        for row in logged_rows(history_path)
         if row.get(column)
     ]
     return min(values) if values else None

@@ -15,7 +15,6 @@ Example:
 """
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -173,16 +172,17 @@ def run_arguments(name, log_dir):
 
 def read_history(log_dir):
     """The rows of `log_dir/history.csv` as dicts of floats."""
+    from pixel_models.callbacks import logged_rows
+
     path = os.path.join(log_dir, "history.csv")
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"No training history at {path!r}: train the preset there first."
         )
-    with open(path, newline="") as f:
-        return [
-            {key: float(value) for key, value in row.items() if value}
-            for row in csv.DictReader(f)
-        ]
+    return [
+        {key: float(value) for key, value in row.items() if value}
+        for row in logged_rows(path)
+    ]
 
 
 def machine():
