@@ -85,22 +85,44 @@ def projection(card, target):
     return result
 
 
+def validation_target(card, target):
+    """Test target `target` on the validation curve's scale: moved by the
+    kept checkpoint's gap between its validation and test NLL (the
+    validation images score 0.7-0.9 nats worse)."""
+    _, nats, _ = validation_nats(card)
+    return (
+        target + float(nats.min()) - card["results"]["test"]["nats_per_image"]
+    )
+
+
 def heading(name, card):
-    """A table row: the target, where the curve is, and where it heads."""
+    """A table row: the target, where the curve is, and where it heads.
+
+    The targets are on the test set: a preset whose test NLL meets its
+    target shows the hours its kept checkpoint took (measured, not
+    projected).
+    """
     target = TARGETS.get(name)
     if target is None:
         return None
-    p = projection(card, target)
-    if p["hours_more"] == 0:
-        more = "reached"
-    elif p["hours_more"] is None:
-        more = "flat"
+    test = card["results"]["test"]["nats_per_image"]
+    p = projection(card, validation_target(card, target))
+    if test <= target:
+        hours = card["training"]["wall_clock_hours"]
+        needed, more = "-", f"reached on the test set, in {hours:.2f} h"
     else:
-        more = f">= {p['hours_more']:,.1f}"
-    needed = f"{p['images_needed'] / 1e6:,.1f} M" if p["images_needed"] else "-"
+        if p["hours_more"] == 0:
+            more = "reached on validation"
+        elif p["hours_more"] is None:
+            more = "flat"
+        else:
+            more = f">= {p['hours_more']:,.1f}"
+        needed = (
+            f"{p['images_needed'] / 1e6:,.1f} M" if p["images_needed"] else "-"
+        )
     return (
-        f"| `{name}` | {target:.1f} | {p['best']:.2f} | {p['hours']:.2f} "
-        f"| {p['per_doubling']:.2f} | {needed} | {more} |"
+        f"| `{name}` | {target:.1f} | {test:.2f} | {p['best']:.2f} "
+        f"| {p['hours']:.2f} | {p['per_doubling']:.2f} | {needed} | {more} |"
     )
 
 
@@ -141,7 +163,7 @@ def plot_curves(cards, path):
         target = TARGETS.get(card["name"])
         if target is not None:
             # The projection: on to the target, or to 16x the images.
-            p = projection(card, target)
+            p = projection(card, validation_target(card, target))
             end = min(p["images_needed"] or np.inf, 16 * images[-1])
             ahead = np.geomspace(images[-1], end, 20)
             ax.plot(
@@ -230,10 +252,10 @@ def main(argv=None):
         print(f"Wrote {path}")
 
     heading_rows = [
-        "| preset | target (nats) | best validation NLL | hours trained "
-        "| nats gained per doubling of images, lately | images needed "
-        "| hours more at that pace |",
-        "|---|---|---|---|---|---|---|",
+        "| preset | target (nats) | test NLL | best validation NLL "
+        "| hours trained | nats gained per doubling of images, lately "
+        "| images needed | hours more at that pace |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, card in cards.items():
         row = heading(name, card)
@@ -308,11 +330,13 @@ paper; Gated PixelCNN 82.0). The NLL of these runs falls about linearly
 in log(images seen), so the best validation NLL over the last doubling
 of the images is fitted by a line in log2(images) (dashed in the plot):
 its slope is the nats gained per doubling of the images, and the gap to
-the target, at that pace and at the run's images per hour, gives the
-images and hours still needed. The gains per doubling shrink as a model
-nears what its size can reach, so these are lower bounds; where they run
-to hundreds of hours, the size is what has to change, not the length of
-the run:
+the target (on the test set, so moved by the kept checkpoint's gap
+between its validation and test NLL), at that pace and at the run's
+images per hour, gives the images and hours still needed. The gains
+per doubling shrink as a model nears what its size can reach, so these
+are lower bounds; where they run to hundreds of hours, the size is what
+has to change, not the length of the run. A preset that meets its target on the test set shows the
+hours its kept checkpoint took, measured.
 
 {heading}
 

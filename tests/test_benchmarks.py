@@ -286,6 +286,24 @@ def test_projection_of_a_reached_or_flat_curve():
     assert flat["per_doubling"] == 0 and flat["hours_more"] is None
 
 
+def test_heading_measures_a_target_met_on_the_test_set():
+    """The targets are test NLLs: one met there shows the kept
+    checkpoint's hours, whatever the validation curve projects."""
+    from benchmarks.preset_table import heading
+
+    name = "row_lstm_binarized_mnist"  # target 82.5
+    images, hours = [100_000, 200_000], [1.0, 2.0]
+    card = card_with_curve(images, [84.0, 83.0], hours)
+    card["training"]["wall_clock_hours"] = 1.75
+    card["results"] = {"test": {"nats_per_image": 82.4}}
+    assert heading(name, card).endswith(
+        "| - | reached on the test set, in 1.75 h |"
+    )
+    card["results"]["test"]["nats_per_image"] = 82.6
+    row = heading(name, card)
+    assert "| 82.60 | 83.00 |" in row and "reached" not in row
+
+
 def test_time_to_nll_runs_a_budget_and_scores_both_weights(tmp_path):
     from benchmarks import time_to_nll
 
