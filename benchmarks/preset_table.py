@@ -335,8 +335,9 @@ between its validation and test NLL), at that pace and at the run's
 images per hour, gives the images and hours still needed. The gains
 per doubling shrink as a model nears what its size can reach, so these
 are lower bounds; where they run to hundreds of hours, the size is what
-has to change, not the length of the run. A preset that meets its target on the test set shows the
-hours its kept checkpoint took, measured.
+has to change, not the length of the run. A preset that meets its
+target on the test set shows the hours its kept checkpoint took,
+measured.
 
 {heading}
 
