@@ -103,19 +103,7 @@ def fit_run(
         train, num_train, args.batch_size, args.steps_per_epoch
     )
     initial_epoch = start_history(log_dir, resume=bool(args.resume))
-    final_epoch = initial_epoch + args.epochs
-    killed_after = None if args.resume else backup_epoch(log_dir)
-    os.makedirs(log_dir, exist_ok=True)
-    if killed_after is not None:
-        final_epoch = planned_final_epoch(log_dir, killed_after, args)
-    elif not args.resume:
-        # What built and trained this run (a run trained on with
-        # --resume, or resumed after it was killed, keeps the first).
-        with open(os.path.join(log_dir, "run_args.json"), "w") as f:
-            json.dump(vars(args), f, indent=2)
-    # A run killed part-way goes on to this epoch, not to `--epochs`.
-    with open(os.path.join(log_dir, PLANNED_EPOCHS), "w") as f:
-        json.dump({"final_epoch": final_epoch}, f)
+    killed_after, final_epoch = plan_epochs(log_dir, args, initial_epoch)
     if initial_epoch:
         print(f"Resuming after epoch {initial_epoch} of {log_dir}")
     elif killed_after is not None:
@@ -270,6 +258,31 @@ def backup_epoch(log_dir):
         return None
     with open(path) as f:
         return int(json.load(f)["epoch"])
+
+
+def plan_epochs(log_dir, args, initial_epoch):
+    """Where a run goes on from and to, written down before it trains.
+
+    Records the run's last epoch in `log_dir/PLANNED_EPOCHS`, and the
+    arguments of a new run in `log_dir/run_args.json` (a run trained on
+    with --resume, or resumed after it was killed, keeps the first).
+
+    Returns:
+        `(killed_after, final_epoch)`: the epochs a run killed part-way
+        had trained (None for any other run), and the epoch to train to.
+    """
+    final_epoch = initial_epoch + args.epochs
+    killed_after = None if args.resume else backup_epoch(log_dir)
+    os.makedirs(log_dir, exist_ok=True)
+    if killed_after is not None:
+        final_epoch = planned_final_epoch(log_dir, killed_after, args)
+    elif not args.resume:
+        with open(os.path.join(log_dir, "run_args.json"), "w") as f:
+            json.dump(vars(args), f, indent=2)
+    # A run killed part-way goes on to this epoch, not to `--epochs`.
+    with open(os.path.join(log_dir, PLANNED_EPOCHS), "w") as f:
+        json.dump({"final_epoch": final_epoch}, f)
+    return killed_after, final_epoch
 
 
 def planned_final_epoch(log_dir, killed_after, args):
