@@ -335,8 +335,7 @@ def test_a_killed_run_goes_on_to_its_own_last_epoch(tmp_path, monkeypatch):
     went on), keeping the first run_args.json; a backup with no plan at or
     past `--epochs` would train nothing and save itself as the finished
     model: refused, with what to give, before anything is written."""
-    import csv
-
+    from pixel_models.callbacks import logged_rows
     from pixel_models.cli import train
 
     args = tiny_run_arguments(tmp_path)
@@ -364,10 +363,7 @@ def test_a_killed_run_goes_on_to_its_own_last_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "make_callbacks", make_callbacks)
     # Rerun as a killed run is, without --resume: on to epoch 4, not 1.
     train.run_training(args("--epochs", "2"))
-    epochs = [
-        int(row["epoch"])
-        for row in csv.DictReader((run / "history.csv").open())
-    ]
+    epochs = [int(row["epoch"]) for row in logged_rows(run / "history.csv")]
     assert epochs == [0, 1, 2, 3]
     assert not (run / "backup").exists()
     assert (run / "run_args.json").read_text() == first_args

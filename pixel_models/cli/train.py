@@ -103,14 +103,7 @@ def fit_run(
         train, num_train, args.batch_size, args.steps_per_epoch
     )
     initial_epoch = start_history(log_dir, resume=bool(args.resume))
-    killed_after, final_epoch = plan_epochs(log_dir, args, initial_epoch)
-    if initial_epoch:
-        print(f"Resuming after epoch {initial_epoch} of {log_dir}")
-    elif killed_after is not None:
-        print(
-            f"Resuming {log_dir} after epoch {killed_after} (killed part-"
-            f"way), to epoch {final_epoch}"
-        )
+    final_epoch = plan_epochs(log_dir, args, initial_epoch)
     callbacks = make_callbacks(
         log_dir,
         patience=args.patience,
@@ -265,11 +258,11 @@ def plan_epochs(log_dir, args, initial_epoch):
 
     Records the run's last epoch in `log_dir/PLANNED_EPOCHS`, and the
     arguments of a new run in `log_dir/run_args.json` (a run trained on
-    with --resume, or resumed after it was killed, keeps the first).
+    with --resume, or resumed after it was killed, keeps the first), and
+    says where a run that goes on resumes.
 
     Returns:
-        `(killed_after, final_epoch)`: the epochs a run killed part-way
-        had trained (None for any other run), and the epoch to train to.
+        The epoch to train to.
     """
     final_epoch = initial_epoch + args.epochs
     killed_after = None if args.resume else backup_epoch(log_dir)
@@ -282,7 +275,14 @@ def plan_epochs(log_dir, args, initial_epoch):
     # A run killed part-way goes on to this epoch, not to `--epochs`.
     with open(os.path.join(log_dir, PLANNED_EPOCHS), "w") as f:
         json.dump({"final_epoch": final_epoch}, f)
-    return killed_after, final_epoch
+    if initial_epoch:
+        print(f"Resuming after epoch {initial_epoch} of {log_dir}")
+    elif killed_after is not None:
+        print(
+            f"Resuming {log_dir} after epoch {killed_after} (killed part-"
+            f"way), to epoch {final_epoch}"
+        )
+    return final_epoch
 
 
 def planned_final_epoch(log_dir, killed_after, args):
