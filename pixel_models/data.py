@@ -3,7 +3,9 @@
 Loaders return uint8 NumPy arrays `(N, H, W, C)`; `make_dataset` turns them
 into `tf.data.Dataset`s of `(x, x)` batches (the model predicts its own
 input, one sub-pixel at a time); `get_datasets` does both for the data sets
-the training scripts know by name.
+the training scripts know by name. Where TensorFlow is not installed (a
+JAX or PyTorch machine, such as a GPU server's), the same batches come from
+`ArrayBatches`, a `keras.utils.PyDataset`, so training runs there too.
 
 Pixels stay integers `0 .. levels - 1` (cast to float32): the models
 rescale internally and the discrete NLL needs the integer targets.
@@ -17,16 +19,18 @@ found do the loaders fall back to the Keras downloaders.
 """
 
 import dataclasses
+import importlib.util
+import math
 import numbers
 import os
 import pathlib
 import pickle
 import re
+import sys
 import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from pixel_models.checks import check_int
 from pixel_models.inputs import labels_expected, pixel_values_expected
@@ -41,6 +45,11 @@ DATASET_NAMES = ("mnist", "binarized_mnist", "cifar10", "tfds:NAME")
 _CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST_BATCH = "test_batch"
+
+
+def tensorflow_installed():
+    """True where TensorFlow can be imported (Keras 3 runs without it)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def resolve_data_dir(data_dir=None):
@@ -478,7 +487,8 @@ def make_dataset(
     Returns:
         `tf.data.Dataset` yielding `(x, x)` or `((x, label), x)`, with `x`
         float32 pixel values `0 .. levels - 1` (not rescaled: the models
-        rescale internally) and `label` int32.
+        rescale internally) and `label` int32; where TensorFlow is not
+        installed, an `ArrayBatches` of the same batches.
 
     Example:
     >>> x = np.zeros((10, 8, 8, 1), "uint8")
@@ -512,6 +522,18 @@ def make_dataset(
                 "labels must have one entry per image "
                 f"({len(images)}). Received: labels of length {len(labels)}"
             )
+    if not tensorflow_installed():
+        return ArrayBatches(
+            images,
+            batch_size,
+            labels=labels,
+            shuffle=shuffle,
+            seed=seed,
+            repeat=repeat,
+            drop_remainder=drop_remainder,
+        )
+    import tensorflow as tf
+
     num = len(images)
     # Keep the pixels in memory once, as uint8, and shuffle indices: the
     # shuffle buffer then covers the whole data set at 8 bytes an image,
@@ -538,6 +560,84 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class ArrayBatches(keras.utils.PyDataset):
+    """The batches of `make_dataset`, from NumPy, without TensorFlow.
+
+    `make_dataset` returns one where TensorFlow is not installed; it
+    takes the same arguments. A shuffled one draws a new order for each
+    pass over the images; a repeated one has no end (give `fit` its
+    `steps_per_epoch`), and its `repeat()` is itself repeated.
+
+    Example:
+    >>> x = np.zeros((10, 8, 8, 1), "uint8")
+    >>> [tuple(b[0].shape) for b in ArrayBatches(x, batch_size=4)]
+    [(4, 8, 8, 1), (4, 8, 8, 1), (2, 8, 8, 1)]
+    """
+
+    def __init__(
+        self,
+        images,
+        batch_size,
+        *,
+        labels=None,
+        shuffle=False,
+        seed=None,
+        repeat=False,
+        drop_remainder=False,
+    ):
+        super().__init__()
+        self.images = np.asarray(images)
+        if labels is not None:
+            labels = np.asarray(labels).reshape(-1).astype("int32")
+        self.labels = labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.repeats = repeat
+        self.drop_remainder = drop_remainder
+        rounding = math.floor if drop_remainder else math.ceil
+        self.per_pass = rounding(len(images) / batch_size)
+        self._order = (None, None)  # (pass, its image order)
+
+    def repeat(self):
+        """These batches, without end (as `tf.data.Dataset.repeat`)."""
+        return ArrayBatches(
+            self.images,
+            self.batch_size,
+            labels=self.labels,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            repeat=True,
+            drop_remainder=self.drop_remainder,
+        )
+
+    @property
+    def num_batches(self):
+        return None if self.repeats else self.per_pass
+
+    def __len__(self):
+        return self.per_pass
+
+    def __getitem__(self, index):
+        if not self.per_pass or (not self.repeats and index >= self.per_pass):
+            raise IndexError(f"batch {index} of {self.per_pass}")
+        epoch, index = divmod(index, self.per_pass)
+        order = self._pass_order(epoch)
+        chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = self.images[chosen].astype("float32")
+        if self.labels is None:
+            return x, x
+        return (x, self.labels[chosen]), x
+
+    def _pass_order(self, epoch):
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        if self._order[0] != epoch:
+            rng = np.random.default_rng([self.seed or 0, epoch])
+            self._order = (epoch, rng.permutation(len(self.images)))
+        return self._order[1]
+
+
 @dataclasses.dataclass
 class DatasetSplits:
     """The datasets and facts `get_datasets` returns.
@@ -556,9 +656,9 @@ class DatasetSplits:
             without labels.
     """
 
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
+    train: object
+    validation: object
+    test: object
     image_shape: tuple
     levels: int
     num_train: int
@@ -867,6 +967,7 @@ def check_batches(dataset, levels, num_classes=None, condition_index=None):
     Returns:
         The checked `tf.data.Dataset`.
     """
+    import tensorflow as tf
 
     def check(values, name, high):
         values = tf.cast(values, "float32")
@@ -898,7 +999,8 @@ def check_failure(error, levels, num_classes=None):
         error: an exception raised by `fit` or `evaluate`.
         levels, num_classes: as given to `check_batches`.
     """
-    if not isinstance(error, tf.errors.InvalidArgumentError):
+    tf = sys.modules.get("tensorflow")  # the checks ran in tf.data
+    if tf is None or not isinstance(error, tf.errors.InvalidArgumentError):
         return None
     found = re.search(
         re.escape(_CHECK_PREFIX) + r"(\w+)\] \[([^\]]*)\] \[([^\]]*)\]",

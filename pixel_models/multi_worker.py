@@ -15,6 +15,7 @@ the chief and writes the run directory.
 
 import math
 import os
+import sys
 
 import keras
 from keras import ops
@@ -25,11 +26,11 @@ from pixel_models.losses import LN2, RestNLL
 
 def is_multi_worker(strategy):
     """Whether `strategy` is a `MultiWorkerMirroredStrategy`."""
-    if strategy is None:
-        return False
-    import tensorflow as tf
-
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    # A strategy of TensorFlow's exists only once TensorFlow is imported.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    )
 
 
 def worker_log_dir(strategy, log_dir):

@@ -7,6 +7,7 @@ gradient clipping, and `model.evaluate` for the test NLL. The training
 scripts' flags and runs are in `pixel_models.cli`.
 """
 
+import contextlib
 import math
 import os
 
@@ -20,6 +21,7 @@ from pixel_models.callbacks import (
     best_logged,
 )
 from pixel_models.checks import check_int
+from pixel_models.data import tensorflow_installed
 from pixel_models.inputs import mixture_levels
 from pixel_models.logistic_mixture import (
     LogisticMixtureBitsPerDim,
@@ -52,8 +54,11 @@ def make_strategy(name="default"):
 
     `"mirrored"` and `"multi_worker"` are `tf.distribute` and run on the
     TensorFlow backend only; on JAX or PyTorch they raise a `ValueError`
-    that says so (`"default"` works on every backend).
+    that says so (`"default"` works on every backend, and where TensorFlow
+    is not installed it is a `OneDevice`).
     """
+    if name == "default" and not tensorflow_installed():
+        return OneDevice()
     import tensorflow as tf
 
     if name == "default":
@@ -73,6 +78,14 @@ def make_strategy(name="default"):
     raise ValueError(
         f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}"
     )
+
+
+class OneDevice:
+    """The `"default"` strategy where TensorFlow is not installed: one
+    device, and a `scope()` that changes nothing."""
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def make_deterministic():
@@ -175,7 +188,8 @@ def make_callbacks(
 ):
     """The standard callbacks of a training run, all writing to `log_dir`.
 
-    - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate);
+    - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate),
+      and sample grids, where TensorFlow is installed;
     - CSVLogger of every epoch to `log_dir/history.csv`, appended to when
       a run resumes (with `images_seen` and `train_hours` from the start
       of the run when `images_per_epoch` is given);
@@ -233,11 +247,16 @@ def make_callbacks(
         ),
         # After ReduceLROnPlateau, which adds the learning rate to the logs.
         keras.callbacks.CSVLogger(history_path, append=True),
-        keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard")),
     ]
+    # TensorBoard's files are written by TensorFlow: a machine without it
+    # (JAX or PyTorch alone) keeps the rest of the run's records.
+    board = tensorflow_installed()
+    if board:
+        tensorboard = os.path.join(log_dir, "tensorboard")
+        callbacks.append(keras.callbacks.TensorBoard(tensorboard))
     if averaged:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
-    if sample_every:
+    if sample_every and board:
         callbacks.append(
             SampleGrid(
                 os.path.join(log_dir, "tensorboard"),

@@ -9,6 +9,7 @@ each of the three with the same logits.
 """
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 from backend_worker import MODELS
+from datafiles import write_mnist
 
 BACKENDS = ("tensorflow", "jax", "torch")
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -94,3 +96,56 @@ def test_a_keras_file_moves_between_backends_with_the_same_logits(tmp_path):
         for backend in ("jax", "torch"):
             other = np.load(tmp_path / f"{backend}-{name}.saved.npy")
             np.testing.assert_allclose(other, tf_logits, atol=1e-5, rtol=0)
+
+
+# Run in a fresh process on JAX, with TensorFlow hidden from every import
+# (as on a GPU server whose Python has JAX or PyTorch alone).
+WITHOUT_TENSORFLOW = """
+import json, os, sys
+
+class Hidden:
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("tensorflow", "tensorflow_datasets"):
+            return None
+        return self.finder.find_spec(name, path, target)
+
+sys.meta_path[:] = [Hidden(finder) for finder in sys.meta_path]
+sys.path.insert(0, sys.argv[1])
+import train_mnist
+
+results = train_mnist.main(sys.argv[2:])
+loaded = [name for name in ("tensorflow", "tensorflow_datasets")
+          if name in sys.modules]
+print(json.dumps({"results": results, "loaded": loaded}))
+"""
+
+
+def test_a_run_trains_where_tensorflow_is_not_installed(tmp_path):
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=40, num_test=8)
+    run = tmp_path / "run"
+    examples = os.path.join(TESTS, "..", "examples")
+    flags = "--dataset binarized_mnist --validation-size 8 --epochs 2"
+    flags += " --num-layers 1 --width 4 --batch-size 16 --sample-every 1"
+    process = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TENSORFLOW, examples]
+        + flags.split()
+        + ["--data-dir", str(tmp_path / "data"), "--log-dir", str(run)],
+        env=_env("jax"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
+    report = json.loads(process.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []  # not imported, not even by Keras
+    assert np.isfinite(report["results"]["bits_per_dim"])
+    assert report["results"]["num_images"] == 8
+    # The run's records, all but TensorBoard's (which TensorFlow writes).
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
+    assert (run / "model.keras").is_file()
+    assert (run / "checkpoints" / "best.keras").is_file()
+    assert not (run / "tensorboard").exists()

@@ -361,6 +361,46 @@ def test_make_dataset_repeat():
     assert len(list(ds.take(5))) == 5
 
 
+def test_array_batches_match_make_dataset():
+    # Where TensorFlow is not installed, make_dataset returns these.
+    images = np.arange(10 * 4, dtype="uint8").reshape(10, 2, 2, 1)
+    labels = np.arange(10) % 3
+    for drop in (False, True):
+        made = data.make_dataset(images, 4, labels=labels, drop_remainder=drop)
+        arrays = data.ArrayBatches(
+            images, 4, labels=labels, drop_remainder=drop
+        )
+        assert len(arrays) == arrays.num_batches == len(list(made))
+        for index, ((x, label), _) in enumerate(made):
+            (ax, alabel), atarget = arrays[index]
+            assert ax.dtype == "float32" and alabel.dtype == "int32"
+            np.testing.assert_array_equal(ax, x.numpy())
+            np.testing.assert_array_equal(alabel, label.numpy())
+            np.testing.assert_array_equal(atarget, ax)
+        with pytest.raises(IndexError):
+            arrays[len(arrays)]
+
+
+def test_array_batches_shuffle_each_pass_and_repeat():
+    images = np.arange(12, dtype="uint8").reshape(12, 1, 1, 1)
+
+    def passes(seed, count):
+        batches = data.ArrayBatches(images, 4, shuffle=True, seed=seed)
+        batches = batches.repeat()
+        assert batches.num_batches is None  # no end: fit's steps decide
+        x = [batches[i][0].ravel() for i in range(3 * count)]
+        return np.concatenate(x).reshape(count, 12)
+
+    first, second = passes(1, 2)
+    # Each pass holds every image once, in a new order.
+    np.testing.assert_array_equal(np.sort(first), np.arange(12))
+    np.testing.assert_array_equal(np.sort(second), np.arange(12))
+    assert not np.array_equal(first, second)
+    assert not np.array_equal(first, np.arange(12))
+    np.testing.assert_array_equal(passes(1, 2), [first, second])
+    assert not np.array_equal(passes(2, 1)[0], first)
+
+
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, None])
 def test_make_dataset_rejects_bad_batch_size(batch_size):
     with pytest.raises(ValueError, match="batch_size") as info:
