@@ -245,7 +245,9 @@ PLANNED_EPOCHS = "planned_epochs.json"
 
 def backup_epoch(log_dir):
     """The epochs a run killed part-way had trained (its
-    BackupAndRestore backup in `log_dir/backup`), or None."""
+    BackupAndRestore backup in `log_dir/backup`), or None where no run
+    was killed: the one test of a killed run, as Keras's own (the epoch
+    it resumes from is the backup's record)."""
     path = os.path.join(log_dir, "backup", "training_metadata.json")
     if not os.path.exists(path):
         return None
@@ -323,14 +325,11 @@ def start_history(log_dir, resume):
         The index of the first epoch to train.
     """
     history = os.path.join(log_dir, "history.csv")
-    backup = os.path.join(log_dir, "backup")
     if resume:
         if not os.path.exists(history):
             return 0
         return int(last_logged(history, "epoch")) + 1
-    if os.path.exists(history) and not (
-        os.path.isdir(backup) and os.listdir(backup)
-    ):
+    if os.path.exists(history) and backup_epoch(log_dir) is None:
         os.remove(history)
     return 0
 

@@ -91,7 +91,7 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
     Returns:
         The results dict of `pixel_models.cli.train.run_training`.
     """
-    from pixel_models.cli.train import run_training
+    from pixel_models.cli.train import backup_epoch, run_training
 
     check_name(name)
     flags = list(extra)
@@ -101,8 +101,7 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
     if minutes:
         extra += ["--time-budget", str(minutes)]
     saved = os.path.join(log_dir, "model.keras")
-    backup = os.path.join(log_dir, "backup")
-    killed = os.path.isdir(backup) and os.listdir(backup)
+    killed = backup_epoch(log_dir) is not None
     if os.path.isfile(saved) and not killed:
         print(f"Training {saved} on")
         extra += ["--resume", saved]
