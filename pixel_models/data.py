@@ -565,8 +565,9 @@ class ArrayBatches(keras.utils.PyDataset):
 
     `make_dataset` returns one where TensorFlow is not installed; it
     takes the same arguments. A shuffled one draws a new order for each
-    pass over the images; a repeated one has no end (give `fit` its
-    `steps_per_epoch`), and its `repeat()` is itself repeated.
+    pass over the images (a finite one at each `on_epoch_end`, which
+    Keras calls after every epoch); a repeated one has no end (give
+    `fit` its `steps_per_epoch`), and its `repeat()` is itself repeated.
 
     Example:
     >>> x = np.zeros((10, 8, 8, 1), "uint8")
@@ -598,6 +599,7 @@ class ArrayBatches(keras.utils.PyDataset):
         rounding = math.floor if drop_remainder else math.ceil
         self.per_pass = rounding(len(images) / batch_size)
         self._order = (None, None)  # (pass, its image order)
+        self._passes = 0  # of a finite one, ended by `on_epoch_end`
 
     def repeat(self):
         """These batches, without end (as `tf.data.Dataset.repeat`)."""
@@ -611,6 +613,10 @@ class ArrayBatches(keras.utils.PyDataset):
             drop_remainder=self.drop_remainder,
         )
 
+    def on_epoch_end(self):
+        if not self.repeats:
+            self._passes += 1
+
     @property
     def num_batches(self):
         return None if self.repeats else self.per_pass
@@ -622,7 +628,7 @@ class ArrayBatches(keras.utils.PyDataset):
         if not self.per_pass or (not self.repeats and index >= self.per_pass):
             raise IndexError(f"batch {index} of {self.per_pass}")
         epoch, index = divmod(index, self.per_pass)
-        order = self._pass_order(epoch)
+        order = self._pass_order(self._passes + epoch)
         chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
         x = self.images[chosen].astype("float32")
         if self.labels is None:

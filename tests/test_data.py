@@ -399,6 +399,12 @@ def test_array_batches_shuffle_each_pass_and_repeat():
     assert not np.array_equal(first, np.arange(12))
     np.testing.assert_array_equal(passes(1, 2), [first, second])
     assert not np.array_equal(passes(2, 1)[0], first)
+    # A finite one too, pass after pass, as Keras ends each epoch.
+    finite = data.ArrayBatches(images, 4, shuffle=True, seed=1)
+    for expected in (first, second):
+        x = np.concatenate([batch[0].ravel() for batch in finite])
+        np.testing.assert_array_equal(x, expected)
+        finite.on_epoch_end()
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, None])
