@@ -587,6 +587,7 @@ class ArrayBatches(keras.utils.PyDataset):
         drop_remainder=False,
     ):
         super().__init__()
+        check_int("batch_size", batch_size)
         self.images = np.asarray(images)
         if labels is not None:
             labels = np.asarray(labels).reshape(-1).astype("int32")

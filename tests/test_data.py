@@ -409,9 +409,10 @@ def test_array_batches_shuffle_each_pass_and_repeat():
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, None])
 def test_make_dataset_rejects_bad_batch_size(batch_size):
-    with pytest.raises(ValueError, match="batch_size") as info:
-        data.make_dataset(np.zeros((2, 2, 2, 1), "uint8"), batch_size)
-    assert f"Received: batch_size={batch_size!r}" in str(info.value)
+    for make in (data.make_dataset, data.ArrayBatches):
+        with pytest.raises(ValueError, match="batch_size") as info:
+            make(np.zeros((2, 2, 2, 1), "uint8"), batch_size)
+        assert f"Received: batch_size={batch_size!r}" in str(info.value)
 
 
 def test_make_dataset_rejects_mismatched_labels():
