@@ -18,6 +18,7 @@ legitimately differ from the official downloads. Only when no local file is
 found do the loaders fall back to the Keras downloaders.
 """
 
+import copy
 import dataclasses
 import importlib.util
 import math
@@ -604,15 +605,9 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def repeat(self):
         """These batches, without end (as `tf.data.Dataset.repeat`)."""
-        return ArrayBatches(
-            self.images,
-            self.batch_size,
-            labels=self.labels,
-            shuffle=self.shuffle,
-            seed=self.seed,
-            repeat=True,
-            drop_remainder=self.drop_remainder,
-        )
+        repeated = copy.copy(self)  # the same arrays, not copies
+        repeated.repeats = True
+        return repeated
 
     def on_epoch_end(self):
         if not self.repeats:
