@@ -248,20 +248,18 @@ def make_callbacks(
         # After ReduceLROnPlateau, which adds the learning rate to the logs.
         keras.callbacks.CSVLogger(history_path, append=True),
     ]
-    # TensorBoard's files are written by TensorFlow: a machine without it
-    # (JAX or PyTorch alone) keeps the rest of the run's records.
+    # TensorBoard's files (logs, sample grids) are written by TensorFlow:
+    # a machine without it (JAX or PyTorch alone) keeps the other records.
+    tensorboard = os.path.join(log_dir, "tensorboard")
     board = tensorflow_installed()
     if board:
-        tensorboard = os.path.join(log_dir, "tensorboard")
         callbacks.append(keras.callbacks.TensorBoard(tensorboard))
     if averaged:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if sample_every and board:
         callbacks.append(
             SampleGrid(
-                os.path.join(log_dir, "tensorboard"),
-                every=sample_every,
-                condition=sample_condition,
+                tensorboard, every=sample_every, condition=sample_condition
             )
         )
     if backup:
