@@ -38,6 +38,7 @@ from pixel_models.losses import (
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+SCHEDULES = ("plateau", "cosine")
 
 
 def make_strategy(name="default"):
@@ -185,6 +186,7 @@ def make_callbacks(
     images_per_epoch=None,
     sample_condition=None,
     averaged=False,
+    schedule=None,
 ):
     """The standard callbacks of a training run, all writing to `log_dir`.
 
@@ -197,7 +199,8 @@ def make_callbacks(
       `log_dir/checkpoints/best.keras`, written atomically, and only
       over a better one: a resumed run measures its epochs against the
       best one in `history.csv`;
-    - ReduceLROnPlateau and EarlyStopping on `val_loss`;
+    - ReduceLROnPlateau (or a planned `schedule`) and EarlyStopping on
+      `val_loss`;
     - TerminateOnNaN;
     - BackupAndRestore to `log_dir/backup`, so a killed run resumes.
 
@@ -218,6 +221,9 @@ def make_callbacks(
             and the average; `use_averaged_weights` takes the average
             out), and early stopping leaves the last weights in place
             rather than restoring the best raw ones.
+        schedule: a function `(epoch, learning_rate) -> learning_rate`
+            (`cosine_schedule`, say) that sets each epoch's rate
+            (`LearningRateScheduler`) in place of ReduceLROnPlateau.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -237,15 +243,19 @@ def make_callbacks(
             # A resumed run keeps the best of its earlier epochs.
             initial_value_threshold=best_logged(history_path, "val_loss"),
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=lr_patience, verbose=1
+        (
+            keras.callbacks.LearningRateScheduler(schedule)
+            if schedule
+            else keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=lr_patience, verbose=1
+            )
         ),
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
             patience=patience,
             restore_best_weights=not averaged,
         ),
-        # After ReduceLROnPlateau, which adds the learning rate to the logs.
+        # After the schedule, which adds the learning rate to the logs.
         keras.callbacks.CSVLogger(history_path, append=True),
     ]
     # TensorBoard's files (logs, sample grids) are written by TensorFlow:
@@ -267,6 +277,33 @@ def make_callbacks(
             keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup"))
         )
     return callbacks
+
+
+def cosine_schedule(peak, first_epoch, final_epoch):
+    """A learning rate planned for a run's length: a half cosine.
+
+    The rate starts at `peak` in epoch `first_epoch` and falls along half
+    a cosine towards zero at `final_epoch` (the epoch after the last), so
+    a run anneals over the epochs it has rather than halving on plateaus.
+
+    Returns:
+        A function `(epoch, learning_rate=None) -> rate` for
+        `keras.callbacks.LearningRateScheduler`.
+    """
+    if not peak > 0:
+        raise ValueError(f"peak must be > 0. Received: peak={peak}")
+    if not final_epoch > first_epoch:
+        raise ValueError(
+            "final_epoch must be after first_epoch. Received: "
+            f"first_epoch={first_epoch}, final_epoch={final_epoch}"
+        )
+    span = final_epoch - first_epoch
+
+    def rate(epoch, learning_rate=None):
+        done = min(max(epoch - first_epoch, 0), span) / span
+        return float(peak * 0.5 * (1.0 + math.cos(math.pi * done)))
+
+    return rate
 
 
 def repeat_for_fit(dataset, num_images, batch_size, steps_per_epoch=None):

@@ -378,6 +378,58 @@ def test_a_killed_run_goes_on_to_its_own_last_epoch(tmp_path, monkeypatch):
     assert sorted(p.name for p in other.iterdir()) == ["backup"]
 
 
+def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
+    tmp_path, monkeypatch
+):
+    """`--schedule cosine` sets each epoch's rate along half a cosine from
+    the starting rate over `--epochs`; a run killed part-way resumes on
+    that plan (its first epoch and peak, not the rerun's), and a rerun
+    naming another schedule is refused before anything is written."""
+    from pixel_models.callbacks import logged_rows
+    from pixel_models.cli import train
+    from pixel_models.training import cosine_schedule
+
+    args = tiny_run_arguments(tmp_path)
+    run = tmp_path / "run"
+
+    class Killed(Exception):
+        pass
+
+    class KillAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise Killed
+
+    make_callbacks = train.make_callbacks
+    monkeypatch.setattr(
+        train,
+        "make_callbacks",
+        lambda *a, **k: [*make_callbacks(*a, **k), KillAfter()],
+    )
+    cosine = ("--schedule", "cosine", "--learning-rate", "0.01")
+    with pytest.raises(Killed):
+        train.run_training(args(*cosine, "--epochs", "4", "--patience", "9"))
+    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="--schedule cosine, so it resumes"):
+        train.run_training(args("--schedule", "plateau", "--epochs", "4"))
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+    # Resumed without the flags, at another starting rate: same plan.
+    train.run_training(args("--epochs", "4", "--learning-rate", "0.5"))
+    rates = [
+        float(row["learning_rate"]) for row in logged_rows(run / "history.csv")
+    ]
+    planned = cosine_schedule(0.01, 0, 4)
+    assert rates == pytest.approx([planned(epoch) for epoch in range(4)])
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[2] == pytest.approx(0.005)
+    assert rates == sorted(rates, reverse=True)
+    with pytest.raises(ValueError, match="final_epoch must be after"):
+        cosine_schedule(0.01, 4, 4)
+    with pytest.raises(ValueError, match="peak must be > 0"):
+        cosine_schedule(0.0, 0, 4)
+
+
 def test_a_warm_restart_sets_the_rate_and_keeps_the_best_checkpoint(
     tmp_path,
 ):

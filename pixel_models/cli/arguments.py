@@ -10,7 +10,7 @@ import argparse
 import re
 
 from pixel_models import data, models
-from pixel_models.training import PRECISIONS, STRATEGIES
+from pixel_models.training import PRECISIONS, SCHEDULES, STRATEGIES
 
 
 def add_training_arguments(parser, *, datasets, default_dataset, sizes):
@@ -202,6 +202,16 @@ def _add_optimizer_arguments(group, sizes):
         help="with --resume: set the resumed optimizer's learning rate to "
         "RATE (a warm restart of a run whose rate has decayed on "
         "plateaus; weights, Adam's moments and any moving average kept)",
+    )
+    group.add_argument(
+        "--schedule",
+        default=None,
+        choices=SCHEDULES,
+        help="plateau (default): halve the learning rate after "
+        "--lr-patience epochs without a better validation NLL; cosine: "
+        "plan it for the run's length, half a cosine from the starting "
+        "rate (--learning-rate, or --restart-learning-rate) towards zero "
+        "over --epochs. A killed run resumes on the schedule it started",
     )
     group.add_argument(
         "--lr-patience",

@@ -20,6 +20,7 @@ from pixel_models.cli.arguments import in_flag_terms, make_parser
 from pixel_models.losses import LN2, rest_mask
 from pixel_models.training import (
     compile_model,
+    cosine_schedule,
     evaluate_nll,
     load_checkpoint,
     make_callbacks,
@@ -103,7 +104,8 @@ def fit_run(
         train, num_train, args.batch_size, args.steps_per_epoch
     )
     initial_epoch = start_history(log_dir, resume=bool(args.resume))
-    final_epoch = plan_epochs(log_dir, args, initial_epoch)
+    rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    final_epoch = plan_epochs(log_dir, args, initial_epoch, rate)
     callbacks = make_callbacks(
         log_dir,
         patience=args.patience,
@@ -112,6 +114,7 @@ def fit_run(
         images_per_epoch=steps_per_epoch * args.batch_size,
         sample_condition=sample_condition,
         averaged=bool(getattr(args, "ema", None)),
+        schedule=planned_schedule(log_dir),
     )
     time_budget = time_budget or args.time_budget
     if time_budget:
@@ -255,28 +258,39 @@ def backup_epoch(log_dir):
         return int(json.load(f)["epoch"])
 
 
-def plan_epochs(log_dir, args, initial_epoch):
+def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
     """Where a run goes on from and to, written down before it trains.
 
-    Records the run's last epoch in `log_dir/PLANNED_EPOCHS`, and the
-    arguments of a new run in `log_dir/run_args.json` (a run trained on
-    with --resume, or resumed after it was killed, keeps the first), and
-    says where a run that goes on resumes.
+    Records the run's last epoch in `log_dir/PLANNED_EPOCHS` (with a
+    planned learning-rate schedule, `--schedule cosine`, its first epoch
+    and peak `learning_rate` too), and the arguments of a new run in
+    `log_dir/run_args.json` (a run trained on with --resume, or resumed
+    after it was killed, keeps the first), and says where a run that goes
+    on resumes.
 
     Returns:
         The epoch to train to.
     """
     final_epoch = initial_epoch + args.epochs
     killed_after = None if args.resume else backup_epoch(log_dir)
-    os.makedirs(log_dir, exist_ok=True)
+    schedule = {}
     if killed_after is not None:
         final_epoch = planned_final_epoch(log_dir, killed_after, args)
-    elif not args.resume:
+        schedule = _killed_run_schedule(log_dir, args)
+    elif getattr(args, "schedule", None) == "cosine":
+        schedule = {
+            "schedule": "cosine",
+            "first_epoch": initial_epoch,
+            "schedule_final_epoch": final_epoch,
+            "peak_learning_rate": learning_rate,
+        }
+    os.makedirs(log_dir, exist_ok=True)
+    if killed_after is None and not args.resume:
         with open(os.path.join(log_dir, "run_args.json"), "w") as f:
             json.dump(vars(args), f, indent=2)
     # A run killed part-way goes on to this epoch, not to `--epochs`.
     with open(os.path.join(log_dir, PLANNED_EPOCHS), "w") as f:
-        json.dump({"final_epoch": final_epoch}, f)
+        json.dump({"final_epoch": final_epoch, **schedule}, f)
     if initial_epoch:
         print(f"Resuming after epoch {initial_epoch} of {log_dir}")
     elif killed_after is not None:
@@ -285,6 +299,47 @@ def plan_epochs(log_dir, args, initial_epoch):
             f"way), to epoch {final_epoch}"
         )
     return final_epoch
+
+
+def _killed_run_schedule(log_dir, args):
+    """The schedule a killed run started on, as `PLANNED_EPOCHS` holds it.
+
+    Raises ValueError when `--schedule` names another one.
+    """
+    path = os.path.join(log_dir, PLANNED_EPOCHS)
+    planned = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            planned = json.load(f)
+    started = planned.get("schedule", "plateau")
+    wanted = getattr(args, "schedule", None)
+    if wanted is not None and wanted != started:
+        raise ValueError(
+            f"{os.path.join(log_dir, 'backup')} holds a run killed "
+            f"part-way that trained with --schedule {started}, so it "
+            f"resumes on it: rerun without --schedule {wanted} (or with "
+            f"--schedule {started}), then change it once the run has ended."
+        )
+    keys = ("schedule", "first_epoch", "schedule_final_epoch")
+    return {
+        key: planned[key]
+        for key in (*keys, "peak_learning_rate")
+        if key in planned
+    }
+
+
+def planned_schedule(log_dir):
+    """The learning-rate schedule `plan_epochs` recorded for the run in
+    `log_dir`: a `cosine_schedule`, or None for ReduceLROnPlateau."""
+    with open(os.path.join(log_dir, PLANNED_EPOCHS)) as f:
+        planned = json.load(f)
+    if planned.get("schedule") != "cosine":
+        return None
+    return cosine_schedule(
+        planned["peak_learning_rate"],
+        planned["first_epoch"],
+        planned["schedule_final_epoch"],
+    )
 
 
 def planned_final_epoch(log_dir, killed_after, args):

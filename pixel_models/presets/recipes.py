@@ -467,11 +467,7 @@ def _card_training(args, history, best_row, image_shape, averaged, log_dir):
             if averaged
             else ""
         ),
-        "schedule": "learning rate halved after "
-        f"{getattr(args, 'lr_patience', 2)} epochs without a "
-        "better validation NLL (ReduceLROnPlateau); stopped after "
-        f"{args.patience} (EarlyStopping); the epoch of lowest "
-        "validation NLL is kept"
+        "schedule": _schedule_text(args)
         + "".join(
             f"; from epoch {record['from_epoch']} "
             f"({record['images_seen']:,} images) trained with "
@@ -491,6 +487,25 @@ def _card_training(args, history, best_row, image_shape, averaged, log_dir):
             for row in history
         ],
     }
+
+
+def _schedule_text(args):
+    """How the first invocation of a run set its learning rate."""
+    if getattr(args, "schedule", None) == "cosine":
+        rate = (
+            f"learning rate along half a cosine from {args.learning_rate} "
+            f"towards zero over {args.epochs} epochs (planned for the "
+            "run's length)"
+        )
+    else:
+        rate = (
+            f"learning rate halved after {getattr(args, 'lr_patience', 2)} "
+            "epochs without a better validation NLL (ReduceLROnPlateau)"
+        )
+    return (
+        f"{rate}; stopped after {args.patience} epochs without one "
+        "(EarlyStopping); the epoch of lowest validation NLL is kept"
+    )
 
 
 def _card_provenance(name, log_dir, model_path):
