@@ -210,8 +210,9 @@ def _add_optimizer_arguments(group, sizes):
         help="plateau (default): halve the learning rate after "
         "--lr-patience epochs without a better validation NLL; cosine: "
         "plan it for the run's length, half a cosine from the starting "
-        "rate (--learning-rate, or --restart-learning-rate) towards zero "
-        "over --epochs. A killed run resumes on the schedule it started",
+        "rate (--learning-rate; with --resume the model's own rate, or "
+        "--restart-learning-rate) towards zero over --epochs. A killed "
+        "run resumes on the schedule it started",
     )
     group.add_argument(
         "--lr-patience",
