@@ -382,9 +382,10 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     tmp_path, monkeypatch
 ):
     """`--schedule cosine` sets each epoch's rate along half a cosine from
-    the starting rate over `--epochs`; a run killed part-way resumes on
+    the starting rate over `--epochs`. A run killed part-way resumes on
     that plan (its first epoch and peak, not the rerun's), and a rerun
-    naming another schedule is refused before anything is written."""
+    naming another schedule is refused before anything is written; a run
+    that ended early and is trained on goes on along it to its end."""
     from pixel_models.callbacks import logged_rows
     from pixel_models.cli import train
     from pixel_models.training import cosine_schedule
@@ -399,6 +400,8 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
                 raise Killed
+            if epoch == 3:  # as a spent time budget ends a run
+                self.model.stop_training = True
 
     make_callbacks = train.make_callbacks
     monkeypatch.setattr(
@@ -408,21 +411,23 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     )
     cosine = ("--schedule", "cosine", "--learning-rate", "0.01")
     with pytest.raises(Killed):
-        train.run_training(args(*cosine, "--epochs", "4", "--patience", "9"))
-    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
+        train.run_training(args(*cosine, "--epochs", "6", "--patience", "9"))
     files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match="--schedule cosine, so it resumes"):
-        train.run_training(args("--schedule", "plateau", "--epochs", "4"))
+        train.run_training(args("--schedule", "plateau", "--epochs", "6"))
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
     # Resumed without the flags, at another starting rate: same plan.
-    train.run_training(args("--epochs", "4", "--learning-rate", "0.5"))
+    train.run_training(args("--epochs", "6", "--learning-rate", "0.5"))
+    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
+    saved = str(run / "model.keras")
+    train.run_training(args("--resume", saved, *cosine, "--epochs", "9"))
     rates = [
         float(row["learning_rate"]) for row in logged_rows(run / "history.csv")
     ]
-    planned = cosine_schedule(0.01, 0, 4)
-    assert rates == pytest.approx([planned(epoch) for epoch in range(4)])
+    planned = cosine_schedule(0.01, 0, 6)
+    assert rates == pytest.approx([planned(epoch) for epoch in range(6)])
     assert rates[0] == pytest.approx(0.01)
-    assert rates[2] == pytest.approx(0.005)
+    assert rates[3] == pytest.approx(0.005)
     assert rates == sorted(rates, reverse=True)
     with pytest.raises(ValueError, match="final_epoch must be after"):
         cosine_schedule(0.01, 4, 4)

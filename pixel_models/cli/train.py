@@ -277,6 +277,12 @@ def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
     if killed_after is not None:
         final_epoch = planned_final_epoch(log_dir, killed_after, args)
         schedule = _killed_run_schedule(log_dir, args)
+    elif schedule := _unfinished_plan(log_dir, args, initial_epoch):
+        final_epoch = schedule["schedule_final_epoch"]
+        print(
+            f"Going on along the cosine schedule planned from epoch "
+            f"{schedule['first_epoch']} to {final_epoch}"
+        )
     elif getattr(args, "schedule", None) == "cosine":
         schedule = {
             "schedule": "cosine",
@@ -299,6 +305,35 @@ def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
             f"way), to epoch {final_epoch}"
         )
     return final_epoch
+
+
+def _unfinished_plan(log_dir, args, initial_epoch):
+    """The cosine schedule a run trained on goes on along, or `{}`.
+
+    A run that ended before its planned last epoch (its time budget
+    spent) and is trained on from `log_dir/model.keras` keeps its plan,
+    unless `--restart-learning-rate` or `--schedule plateau` begins a new
+    one; `--epochs` then does not move the plan's end.
+    """
+    path = os.path.join(log_dir, PLANNED_EPOCHS)
+    saved = os.path.join(log_dir, "model.keras")
+    if (
+        not args.resume
+        or getattr(args, "restart_learning_rate", None) is not None
+        or getattr(args, "schedule", None) == "plateau"
+        or not os.path.exists(path)
+        or not os.path.exists(saved)
+        or not os.path.samefile(args.resume, saved)
+    ):
+        return {}
+    with open(path) as f:
+        planned = json.load(f)
+    if planned.get("schedule") != "cosine":
+        return {}
+    if planned["schedule_final_epoch"] <= initial_epoch:
+        return {}
+    keys = ("schedule", "first_epoch", "schedule_final_epoch")
+    return {key: planned[key] for key in (*keys, "peak_learning_rate")}
 
 
 def _killed_run_schedule(log_dir, args):
