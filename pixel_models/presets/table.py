@@ -37,10 +37,12 @@ RECIPES = {
         "--epochs 80 --steps-per-epoch 430 --patience 20 --schedule cosine "
         "--learning-rate 2e-3",
     ),
+    # The unconditional recipe, conditioned on the class.
     "gated_pixelcnn_binarized_mnist_conditional": (
         "train_mnist",
-        "--model gated_pixelcnn --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 430 --patience 6 --conditional",
+        "--model gated_pixelcnn --num-layers 15 --width 16 --batch-size 64 "
+        "--epochs 80 --steps-per-epoch 430 --patience 20 --schedule cosine "
+        "--learning-rate 2e-3 --conditional",
     ),
     "row_lstm_binarized_mnist": (
         "train_mnist",
