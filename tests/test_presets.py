@@ -429,6 +429,19 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     assert rates[0] == pytest.approx(0.01)
     assert rates[3] == pytest.approx(0.005)
     assert rates == sorted(rates, reverse=True)
+    # A warm restart of the ended run begins a new plan from its rate.
+    restart = args(
+        "--resume",
+        saved,
+        *cosine,
+        "--epochs",
+        "4",
+        "--restart-learning-rate",
+        "1",
+    )
+    assert train.plan_epochs(str(run), restart, 6, 0.003) == 10
+    new_plan = train.planned_schedule(str(run))
+    assert [new_plan(6), new_plan(8)] == pytest.approx([0.003, 0.0015])
     with pytest.raises(ValueError, match="final_epoch must be after"):
         cosine_schedule(0.01, 4, 4)
     with pytest.raises(ValueError, match="peak must be > 0"):
