@@ -332,8 +332,7 @@ def _unfinished_plan(log_dir, args, initial_epoch):
         return {}
     if planned["schedule_final_epoch"] <= initial_epoch:
         return {}
-    keys = ("schedule", "first_epoch", "schedule_final_epoch")
-    return {key: planned[key] for key in (*keys, "peak_learning_rate")}
+    return _schedule_keys(planned)
 
 
 def _killed_run_schedule(log_dir, args):
@@ -355,6 +354,11 @@ def _killed_run_schedule(log_dir, args):
             f"resumes on it: rerun without --schedule {wanted} (or with "
             f"--schedule {started}), then change it once the run has ended."
         )
+    return _schedule_keys(planned)
+
+
+def _schedule_keys(planned):
+    """The schedule's part of a `PLANNED_EPOCHS` record."""
     keys = ("schedule", "first_epoch", "schedule_final_epoch")
     return {
         key: planned[key]
