@@ -315,19 +315,16 @@ def _unfinished_plan(log_dir, args, initial_epoch):
     unless `--restart-learning-rate` or `--schedule plateau` begins a new
     one; `--epochs` then does not move the plan's end.
     """
-    path = os.path.join(log_dir, PLANNED_EPOCHS)
     saved = os.path.join(log_dir, "model.keras")
     if (
         not args.resume
         or getattr(args, "restart_learning_rate", None) is not None
         or getattr(args, "schedule", None) == "plateau"
-        or not os.path.exists(path)
         or not os.path.exists(saved)
         or not os.path.samefile(args.resume, saved)
     ):
         return {}
-    with open(path) as f:
-        planned = json.load(f)
+    planned = _recorded_plan(log_dir)
     if planned.get("schedule") != "cosine":
         return {}
     if planned["schedule_final_epoch"] <= initial_epoch:
@@ -340,11 +337,7 @@ def _killed_run_schedule(log_dir, args):
 
     Raises ValueError when `--schedule` names another one.
     """
-    path = os.path.join(log_dir, PLANNED_EPOCHS)
-    planned = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            planned = json.load(f)
+    planned = _recorded_plan(log_dir)
     started = planned.get("schedule", "plateau")
     wanted = getattr(args, "schedule", None)
     if wanted is not None and wanted != started:
@@ -357,21 +350,30 @@ def _killed_run_schedule(log_dir, args):
     return _schedule_keys(planned)
 
 
+def _recorded_plan(log_dir):
+    """The `PLANNED_EPOCHS` record of the run in `log_dir` (`{}`: none)."""
+    path = os.path.join(log_dir, PLANNED_EPOCHS)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def _schedule_keys(planned):
     """The schedule's part of a `PLANNED_EPOCHS` record."""
-    keys = ("schedule", "first_epoch", "schedule_final_epoch")
-    return {
-        key: planned[key]
-        for key in (*keys, "peak_learning_rate")
-        if key in planned
-    }
+    keys = (
+        "schedule",
+        "first_epoch",
+        "schedule_final_epoch",
+        "peak_learning_rate",
+    )
+    return {key: planned[key] for key in keys if key in planned}
 
 
 def planned_schedule(log_dir):
     """The learning-rate schedule `plan_epochs` recorded for the run in
     `log_dir`: a `cosine_schedule`, or None for ReduceLROnPlateau."""
-    with open(os.path.join(log_dir, PLANNED_EPOCHS)) as f:
-        planned = json.load(f)
+    planned = _recorded_plan(log_dir)
     if planned.get("schedule") != "cosine":
         return None
     return cosine_schedule(
@@ -392,11 +394,9 @@ def planned_final_epoch(log_dir, killed_after, args):
     past it, it would train nothing and save its backup as the finished
     model, so it raises ValueError, before anything is written.
     """
-    path = os.path.join(log_dir, PLANNED_EPOCHS)
-    if os.path.exists(path):
-        with open(path) as f:
-            planned = int(json.load(f)["final_epoch"])
-        return max(planned, args.epochs)
+    planned = _recorded_plan(log_dir)
+    if planned:
+        return max(int(planned["final_epoch"]), args.epochs)
     if killed_after >= args.epochs:
         raise ValueError(
             f"{os.path.join(log_dir, 'backup')} holds a run killed after "
