@@ -39,6 +39,9 @@ from pixel_models.losses import (
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("plateau", "cosine")
+# Epochs without a better validation NLL before ReduceLROnPlateau halves
+# the learning rate (the plateau schedule).
+LR_PATIENCE = 2
 
 
 def make_strategy(name="default"):
@@ -180,7 +183,7 @@ def make_callbacks(
     log_dir,
     *,
     patience=5,
-    lr_patience=2,
+    lr_patience=LR_PATIENCE,
     backup=True,
     sample_every=1,
     images_per_epoch=None,

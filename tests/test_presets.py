@@ -384,8 +384,9 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     """`--schedule cosine` sets each epoch's rate along half a cosine from
     the starting rate over `--epochs`. A run killed part-way resumes on
     that plan (its first epoch and peak, not the rerun's), and a rerun
-    naming another schedule is refused before anything is written; a run
-    that ended early and is trained on goes on along it to its end."""
+    naming another schedule (or the plateau schedule's --lr-patience) is
+    refused before anything is written; a run that ended early and is
+    trained on goes on along it to its end."""
     from pixel_models.callbacks import logged_rows
     from pixel_models.cli import train
     from pixel_models.training import cosine_schedule
@@ -415,6 +416,11 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match="--schedule cosine, so it resumes"):
         train.run_training(args("--schedule", "plateau", "--epochs", "6"))
+    # The plateau schedule's patience: refused on a cosine, whether the
+    # flags name it or the killed run was planned on it.
+    for flags in [cosine, ()]:
+        with pytest.raises(ValueError, match="leave --lr-patience out"):
+            train.run_training(args(*flags, "--lr-patience", "3"))
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
     # Resumed without the flags, at another starting rate: same plan.
     train.run_training(args("--epochs", "6", "--learning-rate", "0.5"))

@@ -217,9 +217,9 @@ def _add_optimizer_arguments(group, sizes):
     group.add_argument(
         "--lr-patience",
         type=int,
-        default=2,
-        help="epochs without a better validation NLL before the learning "
-        "rate is halved",
+        default=None,
+        help="--schedule plateau only: epochs without a better validation "
+        "NLL before the learning rate is halved (default 2)",
     )
     group.add_argument(
         "--weight-decay",

@@ -19,6 +19,7 @@ from pixel_models.callbacks import TimeBudget, last_logged, save_atomically
 from pixel_models.cli.arguments import in_flag_terms, make_parser
 from pixel_models.losses import LN2, rest_mask
 from pixel_models.training import (
+    LR_PATIENCE,
     compile_model,
     cosine_schedule,
     evaluate_nll,
@@ -109,7 +110,7 @@ def fit_run(
     callbacks = make_callbacks(
         log_dir,
         patience=args.patience,
-        lr_patience=getattr(args, "lr_patience", 2),
+        lr_patience=lr_patience(args),
         sample_every=sample_every,
         images_per_epoch=steps_per_epoch * args.batch_size,
         sample_condition=sample_condition,
@@ -290,6 +291,7 @@ def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
             "schedule_final_epoch": final_epoch,
             "peak_learning_rate": learning_rate,
         }
+    _check_lr_patience(args, schedule.get("schedule"))
     os.makedirs(log_dir, exist_ok=True)
     if killed_after is None and not args.resume:
         with open(os.path.join(log_dir, "run_args.json"), "w") as f:
@@ -305,6 +307,26 @@ def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
             f"way), to epoch {final_epoch}"
         )
     return final_epoch
+
+
+def lr_patience(args):
+    """The plateau schedule's patience the flags give (default 2)."""
+    patience = getattr(args, "lr_patience", None)
+    return LR_PATIENCE if patience is None else patience
+
+
+def _check_lr_patience(args, schedule):
+    """Raises ValueError for --lr-patience on a cosine schedule (which
+    would ignore it)."""
+    patience = getattr(args, "lr_patience", None)
+    if patience is not None and schedule == "cosine":
+        raise ValueError(
+            "--lr-patience sets when the plateau schedule halves the "
+            "learning rate, but this run trains on a cosine schedule "
+            "(--schedule cosine, or the one a killed or unfinished run "
+            "was planned on), which would ignore it: leave --lr-patience "
+            f"out. Received: --lr-patience={patience}"
+        )
 
 
 def _unfinished_plan(log_dir, args, initial_epoch):
@@ -501,6 +523,7 @@ def _check_flags(args):
             "training loop does not swap in the averaged weights to score "
             "them); train on one worker or without --ema."
         )
+    _check_lr_patience(args, getattr(args, "schedule", None))
     if args.multiscale is not None:
         check_multiscale_args(args)
 

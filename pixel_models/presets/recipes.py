@@ -491,6 +491,8 @@ def _card_training(args, history, best_row, image_shape, averaged, log_dir):
 
 def _schedule_text(args):
     """How the first invocation of a run set its learning rate."""
+    from pixel_models.cli.train import lr_patience
+
     if getattr(args, "schedule", None) == "cosine":
         rate = (
             f"learning rate along half a cosine from {args.learning_rate} "
@@ -499,7 +501,7 @@ def _schedule_text(args):
         )
     else:
         rate = (
-            f"learning rate halved after {getattr(args, 'lr_patience', 2)} "
+            f"learning rate halved after {lr_patience(args)} "
             "epochs without a better validation NLL (ReduceLROnPlateau)"
         )
     return (
