@@ -11,7 +11,7 @@ import pytest
 from datafiles import write_mnist
 
 from benchmarks import preset_table as presets_page
-from pixel_models import models, presets
+from pixel_models import models, presets, training
 from pixel_models.presets import recipes
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
@@ -235,7 +235,24 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     assert 0 < history[0]["train_hours"] < history[1]["train_hours"]
 
     out = tmp_path / "presets"
+    # A run still training may write a better checkpoint while export
+    # scores this one: the preset holds the weights the card scored.
+    best_path = os.path.join(log_dir, "checkpoints", "best.keras")
+    scored = keras.models.load_model(best_path).get_weights()
+    newer = keras.models.load_model(best_path)
+    newer.set_weights([w + 1 for w in scored])
+    evaluate_nll = training.evaluate_nll
+
+    def evaluate_while_training(*args, **kwargs):
+        newer.save(best_path)
+        return evaluate_nll(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_nll", evaluate_while_training)
     card = recipes.export(name, log_dir, str(out), str(data_dir))
+    monkeypatch.setattr(training, "evaluate_nll", evaluate_nll)
+    preset = keras.models.load_model(out / name / "model.keras")
+    for a, b in zip(preset.get_weights(), scored, strict=True):
+        np.testing.assert_array_equal(a, b)
     best = min(history, key=lambda row: row["val_loss"])
     assert card["training"]["images_seen"] == best["images_seen"]
     assert card["training"]["images_seen_in_run"] == 32

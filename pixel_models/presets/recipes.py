@@ -313,9 +313,10 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     model_path = os.path.join(folder, "model.keras")
     num_classes = splits.num_classes if args.conditional else None
     builder_arguments = _builder_arguments(args, splits, num_classes)
-    # An averaged run's preset holds the average, not the raw weights.
-    weights = model.get_weights() if averaged else None
-    _save_plain_model(best, model_path, args.model, builder_arguments, weights)
+    # The weights scored, not the file again: a run still training may
+    # have written a better checkpoint since (an averaged run's: the
+    # average, not the raw weights).
+    _save_plain_model(model, model_path, args.model, builder_arguments)
     card = {
         "name": name,
         "family": args.model,
@@ -416,19 +417,10 @@ def _builder_arguments(args, splits, num_classes):
     return arguments
 
 
-def _save_plain_model(best, path, family, builder_arguments, weights):
-    """Saves checkpoint `best` to `path` as its family's class.
-
-    Args:
-        weights: weights to save instead of the checkpoint's, or `None`.
-    """
-    import keras
-
-    # Without the optimizer: half the size, and a preset is for use.
-    plain = keras.models.load_model(best, compile=False, safe_mode=True)
-    plain = as_family_class(plain, family, builder_arguments)
-    if weights is not None:
-        plain.set_weights(weights)
+def _save_plain_model(model, path, family, builder_arguments):
+    """Saves `model`'s weights to `path` as its family's class, without
+    the optimizer (half the size, and a preset is for use)."""
+    plain = as_family_class(_fresh_copy(model), family, builder_arguments)
     plain.save(path)
 
 
