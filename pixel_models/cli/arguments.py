@@ -256,8 +256,9 @@ def _add_machine_arguments(group):
         help="Keras dtype policy (logits and loss stay float32). On a CPU "
         "with bfloat16 instructions (avx512_bf16 or amx_bf16 in lscpu), "
         "mixed_bfloat16 trained the PixelCNN and Gated PixelCNN 1.3-1.9x "
-        "faster, to the same NLL per image; the Row LSTM and Diagonal BiLSTM lose their fused scans "
-        "under it and ran 0.8x and 0.4x: keep float32 for them "
+        "faster, to the same NLL per image; the Row LSTM and Diagonal "
+        "BiLSTM lose their fused scans under it and ran 0.8x and 0.4x: "
+        "keep float32 for them "
         "(docs/performance.md)",
     )
     group.add_argument(
