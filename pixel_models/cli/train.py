@@ -291,6 +291,8 @@ def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
             "schedule_final_epoch": final_epoch,
             "peak_learning_rate": learning_rate,
         }
+    # The schedule a killed or unfinished run was planned on, which the
+    # flags need not name (`_check_flags` refuses a named one earlier).
     _check_lr_patience(args, schedule.get("schedule"))
     os.makedirs(log_dir, exist_ok=True)
     if killed_after is None and not args.resume:
