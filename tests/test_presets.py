@@ -1,5 +1,6 @@
 """Presets: the shipped trained models, their cards, and their recipes."""
 
+import csv
 import json
 import os
 import subprocess
@@ -292,6 +293,41 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     for picture in ("nll_vs_images.png", f"samples_{name}.png"):
         assert (page.parent / "presets" / picture).stat().st_size > 1000
         assert f"(presets/{picture})" in text
+    export_while_an_epoch_ends(monkeypatch, name, log_dir, out, data_dir)
+
+
+def export_while_an_epoch_ends(monkeypatch, name, log_dir, out, data_dir):
+    """Exports while the run ends an epoch: it writes a better
+    checkpoint and, a moment later, the epoch's history row. The card
+    gives the figures of the weights it holds, not the epoch before."""
+    best_path = os.path.join(log_dir, "checkpoints", "best.keras")
+    newer = keras.models.load_model(best_path)
+    newer.set_weights([w + 0.5 for w in newer.get_weights()])
+    history_path = os.path.join(log_dir, "history.csv")
+    rows = list(csv.DictReader(open(history_path)))
+    row = dict(rows[-1], epoch="2", images_seen="48", train_hours="1.0")
+    row["val_loss"] = str(min(float(r["val_loss"]) for r in rows) - 0.01)
+    load_checkpoint = training.load_checkpoint
+    calls = []
+
+    def load_as_the_epoch_ends(path):
+        calls.append(path)
+        if len(calls) == 1:
+            newer.save(best_path)
+        model = load_checkpoint(path)
+        if len(calls) == 1:
+            with open(history_path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=list(row)).writerow(row)
+        return model
+
+    monkeypatch.setattr(training, "load_checkpoint", load_as_the_epoch_ends)
+    card = recipes.export(name, log_dir, str(out), str(data_dir))
+    assert card["training"]["images_seen"] == 48
+    assert card["training"]["wall_clock_hours"] == 1.0
+    assert len(calls) == 2  # the load was tried again
+    preset = keras.models.load_model(out / name / "model.keras")
+    for a, b in zip(preset.get_weights(), newer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def tiny_run_arguments(tmp_path):

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 from pixel_models.presets.table import (
     CIFAR,
@@ -281,7 +282,6 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     from pixel_models.training import (
         compile_model,
         evaluate_nll,
-        load_checkpoint,
         use_averaged_weights,
     )
 
@@ -289,8 +289,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     args = run_arguments(name, log_dir)
     data_dir = data_dir or args.data_dir
     out_dir = out_dir or os.path.dirname(os.path.abspath(__file__))
-    best, history = _finished_run(log_dir)
-    model = load_checkpoint(best)
+    model, history = _load_best(log_dir)
     averaged = bool(getattr(args, "ema", None))
     if averaged:
         # The checkpoint holds the raw weights and their average; the
@@ -347,6 +346,41 @@ def _finished_run(log_dir):
             "history rows or no checkpoints/best.keras): train it first."
         )
     return best, history
+
+
+def _load_best(log_dir, tries=10):
+    """The best checkpoint, loaded, and the history rows it belongs to.
+
+    A run still training writes `checkpoints/best.keras` a moment before
+    its epoch's history row (the checkpoint callback runs before
+    `CSVLogger`), so rows read around the load could end one epoch before
+    the weights. Both are read again until neither changed across the
+    load: the card's images and hours are those of the weights it scores.
+
+    Raises:
+        FileNotFoundError: the run has no finished epoch yet.
+        RuntimeError: the checkpoint changed during each of `tries` loads.
+    """
+    from pixel_models.training import load_checkpoint
+
+    for _ in range(tries):
+        best, history = _finished_run(log_dir)
+        before = _file_stamp(best)
+        model = load_checkpoint(best)
+        unchanged = _file_stamp(best) == before
+        if unchanged and len(read_history(log_dir)) == len(history):
+            return model, history
+        time.sleep(1.0)
+    raise RuntimeError(
+        f"{best} or the history beside it changed during each of {tries} "
+        "loads: export between two epochs, or after the run."
+    )
+
+
+def _file_stamp(path):
+    """What changes when a file is written or replaced."""
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def _test_splits(args, data_dir, limit):
