@@ -228,6 +228,14 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     restart = ["--restart-learning-rate", "5e-4"]
     recipes.train(name, log_dir, str(data_dir), extra=[*small, *restart])
     second = keras.models.load_model(os.path.join(log_dir, "model.keras"))
+    # Flags that are refused leave no record for the card.
+    refused = ["--schedule", "cosine", "--lr-patience", "3"]
+    with pytest.raises(ValueError, match="--lr-patience"):
+        recipes.train(name, log_dir, str(data_dir), extra=[*small, *refused])
+    assert [r["flags"] for r in recipes.added_flags(log_dir)] == [
+        " ".join(small),
+        " ".join([*small, *restart]),
+    ]
     assert int(second.optimizer.iterations) == 4
     assert float(second.optimizer.learning_rate) == pytest.approx(5e-4)
     history = recipes.read_history(log_dir)

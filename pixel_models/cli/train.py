@@ -33,12 +33,13 @@ from pixel_models.training import (
 )
 
 
-def run_training(args):
+def run_training(args, callbacks=()):
     """Builds, trains and evaluates a model as the parsed `args` say.
 
     Writes TensorBoard logs, checkpoints and the final model to
     `args.log_dir`, prints the test NLL, and stores it in
-    `args.log_dir/results.json`.
+    `args.log_dir/results.json`. `callbacks` go to each `fit` after the
+    run's own: their `on_train_begin` comes once every flag was checked.
 
     Returns:
         The results dict (test bits/dim, nats/image, images scored,
@@ -53,7 +54,7 @@ def run_training(args):
         make_deterministic()
     splits = _load_splits(args)
     if args.multiscale is not None:
-        return run_multiscale(args, splits, strategy)
+        return run_multiscale(args, splits, strategy, callbacks)
     with strategy.scope():
         if args.resume:
             model = _resumed_model(args, splits)
@@ -70,6 +71,7 @@ def run_training(args):
         log_dir,
         strategy,
         sample_every=args.sample_every if log_dir == args.log_dir else 0,
+        extra_callbacks=callbacks,
     )
     return _score(model, splits, args, log_dir, strategy, train_seconds)
 
@@ -85,6 +87,7 @@ def fit_run(
     sample_every=1,
     time_budget=None,
     sample_condition=None,
+    extra_callbacks=(),
 ):
     """Trains `model` as the parsed `args` say and saves it.
 
@@ -97,6 +100,7 @@ def fit_run(
         time_budget: minutes (default `args.time_budget`).
         sample_condition: small images for the TensorBoard sample grids
             of a model conditioned on one.
+        extra_callbacks: more callbacks, after the run's own.
 
     Returns:
         Seconds of training.
@@ -116,7 +120,7 @@ def fit_run(
         sample_condition=sample_condition,
         averaged=bool(getattr(args, "ema", None)),
         schedule=planned_schedule(log_dir),
-    )
+    ) + list(extra_callbacks)
     time_budget = time_budget or args.time_budget
     if time_budget:
         callbacks.append(TimeBudget(time_budget))
@@ -187,7 +191,7 @@ def check_multiscale_args(args):
             )
 
 
-def run_multiscale(args, splits, strategy):
+def run_multiscale(args, splits, strategy, callbacks=()):
     """Trains the two stages of a Multi-Scale model and scores the pair.
 
     Stage `small` models the `S x S` subsampled images, stage `large` the
@@ -227,6 +231,7 @@ def run_multiscale(args, splits, strategy):
             sample_every=args.sample_every,
             time_budget=budget,
             sample_condition=val_small if large else None,
+            extra_callbacks=callbacks,
         )
         scored = evaluate_nll(
             model,

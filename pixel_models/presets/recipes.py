@@ -118,9 +118,24 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
             )
         )
     args = parse_recipe(name, extra)
-    if flags:
-        record_flags(log_dir, flags)
-    return run_training(args)
+    return run_training(args, callbacks=_flag_recorder(log_dir, flags))
+
+
+def _flag_recorder(log_dir, flags):
+    """A callback that records `flags` (`record_flags`) when training
+    begins, once: flags that are refused leave no record."""
+    if not flags:
+        return []
+    import keras
+
+    recorded = []
+
+    def record(logs=None):
+        if not recorded:
+            record_flags(log_dir, flags)
+            recorded.append(True)
+
+    return [keras.callbacks.LambdaCallback(on_train_begin=record)]
 
 
 def record_flags(log_dir, flags):
