@@ -158,7 +158,8 @@ def main(argv=None):
         default="float32",
         choices=("float32", "mixed_float16", "mixed_bfloat16"),
         help="Keras dtype policy of every model (mixed_bfloat16 pays on "
-        "CPUs with AMX, amx_bf16 in lscpu; see docs/performance.md)",
+        "CPUs with bfloat16 instructions, avx512_bf16 or amx_bf16 in "
+        "lscpu; see docs/performance.md)",
     )
     parser.add_argument(
         "--out", default="benchmarks/results/train_throughput.json"
