@@ -259,7 +259,14 @@ def main(argv=None):
         if row:
             heading_rows.append(row)
             print(row)
-    machine = next(iter(cards.values()))["training"]["machine"]
+    machines = {card["training"]["machine"] for card in cards.values()}
+    machine = (
+        machines.pop()
+        if len(machines) == 1
+        else "the machines each card names (`training.machine`: which "
+        "machine trained which epochs, where a run went on across "
+        "sessions)"
+    )
     page = PAGE.format(
         table="\n".join(rows),
         heading="\n".join(heading_rows),

@@ -404,6 +404,96 @@ def use_averaged_weights(model):
     return model
 
 
+SESSIONS = "sessions.json"
+
+
+def machine():
+    """A line that says what machine this is: CPU, cores, GPUs."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    line = f"{cpu}, {os.cpu_count()} cores"
+    if not tensorflow_installed():  # the GPUs are TensorFlow's to count
+        return line
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return f"{line}, " + (f"{gpus} GPU{'s' * (gpus > 1)}" if gpus else "no GPU")
+
+
+def record_session(log_dir, from_epoch):
+    """Appends to `log_dir/sessions.json` that training goes on from
+    epoch `from_epoch` (0-based) on this machine, so that a run trained
+    across machines can say which trained which epochs and hours."""
+    import datetime
+    import json
+
+    path = os.path.join(log_dir, SESSIONS)
+    records = []
+    if os.path.exists(path):
+        with open(path) as f:
+            records = json.load(f)
+    records.append(
+        {
+            "from_epoch": int(from_epoch),
+            "machine": machine(),
+            "started": datetime.datetime.now(datetime.timezone.utc)
+            .replace(microsecond=0)
+            .isoformat(),
+        }
+    )
+    os.makedirs(log_dir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(records, f, indent=2)
+
+
+def trained_on(log_dir, rows):
+    """Which machine trained the epochs of history `rows` (`record_session`):
+    one machine's line if one trained them all, else each machine with
+    its epochs and hours; epochs before the first record are "not
+    recorded".
+
+    Args:
+        log_dir: the run folder.
+        rows: history rows (dicts with `epoch` and `train_hours`), in
+            order.
+    """
+    import json
+
+    path = os.path.join(log_dir, SESSIONS)
+    records = []
+    if os.path.exists(path):
+        with open(path) as f:
+            records = json.load(f)
+    spans = []  # [machine, first epoch, last epoch, hours]
+    hours = 0.0
+    for row in rows:
+        epoch = int(row["epoch"])
+        name = "not recorded"
+        for record in records:
+            if record["from_epoch"] <= epoch:
+                name = record["machine"]
+        if not spans or spans[-1][0] != name:
+            spans.append([name, epoch, epoch, 0.0])
+        spans[-1][2] = epoch
+        spans[-1][3] += row["train_hours"] - hours
+        hours = row["train_hours"]
+    if len(spans) == 1:
+        return spans[0][0]
+    return "; ".join(
+        f"epochs {first + 1}-{last + 1} ({spent:.2f} h): {name}"
+        for name, first, last, spent in spans
+    )
+
+
 def load_checkpoint(path):
     """Loads a `.keras` model file, with clear errors for bad files.
 

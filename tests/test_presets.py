@@ -264,6 +264,10 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
     best = min(history, key=lambda row: row["val_loss"])
     assert card["training"]["images_seen"] == best["images_seen"]
+    # Both sessions of the run trained here (the refused one did not).
+    sessions = json.load(open(os.path.join(log_dir, training.SESSIONS)))
+    assert [s["from_epoch"] for s in sessions] == [0, 1]
+    assert card["training"]["machine"] == training.machine()
     assert card["training"]["images_seen_in_run"] == 32
     assert card["builder_arguments"]["num_layers"] == 1
     assert card["builder_arguments"]["width"] == 4

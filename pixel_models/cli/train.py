@@ -27,6 +27,7 @@ from pixel_models.training import (
     make_callbacks,
     make_deterministic,
     make_strategy,
+    record_session,
     repeat_for_fit,
     set_precision,
     use_averaged_weights,
@@ -300,6 +301,9 @@ def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
     # flags need not name (`_check_flags` refuses a named one earlier).
     _check_lr_patience(args, schedule.get("schedule"))
     os.makedirs(log_dir, exist_ok=True)
+    record_session(
+        log_dir, initial_epoch if killed_after is None else killed_after
+    )
     if killed_after is None and not args.resume:
         with open(os.path.join(log_dir, "run_args.json"), "w") as f:
             json.dump(vars(args), f, indent=2)

@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 
@@ -198,20 +197,6 @@ def read_history(log_dir):
         {key: float(value) for key, value in row.items() if value}
         for row in logged_rows(path)
     ]
-
-
-def machine():
-    """A line that says what machine trained the run."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, no GPU"
 
 
 def as_family_class(model, family, builder_arguments):
@@ -489,6 +474,7 @@ def _card_data(args, counts):
 def _card_training(args, history, best_row, image_shape, averaged, log_dir):
     """The card's `training` section: how long, where, and how it went."""
     from pixel_models.losses import bits_per_dim_to_nats_per_image
+    from pixel_models.training import trained_on
 
     last = history[-1]
     return {
@@ -498,7 +484,10 @@ def _card_training(args, history, best_row, image_shape, averaged, log_dir):
         "epochs_in_run": int(last["epoch"]) + 1,
         "wall_clock_hours": round(best_row["train_hours"], 3),
         "wall_clock_hours_in_run": round(last["train_hours"], 3),
-        "machine": machine(),
+        # Which machine trained which epochs up to the kept one.
+        "machine": trained_on(
+            log_dir, [r for r in history if r["epoch"] <= best_row["epoch"]]
+        ),
         "batch_size": args.batch_size,
         "optimizer": f"Adam, learning rate {args.learning_rate}, "
         f"gradient clipnorm {args.clipnorm}"
