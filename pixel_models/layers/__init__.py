@@ -2,6 +2,7 @@
 
 from pixel_models.layers.conditioning import ConditionBias, ConditionMap
 from pixel_models.layers.diagonal_bilstm import DiagonalBiLSTM
+from pixel_models.layers.dropout import FastDropout
 from pixel_models.layers.gated import GatedPixelCNNBlock
 from pixel_models.layers.lstm_cell import LineLSTMCell
 from pixel_models.layers.masked_conv import MaskedConv2D
@@ -21,6 +22,7 @@ __all__ = [
     "ConditionBias",
     "ConditionMap",
     "DiagonalBiLSTM",
+    "FastDropout",
     "Gate",
     "GatedPixelCNNBlock",
     "LineLSTMCell",

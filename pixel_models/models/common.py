@@ -3,7 +3,12 @@
 import keras
 
 from pixel_models.checks import check_int
-from pixel_models.layers import ConditionBias, ConditionMap, MaskedConv2D
+from pixel_models.layers import (
+    ConditionBias,
+    ConditionMap,
+    FastDropout,
+    MaskedConv2D,
+)
 from pixel_models.layers.masked_conv import check_divisible
 from pixel_models.logistic_mixture import num_parameters
 
@@ -407,7 +412,7 @@ def pixel_rnn(
         layer = make_layer(units, channels, f"layer{i}_lstm", conditional_map)
         y = layer([y, condition_map] if conditional_map else y)
         if dropout:
-            y = keras.layers.Dropout(dropout, name=f"layer{i}_dropout")(y)
+            y = FastDropout(dropout, name=f"layer{i}_dropout")(y)
         y = MaskedConv2D(2 * units, 1, "B", channels, name=f"layer{i}_1x1")(y)
         if residual:
             y = keras.layers.Add(name=f"layer{i}_add")([x, y])

@@ -1,8 +1,6 @@
 """Gated PixelCNN (van den Oord et al., 2016b)."""
 
-import keras
-
-from pixel_models.layers import GatedPixelCNNBlock
+from pixel_models.layers import FastDropout, GatedPixelCNNBlock
 from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import finish_model, mask_groups, start_model
 
@@ -32,7 +30,7 @@ def _stacks(x, conditions, channels, sizes):
             filters, kernel_size, channels, "B", name=f"block{i}", **options
         )([v, h, *extra])
         if dropout:
-            h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+            h = FastDropout(dropout, name=f"block{i}_dropout")(h)
     return h
 
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from pixel_models.layers import MaskedConv2D
+from pixel_models.layers import FastDropout, MaskedConv2D
 from pixel_models.models.base import PixelModel, register_family
 from pixel_models.models.common import (
     condition,
@@ -41,7 +41,7 @@ def residual_block(
         y
     )
     if dropout:
-        y = keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
+        y = FastDropout(dropout, name=f"{name}_dropout")(y)
     y = MaskedConv2D(2 * filters, 1, "B", c, name=f"{name}_1x1b")(y)
     if residual:
         y = keras.layers.Add(name=f"{name}_add")([x, y])

@@ -5,6 +5,7 @@ import keras
 
 from pixel_models.layers import (
     ConcatELU,
+    FastDropout,
     Gate,
     Shift,
     ShiftedConv2D,
@@ -47,7 +48,7 @@ def gated_resnet(x, a, filters, stream, dropout, conditions, name):
         y = keras.layers.Add(name=f"{name}_add_link")([y, link])
     y = ConcatELU(name=f"{name}_elu_mid")(y)
     if dropout:
-        y = keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
+        y = FastDropout(dropout, name=f"{name}_dropout")(y)
     y = ShiftedConv2D(2 * filters, kernel, shift, name=f"{name}_conv_out")(y)
     embedding, condition_map = conditions
     y = condition(y, embedding, f"{name}_condition")
