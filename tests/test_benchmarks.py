@@ -423,3 +423,52 @@ def test_time_to_nll_plots_each_result_folder_to_its_own_picture():
     assert time_to_nll.default_plot(other + os.sep) == os.path.join(
         time_to_nll.ROOT, "docs", "time_to_nll_cifar10.png"
     )
+
+
+def test_dropout_speed_times_the_stock_call_against_the_fast_one(
+    tmp_path, monkeypatch
+):
+    import keras
+
+    from benchmarks import dropout_speed
+    from pixel_models.layers import FastDropout
+
+    stock = keras.layers.Dropout.call
+    calls = []
+
+    def counted(self, inputs, training=False):
+        calls.append(id(self))
+        return stock(self, inputs, training=training)
+
+    built = {}
+    build = dropout_speed.build
+
+    def recorded_build(variant, args):
+        model, x = build(variant, args)
+        built[variant] = model
+        return model, x
+
+    monkeypatch.setattr(dropout_speed, "build", recorded_build)
+    monkeypatch.setattr(keras.layers.Dropout, "call", counted)
+    fast = FastDropout.call
+    out = tmp_path / "dropout.json"
+    results = dropout_speed.main(
+        ["--num-layers", "2", "--width", "4", "--batch-size", "4",
+         "--rounds", "1", "--steps", "1", "--warmup", "1",
+         "--out", str(out)]
+    )  # fmt: skip
+    # Only the stock model's two dropout layers took the stock call.
+    owner = {
+        id(layer): variant
+        for variant, model in built.items()
+        for layer in model.layers
+        if isinstance(layer, FastDropout)
+    }
+    assert len(owner) == 4
+    assert {owner[call] for call in calls} == {"stock"}
+    assert len(set(calls)) == 2
+    assert FastDropout.call is fast
+    assert results["none"]["step_over_no_dropout"] == 1.0
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"none", "fast", "stock"}
+    assert report["float32_matmul_flops"] > 0
