@@ -633,3 +633,14 @@ def test_an_averaged_run_is_scored_and_exported_on_its_average(tmp_path):
     assert "averaged" in card["training"]["optimizer"]
     with pytest.raises(ValueError, match="keeps no moving average"):
         use_averaged_weights(raw.__class__.from_config(raw.get_config()))
+
+
+def test_a_resumed_run_adds_no_second_record_of_the_same_flags(tmp_path):
+    log_dir = str(tmp_path)
+    recipes.record_flags(log_dir, ["--dropout", "0.1"])
+    recipes.record_flags(log_dir, ["--dropout", "0.1"])
+    recipes.record_flags(log_dir, ["--dropout", "0.2"])
+    assert [r["flags"] for r in recipes.added_flags(log_dir)] == [
+        "--dropout 0.1",
+        "--dropout 0.2",
+    ]

@@ -140,12 +140,16 @@ def _flag_recorder(log_dir, flags):
 def record_flags(log_dir, flags):
     """Appends the flags a session added to the recipe's (a warm restart,
     say) to `log_dir/added_flags.json`, with the epoch and images the run
-    had reached, so that the card can say how the run was trained."""
+    had reached, so that the card can say how the run was trained. The
+    same flags as the last record's (a killed run resumed with its
+    command) add nothing."""
     path = os.path.join(log_dir, "added_flags.json")
     records = []
     if os.path.exists(path):
         with open(path) as f:
             records = json.load(f)
+    if records and records[-1]["flags"] == " ".join(flags):
+        return
     rows = []
     if os.path.exists(os.path.join(log_dir, "history.csv")):
         rows = read_history(log_dir)
