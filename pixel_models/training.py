@@ -429,30 +429,42 @@ def machine():
     return f"{line}, " + (f"{gpus} GPU{'s' * (gpus > 1)}" if gpus else "no GPU")
 
 
+def read_records(path):
+    """The list of records in the JSON file `path` (empty if none)."""
+    import json
+
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+def append_record(path, record):
+    """Appends `record` to the list of records in the JSON file `path`."""
+    import json
+
+    records = [*read_records(path), record]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(records, f, indent=2)
+
+
 def record_session(log_dir, from_epoch):
     """Appends to `log_dir/sessions.json` that training goes on from
     epoch `from_epoch` (0-based) on this machine, so that a run trained
     across machines can say which trained which epochs and hours."""
     import datetime
-    import json
 
-    path = os.path.join(log_dir, SESSIONS)
-    records = []
-    if os.path.exists(path):
-        with open(path) as f:
-            records = json.load(f)
-    records.append(
+    append_record(
+        os.path.join(log_dir, SESSIONS),
         {
             "from_epoch": int(from_epoch),
             "machine": machine(),
             "started": datetime.datetime.now(datetime.timezone.utc)
             .replace(microsecond=0)
             .isoformat(),
-        }
+        },
     )
-    os.makedirs(log_dir, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(records, f, indent=2)
 
 
 def trained_on(log_dir, rows):
@@ -466,13 +478,7 @@ def trained_on(log_dir, rows):
         rows: history rows (dicts with `epoch` and `train_hours`), in
             order.
     """
-    import json
-
-    path = os.path.join(log_dir, SESSIONS)
-    records = []
-    if os.path.exists(path):
-        with open(path) as f:
-            records = json.load(f)
+    records = read_records(os.path.join(log_dir, SESSIONS))
     spans = []  # [machine, first epoch, last epoch, hours]
     hours = 0.0
     for row in rows:

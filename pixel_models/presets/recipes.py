@@ -143,35 +143,29 @@ def record_flags(log_dir, flags):
     had reached, so that the card can say how the run was trained. The
     same flags as the last record's (a killed run resumed with its
     command) add nothing."""
-    path = os.path.join(log_dir, "added_flags.json")
-    records = []
-    if os.path.exists(path):
-        with open(path) as f:
-            records = json.load(f)
+    from pixel_models.training import append_record
+
+    records = added_flags(log_dir)
     if records and records[-1]["flags"] == " ".join(flags):
         return
     rows = []
     if os.path.exists(os.path.join(log_dir, "history.csv")):
         rows = read_history(log_dir)
-    records.append(
+    append_record(
+        os.path.join(log_dir, "added_flags.json"),
         {
             "from_epoch": int(rows[-1]["epoch"]) + 1 if rows else 0,
             "images_seen": int(rows[-1]["images_seen"]) if rows else 0,
             "flags": " ".join(flags),
-        }
+        },
     )
-    os.makedirs(log_dir, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(records, f, indent=2)
 
 
 def added_flags(log_dir):
     """The records of `record_flags` (an empty list if none)."""
-    path = os.path.join(log_dir, "added_flags.json")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)
+    from pixel_models.training import read_records
+
+    return read_records(os.path.join(log_dir, "added_flags.json"))
 
 
 def run_arguments(name, log_dir):
