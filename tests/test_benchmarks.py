@@ -474,3 +474,51 @@ def test_dropout_speed_times_the_stock_call_against_the_fast_one(
     report = json.loads(out.read_text())
     assert set(report["results"]) == {"none", "fast", "stock"}
     assert report["float32_matmul_flops"] == 1e11
+
+
+@pytest.mark.tensorflow_only
+def test_first_step_times_both_builds_of_the_optimizer(tmp_path, monkeypatch):
+    from benchmarks import first_step
+
+    tiny = {"input_shape": [4, 5, 1], "levels": 2, "num_layers": 1}
+    tiny.update(width=4, num_classes=3)
+    calls, measured = [], {}
+
+    def in_process(name, argv, what):  # each variant measured once
+        calls.append(argv[1:])
+        assert argv[0] == "--measure" and what.endswith(f"({argv[2]})")
+        if argv[2] not in measured:
+            measured[argv[2]] = first_step.measure(
+                "gated_pixelcnn", tiny, 4, argv[2], later_steps=1
+            )
+        return [measured[argv[2]]]
+
+    monkeypatch.setattr(first_step, "run_module", in_process)
+    monkeypatch.setattr(
+        first_step, "matmul_roof", lambda: {"flops_per_s": 1e11}
+    )
+    out = tmp_path / "first_step.json"
+    results = first_step.main(
+        ["--presets", "a", "--rounds", "2", "--out", str(out)]
+    )
+    # Variants alternate which goes first, round by round.
+    assert calls == [
+        ["a", "at_compile"], ["a", "in_trace"],
+        ["a", "in_trace"], ["a", "at_compile"],
+    ]  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["results"] == results and set(results) == {"a"}
+    for runs in report["runs"].values():
+        compiled, traced = runs["at_compile"], runs["in_trace"]
+        # Keras's way builds in the trace, and so traces the step twice.
+        assert [r["built_before_fit"] for r in compiled] == [True, True]
+        assert [r["built_before_fit"] for r in traced] == [False, False]
+        assert [r["traces"] for r in compiled + traced] == [1, 1, 2, 2]
+        assert len({r["optimizer_variables"] for r in compiled + traced}) == 1
+    summary = results["a"]
+    assert summary["in_trace_over_at_compile"] == pytest.approx(
+        summary["in_trace"]["first_step_s"]
+        / summary["at_compile"]["first_step_s"]
+    )
+    with pytest.raises(ValueError, match="variant must be one of"):
+        first_step.measure("pixelcnn", tiny, 4, "eager")

@@ -130,13 +130,14 @@ class PixelModel(keras.Model):
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
+        self._build_optimizer()
 
     def compile_from_config(self, config):
         # Keras skips a custom `compile` when it loads a model; this one
         # takes any argument of `keras.Model.compile`, so the saved
         # compile state (optimizer, loss, metrics) comes back.
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
+        if self.built and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
@@ -165,6 +166,28 @@ class PixelModel(keras.Model):
         x = self._checked(x, y)
         with self._check_errors(self._values_before()):
             return super().evaluate(x, y, *args, **kwargs)
+
+    def _build_optimizer(self):
+        """Creates the optimizer's variables at `compile`, eagerly, on
+        TensorFlow.
+
+        Keras's TensorFlow trainer (outside a distribution strategy)
+        creates them while it traces the first train step, where each
+        variable costs about 20 times as long and the step is traced
+        twice: for PixelCNN++, even tiny, that was half of the first
+        `fit`'s start-up (`benchmarks/first_step.py`). Other backends
+        build them eagerly already; a model with layers not yet built is
+        left to Keras.
+        """
+        if (
+            keras.backend.backend() != "tensorflow"
+            or self.optimizer is None
+            or self.optimizer.built
+            or not all(layer.built for layer in self._flatten_layers())
+        ):
+            return
+        with self.distribute_strategy.scope():
+            self.optimizer.build(self.trainable_variables)
 
     def _values_before(self):
         """On JAX, every variable and its value before `fit`/`evaluate`.

@@ -113,6 +113,31 @@ def test_compile_without_arguments_takes_the_project_defaults():
     assert set(logs) == {"loss"}
 
 
+@pytest.mark.tensorflow_only
+def test_compile_builds_the_optimizer_so_the_first_step_is_traced_once():
+    model = small("pixelcnn")
+    model.compile(jit_compile=False)
+    # Two Adam slots for each weight, made at compile, not in the trace.
+    assert model.optimizer.built
+    assert len(model.optimizer.variables) > 2 * len(model.trainable_weights)
+    x = np.ones((4, 4, 5, 3), "float32")
+    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    traces, train_step = [], model.train_step
+
+    def counted_step(data):  # runs once a trace
+        traces.append(data)
+        return train_step(data)
+
+    model.train_step = counted_step
+    model.fit(x, x, batch_size=2, epochs=2, verbose=0)
+    # A step that created variables would be traced again (TensorFlow
+    # traces a function anew after its first call made variables).
+    assert len(traces) == 1
+    assert int(model.optimizer.iterations) == 4
+    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    assert all(np.any(a != b) for a, b in zip(after, before, strict=True))
+
+
 def test_the_methods_equal_the_library_functions():
     model = small("row_lstm", shape=(3, 4, 3), num_classes=2)
     labels = np.array([1, 0, 1])
