@@ -24,11 +24,15 @@ RECIPES = {
     # precision (a model trained under it loads and scores in float32).
     # 1.9x float32's images a second with AMX and with avx512_bf16 alone
     # (Zen 4); on a CPU without bfloat16 instructions, train in float32.
+    # Dropout 0.1 over a 60-epoch plan since the eleventh entry: without
+    # it, validation NLL stopped at 0.1557 bits/dim while the training
+    # loss fell on; with it, 0.1548 (0.48 nats better on the test set).
     "pixelcnn_binarized_mnist": (
         "train_mnist",
         "--model pixelcnn --num-layers 15 --width 32 --batch-size 64 "
-        "--epochs 45 --steps-per-epoch 430 --patience 20 --schedule cosine "
-        "--learning-rate 2e-3 --mixed-precision mixed_bfloat16",
+        "--epochs 60 --steps-per-epoch 430 --patience 20 --schedule cosine "
+        "--learning-rate 2e-3 --mixed-precision mixed_bfloat16 "
+        "--dropout 0.1",
     ),
     # 15 x 16 with a cosine schedule planned for 80 epochs since the
     # eighth entry of docs/recipes.md: the 7 x 16 run's training loss came
