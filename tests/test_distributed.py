@@ -6,11 +6,13 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
+from pixel_models import training
 from pixel_models.models import build_pixelcnn
 from pixel_models.training import compile_model, make_strategy, set_precision
 
@@ -357,3 +359,47 @@ def test_multi_worker_steps_use_the_compiled_loss():
     model.compile()
     every = keras.ops.convert_to_numpy(per_image_loss(model, x, logits))
     assert np.abs(every - got).max() > 1e-3
+
+
+def test_cpu_flags_are_read_from_x86_and_arm_cpuinfo(tmp_path):
+    x86 = tmp_path / "x86"
+    x86.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_bf16\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
+    assert training.cpu_flags(str(x86)) == {"fpu", "avx2", "avx512_bf16"}
+    assert "bf16" in training.cpu_flags(str(arm))
+    assert training.cpu_flags(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize(
+    "policy, flags, gpus, warns",
+    [
+        ("mixed_bfloat16", {"avx", "avx2", "fma"}, 0, True),
+        ("mixed_bfloat16", {"avx2", "avx512_bf16"}, 0, False),
+        ("mixed_bfloat16", {"avx2", "amx_bf16", "amx_tile"}, 0, False),
+        ("mixed_bfloat16", {"asimd", "bf16"}, 0, False),
+        ("mixed_bfloat16", {"avx2"}, 1, False),  # the GPU computes
+        ("mixed_bfloat16", None, 0, False),  # flags unknown: no guess
+        ("float32", {"avx2"}, 0, False),
+        ("mixed_float16", {"avx2"}, 0, False),
+    ],
+)
+def test_slow_bfloat16_is_named_only_without_bfloat16_instructions(
+    policy, flags, gpus, warns
+):
+    message = training.slow_bfloat16_warning(policy, flags, gpus)
+    assert (message is not None) == warns
+    if warns:
+        assert "mixed_bfloat16" in message
+        assert "--mixed-precision float32" in message
+
+
+def test_set_precision_warns_on_a_cpu_without_bfloat16(monkeypatch):
+    monkeypatch.setattr(training, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.warns(UserWarning, match="--mixed-precision float32"):
+        set_precision("mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    monkeypatch.setattr(training, "cpu_flags", lambda: {"avx512_bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_precision("mixed_bfloat16")
