@@ -258,7 +258,8 @@ def _add_machine_arguments(group):
         "mixed_bfloat16 trained the PixelCNN and Gated PixelCNN 1.3-1.9x "
         "faster, to the same NLL per image; the Row LSTM and Diagonal "
         "BiLSTM lose their fused scans under it and ran 0.8x and 0.4x: "
-        "keep float32 for them "
+        "keep float32 for them. Without those instructions bfloat16 is "
+        "emulated, about 10x slower than float32 (training warns) "
         "(docs/performance.md)",
     )
     group.add_argument(
