@@ -137,27 +137,35 @@ def set_precision(policy="float32"):
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
-def cpu_flags(path="/proc/cpuinfo"):
-    """The CPU's feature flags (x86 `flags`, Arm `Features`) from `path`,
-    or None where there is no such file (not Linux)."""
+def cpuinfo_field(*keys, path="/proc/cpuinfo"):
+    """The value of the first line of `path` whose key is one of `keys`,
+    or None where there is no such line or no such file (not Linux)."""
     try:
         with open(path) as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
+                if key.strip() in keys:
+                    return value.strip()
     except OSError:
         return None
     return None
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags (x86 `flags`, Arm `Features`) from `path`,
+    or None where there is no such file (not Linux)."""
+    value = cpuinfo_field("flags", "Features", path=path)
+    return None if value is None else set(value.split())
 
 
 def slow_bfloat16_warning(policy, flags, gpus=0):
     """The warning for training under `policy` on a CPU with `flags`
     (`cpu_flags`; None: unknown) and `gpus` GPUs, or None.
 
-    Without bfloat16 instructions TensorFlow emulates bfloat16 matmuls
-    and convolutions: the 15 x 32 PixelCNN recipe took 15 s a step under
-    mixed_bfloat16 on an AVX2-only AMD EPYC core, 1.4 s in float32.
+    Without bfloat16 instructions TensorFlow emulates bfloat16
+    convolutions: a 15 x 32 PixelCNN train step took 12.3 s under
+    mixed_bfloat16 on an AVX2-only AMD EPYC core, 1.4 s in float32
+    (`benchmarks/results/pixelcnn_15x32_avx2_*.json`).
     """
     if policy != "mixed_bfloat16" or gpus or flags is None:
         return None
@@ -463,15 +471,9 @@ def machine():
     """A line that says what machine this is: CPU, cores, GPUs."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpuinfo_field("model name")
+    if cpu is None:
+        cpu = platform.processor() or platform.machine()
     line = f"{cpu}, {os.cpu_count()} cores"
     if not tensorflow_installed():  # the GPUs are TensorFlow's to count
         return line

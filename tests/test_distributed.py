@@ -368,6 +368,7 @@ def test_cpu_flags_are_read_from_x86_and_arm_cpuinfo(tmp_path):
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
     assert training.cpu_flags(str(x86)) == {"fpu", "avx2", "avx512_bf16"}
     assert "bf16" in training.cpu_flags(str(arm))
+    assert training.cpuinfo_field("model name", path=str(x86)) == "AMD EPYC"
     assert training.cpu_flags(str(tmp_path / "missing")) is None
 
 
