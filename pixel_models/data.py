@@ -42,6 +42,8 @@ DATA_DIR_ENV = "PIXEL_MODELS_DATA_DIR"
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 DATASET_NAMES = ("mnist", "binarized_mnist", "cifar10", "tfds:NAME")
+# How `get_datasets` binarizes "binarized_mnist".
+BINARIZATIONS = ("stochastic", "threshold", "dynamic")
 
 _CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -470,6 +472,7 @@ def make_dataset(
     repeat=False,
     drop_remainder=False,
     levels=None,
+    binarize=False,
 ):
     """Builds a `tf.data.Dataset` of `(x, x)` batches for `model.fit`.
 
@@ -484,6 +487,10 @@ def make_dataset(
         drop_remainder: drop the last batch if smaller than `batch_size`.
         levels: if given, check that every pixel value is an integer in
             `[0, levels - 1]` (the models' input convention).
+        binarize: binarize every batch afresh (dynamic binarization):
+            `images` are 8-bit, and each time an image is drawn each of
+            its pixels is 1 with probability `pixel / 255`, from a new
+            draw in every pass (seeded by `seed`). Then `levels` is 2.
 
     Returns:
         `tf.data.Dataset` yielding `(x, x)` or `((x, label), x)`, with `x`
@@ -504,6 +511,13 @@ def make_dataset(
             "images must have shape (N, H, W, C). "
             f"Received: images.shape={images.shape}"
         )
+    if binarize and levels not in (None, 2):
+        raise ValueError(
+            "binarize=True yields 0/1 pixels, so levels must be 2 (or "
+            f"None). Received: levels={levels}"
+        )
+    if binarize:
+        levels = 256  # the images drawn from are 8-bit
     if levels is not None and images.size:
         low, high = images.min(), images.max()
         # Integer arrays (the loaders' uint8) are whole by type: no copy.
@@ -532,6 +546,7 @@ def make_dataset(
             seed=seed,
             repeat=repeat,
             drop_remainder=drop_remainder,
+            binarize=binarize,
         )
     import tensorflow as tf
 
@@ -545,8 +560,16 @@ def make_dataset(
         if labels is not None:
             labels = tf.constant(labels.astype("int32"))
 
-    def to_batch(indices):
-        x = tf.cast(tf.gather(images, indices), "float32")
+    def to_batch(indices, draw=None):
+        x = tf.gather(images, indices)
+        if binarize:
+            # u uniform on {0, ..., 254}: P(u < pixel) = pixel / 255, as
+            # `binarize` draws it, from this batch's own stateless seed.
+            u = tf.random.stateless_uniform(
+                tf.shape(x), tf.stack([draw, 0]), 0, 255, "int32"
+            )
+            x = tf.cast(u < tf.cast(x, "int32"), "uint8")
+        x = tf.cast(x, "float32")
         if labels is None:
             return x, x
         return (x, tf.gather(labels, indices)), x
@@ -557,6 +580,12 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if binarize:
+        # One seed a batch, new ones in every pass over the data set.
+        draws = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        )
+        ds = tf.data.Dataset.zip(ds, draws)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -586,6 +615,7 @@ class ArrayBatches(keras.utils.PyDataset):
         seed=None,
         repeat=False,
         drop_remainder=False,
+        binarize=False,
     ):
         super().__init__()
         check_int("batch_size", batch_size)
@@ -598,6 +628,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.seed = seed
         self.repeats = repeat
         self.drop_remainder = drop_remainder
+        self.binarize = binarize
         rounding = math.floor if drop_remainder else math.ceil
         self.per_pass = rounding(len(images) / batch_size)
         self._order = (None, None)  # (pass, its image order)
@@ -624,9 +655,15 @@ class ArrayBatches(keras.utils.PyDataset):
         if not self.per_pass or (not self.repeats and index >= self.per_pass):
             raise IndexError(f"batch {index} of {self.per_pass}")
         epoch, index = divmod(index, self.per_pass)
-        order = self._pass_order(self._passes + epoch)
+        epoch += self._passes
+        order = self._pass_order(epoch)
         chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = self.images[chosen].astype("float32")
+        x = self.images[chosen]
+        if self.binarize:
+            # As `binarize` draws, seeded by the pass and the batch.
+            rng = np.random.default_rng([self.seed or 0, epoch, index, 1])
+            x = rng.integers(0, 255, size=x.shape, dtype="uint8") < x
+        x = x.astype("float32")
         if self.labels is None:
             return x, x
         return (x, self.labels[chosen]), x
@@ -716,8 +753,12 @@ def get_datasets(
         image_size: `(height, width)`; required for a folder, which is
             centre-cropped and resized to it. For the other data sets the
             images are resized to it if given.
-        binarization: `"stochastic"` or `"threshold"`, for
-            `"binarized_mnist"`.
+        binarization: for `"binarized_mnist"`: `"stochastic"` (a fixed
+            random draw, see `binarize`), `"threshold"`, or `"dynamic"`:
+            training images drawn afresh in every pass (see
+            `make_dataset`'s `binarize`), validation and test images as
+            `"stochastic"` (the same pixels). Other data sets take only
+            the default.
         seed: seed of the training-set shuffle and of the binarization.
         with_labels: yield `((x, label), x)` for class-conditional models.
         max_train: keep at most this many training images (quick runs).
@@ -748,12 +789,16 @@ def get_datasets(
         x_train = _resize_all(x_train, image_size)
         x_test = _resize_all(x_test, image_size)
     levels = 256
+    dynamic = name == "binarized_mnist" and binarization == "dynamic"
+    eight_bit_train = x_train
     if name == "binarized_mnist":
         # After resizing, which would blur 0/1 pixels into grey ones; with
         # the seeds of load_binarized_mnist, so both give the same pixels.
         levels = 2
         (x_train, y_train), (x_test, y_test) = _binarize_splits(
-            ((x_train, y_train), (x_test, y_test)), binarization, seed
+            ((x_train, y_train), (x_test, y_test)),
+            "stochastic" if dynamic else binarization,
+            seed,
         )
 
     if validation_size is None:
@@ -763,6 +808,8 @@ def get_datasets(
     (x_train, y_train), (x_val, y_val) = _hold_out_validation(
         x_train, y_train, validation_size, with_labels
     )
+    if dynamic:
+        x_train = eight_bit_train[: len(x_train)]  # binarized each pass
     num_classes = None
     if with_labels:
         num_classes = _class_count(name, data_dir)
@@ -780,6 +827,7 @@ def get_datasets(
         batch_size=batch_size,
         seed=seed,
         levels=levels,
+        binarize_train=dynamic,
     )
     return dataclasses.replace(splits, num_classes=num_classes)
 
@@ -830,12 +878,15 @@ def _check_dataset_arguments(
     if image_size is not None:
         image_size = _check_image_size(image_size)
 
-    if name == "binarized_mnist" and binarization not in (
-        "stochastic",
-        "threshold",
-    ):
+    if name == "binarized_mnist" and binarization not in BINARIZATIONS:
         raise ValueError(
-            "binarization must be 'stochastic' or 'threshold'. "
+            f"binarization must be one of {BINARIZATIONS}. "
+            f"Received: binarization={binarization!r}"
+        )
+    if name != "binarized_mnist" and binarization != "stochastic":
+        raise ValueError(
+            "binarization must be 'stochastic' (the default) for "
+            f"name={name!r}: only 'binarized_mnist' is binarized. "
             f"Received: binarization={binarization!r}"
         )
     return image_size
@@ -914,17 +965,25 @@ def _hold_out_validation(x_train, y_train, validation_size, with_labels):
     return (x_train, y_train), (x_val, y_val)
 
 
-def _batch_splits(train, validation, test, *, batch_size, seed, levels):
+def _batch_splits(
+    train, validation, test, *, batch_size, seed, levels, binarize_train=False
+):
     """Wraps the `(x, y)` arrays of each split in a `DatasetSplits`."""
 
-    def batches(split, shuffle):
+    def batches(split, shuffle, binarize=False):
         x, y = split
         return make_dataset(
-            x, batch_size, labels=y, shuffle=shuffle, seed=seed, levels=levels
+            x,
+            batch_size,
+            labels=y,
+            shuffle=shuffle,
+            seed=seed,
+            levels=levels,
+            binarize=binarize,
         )
 
     return DatasetSplits(
-        train=batches(train, shuffle=True),
+        train=batches(train, shuffle=True, binarize=binarize_train),
         validation=batches(validation, shuffle=False),
         test=batches(test, shuffle=False),
         image_shape=tuple(int(s) for s in train[0].shape[1:]),

@@ -275,6 +275,13 @@ def test_training_scripts_end_a_users_mistake_with_one_error_line(
     err = capsys.readouterr().err
     assert "error: Unknown data set" in err and "--dataset=" in err
     with pytest.raises(SystemExit):
+        train_mnist.main(
+            [*base, "--dataset", "mnist", "--binarization", "dynamic"]
+        )
+    err = capsys.readouterr().err
+    assert "error: --binarization must be 'stochastic'" in err
+    assert "--dataset='mnist'" in err
+    with pytest.raises(SystemExit):
         train_mnist.main(["--help"])
     assert "(default: 7)" in capsys.readouterr().out
 

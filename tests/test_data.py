@@ -407,6 +407,46 @@ def test_array_batches_shuffle_each_pass_and_repeat():
         finite.on_epoch_end()
 
 
+def binarized_passes(batches, count):
+    """`count` passes of a dynamically binarized `make_dataset` result (a
+    `tf.data.Dataset` or `ArrayBatches`), each `(N, ...)`, in order."""
+    passes = []
+    for _ in range(count):
+        passes.append(np.concatenate([np.asarray(x) for x, _ in batches]))
+        if isinstance(batches, data.ArrayBatches):
+            batches.on_epoch_end()  # as Keras ends each epoch
+    return np.stack(passes)
+
+
+@pytest.mark.parametrize("make", [data.make_dataset, data.ArrayBatches])
+def test_dynamic_binarization_draws_afresh_each_pass(make):
+    # Columns of 0, 51 (probability 0.2), 204 (0.8) and 255.
+    row = np.array([0, 51, 204, 255], "uint8")
+    images = np.broadcast_to(row, (8, 16, 4)).copy()[..., None]
+    passes = binarized_passes(make(images, 3, seed=4, binarize=True), 6)
+    assert set(np.unique(passes)) == {0.0, 1.0}
+    for column, expected in enumerate([0.0, 0.2, 0.8, 1.0]):
+        # 6 x 8 x 16 = 768 draws each: a standard error of 0.015.
+        assert abs(passes[..., column, 0].mean() - expected) < 0.06
+    # Each pass draws anew; a seed repeats its draws.
+    assert not np.array_equal(passes[0], passes[1])
+    again = binarized_passes(make(images, 3, seed=4, binarize=True), 2)
+    np.testing.assert_array_equal(again, passes[:2])
+    other = binarized_passes(make(images, 3, seed=5, binarize=True), 1)
+    assert not np.array_equal(other[0], passes[0])
+
+
+def test_dynamic_binarization_takes_8_bit_images():
+    images = np.full((2, 2, 2, 1), 200, "uint8")
+    with pytest.raises(ValueError, match="levels=256"):
+        data.make_dataset(images, 2, binarize=True, levels=256)
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        data.make_dataset(-images.astype("int32"), 2, binarize=True)
+    # levels=2 describes the output: 8-bit input passes.
+    x, target = next(iter(data.make_dataset(images, 2, binarize=True)))
+    np.testing.assert_array_equal(target, x)
+
+
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, None])
 def test_make_dataset_rejects_bad_batch_size(batch_size):
     for make in (data.make_dataset, data.ArrayBatches):
@@ -493,6 +533,44 @@ def test_get_datasets_binarized_mnist_via_env_var(monkeypatch, tmp_path):
     assert set(np.unique(x_test)) <= {0.0, 1.0}
 
 
+def test_get_datasets_dynamic_binarization(tmp_path):
+    arrays = write_mnist(tmp_path / "mnist.npz")
+    # Every image: a black first row and a white second one.
+    arrays["x_train"][:, 0], arrays["x_train"][:, 1] = 0, 255
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    fixed, dynamic = (
+        data.get_datasets(
+            "binarized_mnist",
+            data_dir=tmp_path,
+            validation_size=4,
+            seed=3,
+            binarization=binarization,
+            with_labels=True,
+        )
+        for binarization in ("stochastic", "dynamic")
+    )
+    assert dynamic.levels == 2 and dynamic.num_train == 16
+    # Validation and test: the fixed draw, pixel for pixel.
+    for split in ("validation", "test"):
+        for ((x, y), _), ((fx, fy), _) in zip(
+            getattr(dynamic, split), getattr(fixed, split), strict=True
+        ):
+            np.testing.assert_array_equal(x, fx)
+            np.testing.assert_array_equal(y, fy)
+    # Training: 0/1 images drawn from the 8-bit ones, anew each pass.
+    first, second = (
+        np.concatenate([np.asarray(x) for (x, _), _ in dynamic.train])
+        for _ in range(2)
+    )
+    assert first.shape == (16, 28, 28, 1)
+    assert set(np.unique(first)) == {0.0, 1.0}
+    assert not np.array_equal(first, second)
+    assert np.all(first[:, 0] == 0) and np.all(first[:, 1] == 1)
+    # 16 x 26 x 28 draws: a standard error of 0.004.
+    expected = arrays["x_train"][:16, 2:].mean() / 255
+    assert abs(first[:, 2:].mean() - expected) < 0.02
+
+
 def test_get_datasets_cifar10(tmp_path):
     (x, _), (x_t, _) = write_cifar(
         tmp_path / "cifar10-jpeg/cifar-10-batches-py"
@@ -569,6 +647,8 @@ def test_get_datasets_errors(tmp_path, image_folder):
         data.get_datasets(
             "binarized_mnist", data_dir=tmp_path, binarization="otsu"
         )
+    with pytest.raises(ValueError, match="only 'binarized_mnist' is binarized"):
+        data.get_datasets("mnist", data_dir=tmp_path, binarization="dynamic")
     with pytest.raises(ValueError, match="batch_size=0"):
         data.get_datasets("mnist", data_dir=tmp_path, batch_size=0)
     with pytest.raises(ValueError, match="max_train=0"):

@@ -224,8 +224,9 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     first = keras.models.load_model(os.path.join(log_dir, "model.keras"))
     assert int(first.optimizer.iterations) == 2
     # The same command again trains the saved model on, optimizer and
-    # all; here restarted at a new learning rate.
-    restart = ["--restart-learning-rate", "5e-4"]
+    # all; here restarted at a new learning rate, on training images
+    # binarized afresh each pass.
+    restart = ["--restart-learning-rate", "5e-4", "--binarization", "dynamic"]
     recipes.train(name, log_dir, str(data_dir), extra=[*small, *restart])
     second = keras.models.load_model(os.path.join(log_dir, "model.keras"))
     # Flags that are refused leave no record for the card.
@@ -276,8 +277,15 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
         "from epoch 1 (16 images) trained with"
         in (card["training"]["schedule"])
     )
-    assert "--restart-learning-rate 5e-4 added" in card["training"]["schedule"]
+    assert (
+        "--restart-learning-rate 5e-4 --binarization dynamic added"
+        in card["training"]["schedule"]
+    )
     assert card["data"]["test_images"] == 12
+    # Dynamic binarization scores on the fixed draw (as evaluate does
+    # below), and the card says how the training images were drawn.
+    assert card["data"]["binarization"] == "stochastic"
+    assert "drawn afresh in every pass" in card["data"]["notes"]
     assert card["sha256"] == presets.sha256(out / name / "model.keras")
     monkeypatch.setattr(presets, "PRESETS_DIR", str(out))
     assert presets.list_presets() == [name]
@@ -644,3 +652,19 @@ def test_a_resumed_run_adds_no_second_record_of_the_same_flags(tmp_path):
         "--dropout 0.1",
         "--dropout 0.2",
     ]
+
+
+def test_a_session_goes_on_with_the_data_flags_of_earlier_ones(tmp_path):
+    log_dir = str(tmp_path)
+    restart = ["--restart-learning-rate", "3e-4", "--binarization", "dynamic"]
+    recipes.record_flags(log_dir, restart)
+    recipes.record_flags(log_dir, ["--mixed-precision", "float32"])
+    # A later session that names no binarization keeps the run's; the
+    # precision is the session's own.
+    carried = recipes._carried_run_flags(log_dir, ["--epochs", "3"])
+    assert carried == ["--binarization", "dynamic"]
+    named = ["--binarization=stochastic"]
+    assert recipes._carried_run_flags(log_dir, named) == []
+    recipes.record_flags(log_dir, named)
+    assert recipes.last_added_value(log_dir, "--binarization") == "stochastic"
+    assert recipes._carried_run_flags(str(tmp_path / "new"), []) == []

@@ -68,6 +68,7 @@ FLAG_NAMES = {
     "steps_per_epoch": "--steps-per-epoch",
     "data_dir": "--data-dir",
     "name": "--dataset",
+    "binarization": "--binarization",
     "ema_momentum": "--ema",
     "num_mixtures": "--num-mixtures",
 }
@@ -154,6 +155,14 @@ def _add_data_arguments(group, datasets, default_dataset):
         default=None,
         help="training images held out for validation (default: 5000, or "
         "a tenth of a folder of images)",
+    )
+    group.add_argument(
+        "--binarization",
+        default="stochastic",
+        choices=data.BINARIZATIONS,
+        help="for binarized_mnist: stochastic (one fixed draw), threshold, "
+        "or dynamic (training images drawn afresh in every pass; "
+        "validation and test as stochastic)",
     )
     group.add_argument(
         "--max-train", type=int, default=None, help="use at most N train images"

@@ -550,6 +550,8 @@ def _load_splits(args):
         batch_size=args.batch_size,
         validation_size=args.validation_size,
         image_size=image_size,
+        # Run folders written before the flag existed lack it.
+        binarization=getattr(args, "binarization", "stochastic"),
         seed=args.seed,
         max_train=args.max_train,
         max_test=args.max_test,

@@ -95,7 +95,11 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
 
     check_name(name)
     flags = list(extra)
-    extra = [*extra, "--log-dir", log_dir]
+    carried = _carried_run_flags(log_dir, flags)
+    if carried:
+        print(f"Going on with {' '.join(carried)}, as an earlier session added")
+        flags += carried
+    extra = [*flags, "--log-dir", log_dir]
     if data_dir:
         extra += ["--data-dir", data_dir]
     if minutes:
@@ -159,6 +163,36 @@ def record_flags(log_dir, flags):
             "flags": " ".join(flags),
         },
     )
+
+
+# Flags that describe the run's data, not one session's: a session that
+# does not name them goes on with the value an earlier session added.
+RUN_FLAGS = ("--binarization",)
+
+
+def _carried_run_flags(log_dir, flags):
+    """The `RUN_FLAGS` that earlier sessions added and `flags` leave out,
+    with their last values."""
+    carried = []
+    for flag in RUN_FLAGS:
+        named = flag in flags or any(f.startswith(flag + "=") for f in flags)
+        value = last_added_value(log_dir, flag)
+        if not named and value is not None:
+            carried += [flag, value]
+    return carried
+
+
+def last_added_value(log_dir, flag):
+    """The value of `flag` in the last record of `record_flags` that
+    names it, or None."""
+    for record in reversed(added_flags(log_dir)):
+        words = record["flags"].split()
+        for i, word in enumerate(words):
+            if word.startswith(flag + "="):
+                return word.split("=", 1)[1]
+            if word == flag and i + 1 < len(words):
+                return words[i + 1]
+    return None
 
 
 def added_flags(log_dir):
@@ -297,7 +331,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     results = {}
     counts = None
     for key, limit in (("test", None), (f"test_first_{first}", first)):
-        splits = _test_splits(args, data_dir, limit)
+        splits = _test_splits(args, data_dir, limit, log_dir)
         counts = counts or _image_counts(splits)
         fresh = _fresh_copy(model)
         compile_model(fresh)
@@ -319,7 +353,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         "family": args.model,
         "builder_arguments": builder_arguments,
         "parameters": model.count_params(),
-        "data": _card_data(args, counts),
+        "data": _card_data(args, counts, log_dir),
         "training": _card_training(
             args, history, best_row, splits.image_shape, averaged, log_dir
         ),
@@ -381,7 +415,7 @@ def _file_stamp(path):
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def _test_splits(args, data_dir, limit):
+def _test_splits(args, data_dir, limit, log_dir):
     """The run's data splits, with at most `limit` test images."""
     from pixel_models import data
 
@@ -390,10 +424,26 @@ def _test_splits(args, data_dir, limit):
         data_dir=data_dir,
         batch_size=64,
         validation_size=args.validation_size,
+        binarization=scored_binarization(args, log_dir),
         seed=args.seed,
         with_labels=args.conditional,
         max_test=limit,
     )
+
+
+def run_binarization(args, log_dir):
+    """How the run's training images were binarized last: the last
+    `--binarization` a session added, else the run's own."""
+    added = last_added_value(log_dir, "--binarization")
+    return added or getattr(args, "binarization", "stochastic")
+
+
+def scored_binarization(args, log_dir):
+    """How the run's validation and test images were binarized: as the
+    training images, except that dynamic binarization scores on the
+    fixed draw."""
+    binarization = run_binarization(args, log_dir)
+    return "stochastic" if binarization == "dynamic" else binarization
 
 
 def _image_counts(splits):
@@ -456,16 +506,18 @@ def _save_plain_model(model, path, family, builder_arguments):
     plain.save(path)
 
 
-def _card_data(args, counts):
+def _card_data(args, counts, log_dir):
     """The card's `data` section: the data set and its splits."""
     binarized = args.dataset == "binarized_mnist"
     return {
         "name": args.dataset,
-        "binarization": "stochastic" if binarized else None,
+        "binarization": (
+            scored_binarization(args, log_dir) if binarized else None
+        ),
         "binarization_seed": args.seed if binarized else None,
         "seed": args.seed,
         **counts,
-        "notes": data_note(args.dataset),
+        "notes": data_note(args.dataset, run_binarization(args, log_dir)),
     }
 
 
@@ -571,12 +623,19 @@ PAPER_NATS = {
 }
 
 
-def data_note(dataset):
+def data_note(dataset, binarization="stochastic"):
     if dataset == "binarized_mnist":
-        return (
+        note = (
             "MNIST pixels, each set to 1 with probability pixel/255, drawn "
             "once with the seed (train and test with derived seeds)"
         )
+        if binarization == "dynamic":
+            note += (
+                "; the training images drawn afresh in every pass "
+                "(--binarization dynamic; the schedule says from which "
+                "epoch), validation and test images as drawn once"
+            )
+        return note
     if dataset == "cifar10":
         return (
             "CIFAR-10 training images partly decoded from a JPEG copy "
