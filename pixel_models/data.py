@@ -511,25 +511,7 @@ def make_dataset(
             "images must have shape (N, H, W, C). "
             f"Received: images.shape={images.shape}"
         )
-    if binarize and levels not in (None, 2):
-        raise ValueError(
-            "binarize=True yields 0/1 pixels, so levels must be 2 (or "
-            f"None). Received: levels={levels}"
-        )
-    if binarize:
-        levels = 256  # the images drawn from are 8-bit
-    if levels is not None and images.size:
-        low, high = images.min(), images.max()
-        # Integer arrays (the loaders' uint8) are whole by type: no copy.
-        whole = np.issubdtype(images.dtype, np.integer) or np.array_equal(
-            images, np.round(images)
-        )
-        if low < 0 or high > levels - 1 or not whole:
-            raise ValueError(
-                f"images must hold integer pixel values in [0, {levels - 1}] "
-                f"for levels={levels}. Received: values in [{low}, {high}]"
-                + ("" if whole else ", not all integers")
-            )
+    _check_pixel_values(images, levels, binarize)
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         if len(labels) != len(images):
@@ -581,13 +563,44 @@ def make_dataset(
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if binarize:
-        # One seed a batch, new ones in every pass over the data set.
+        # One seed a batch, new ones in every pass over the data set; a
+        # stream apart from the shuffle's.
         draws = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
+            seed=None if seed is None else seed + 1,
+            rerandomize_each_iteration=True,
         )
         ds = tf.data.Dataset.zip(ds, draws)
     ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_pixel_values(images, levels, binarize):
+    """Raises ValueError unless `images` suit `make_dataset`'s `levels`
+    (integers in `[0, levels - 1]`) or, with `binarize`, are 8-bit."""
+    if binarize and levels not in (None, 2):
+        raise ValueError(
+            "binarize=True yields 0/1 pixels, so levels must be 2 (or "
+            f"None). Received: levels={levels}"
+        )
+    if (levels is None and not binarize) or not images.size:
+        return
+    top = 255 if binarize else levels - 1
+    low, high = images.min(), images.max()
+    # Integer arrays (the loaders' uint8) are whole by type: no copy.
+    whole = np.issubdtype(images.dtype, np.integer) or np.array_equal(
+        images, np.round(images)
+    )
+    if low < 0 or high > top or not whole:
+        raise ValueError(
+            f"images must hold integer pixel values in [0, {top}] "
+            + (
+                "(8-bit: binarize=True draws from them)"
+                if binarize
+                else f"for levels={levels}"
+            )
+            + f". Received: values in [{low}, {high}]"
+            + ("" if whole else ", not all integers")
+        )
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -727,6 +740,7 @@ def get_datasets(
     with_labels=False,
     max_train=None,
     max_test=None,
+    first_pass=0,
 ):
     """Loads a data set by name and returns its train/validation/test splits.
 
@@ -763,6 +777,11 @@ def get_datasets(
         with_labels: yield `((x, label), x)` for class-conditional models.
         max_train: keep at most this many training images (quick runs).
         max_test: keep at most this many validation and test images each.
+        first_pass: passes over the training images made before, by the
+            earlier sessions of a resumed run. From the seed and it, the
+            training batches take a seed of their own (for the shuffle
+            and dynamic binarization), so that a resumed run does not
+            replay the orders and draws its first session saw.
 
     Returns:
         A `DatasetSplits`.
@@ -782,6 +801,7 @@ def get_datasets(
         max_train,
         max_test,
     )
+    check_int("first_pass", first_pass, 0)
     (x_train, y_train), (x_test, y_test), folder = _load_splits(
         name, data_dir, image_size, with_labels
     )
@@ -825,11 +845,19 @@ def get_datasets(
         (x_val, y_val),
         (x_test, y_test),
         batch_size=batch_size,
-        seed=seed,
+        seed=_pass_seed(seed, first_pass),
         levels=levels,
         binarize_train=dynamic,
     )
     return dataclasses.replace(splits, num_classes=num_classes)
+
+
+def _pass_seed(seed, first_pass):
+    """The training batches' seed for a session that starts after
+    `first_pass` passes: `seed` itself for the first session."""
+    if seed is None or not first_pass:
+        return seed
+    return int(np.random.SeedSequence([seed, first_pass]).generate_state(1)[0])
 
 
 def _class_count(name, data_dir):

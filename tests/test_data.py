@@ -440,11 +440,21 @@ def test_dynamic_binarization_takes_8_bit_images():
     images = np.full((2, 2, 2, 1), 200, "uint8")
     with pytest.raises(ValueError, match="levels=256"):
         data.make_dataset(images, 2, binarize=True, levels=256)
-    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+    with pytest.raises(ValueError, match=r"\[0, 255\] \(8-bit"):
         data.make_dataset(-images.astype("int32"), 2, binarize=True)
-    # levels=2 describes the output: 8-bit input passes.
-    x, target = next(iter(data.make_dataset(images, 2, binarize=True)))
-    np.testing.assert_array_equal(target, x)
+    # levels=2 describes the output: 8-bit input passes, 0/1 comes out.
+    x, _ = next(iter(data.make_dataset(images, 2, binarize=True, levels=2)))
+    assert set(np.unique(x)) <= {0.0, 1.0} and x.shape == (2, 2, 2, 1)
+
+
+def test_dynamic_binarization_draws_afresh_when_repeated():
+    # As `fit` gets it: one repeated dataset, `steps_per_epoch` a pass.
+    images = np.full((4, 8, 8, 1), 128, "uint8")
+    batches = data.make_dataset(images, 2, seed=0, binarize=True, repeat=True)
+    x = np.stack([np.asarray(x) for x, _ in batches.take(6)])
+    passes = x.reshape(3, 4, 8, 8, 1)
+    assert not np.array_equal(passes[0], passes[1])
+    assert not np.array_equal(passes[1], passes[2])
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, None])
@@ -569,6 +579,30 @@ def test_get_datasets_dynamic_binarization(tmp_path):
     # 16 x 26 x 28 draws: a standard error of 0.004.
     expected = arrays["x_train"][:16, 2:].mean() / 255
     assert abs(first[:, 2:].mean() - expected) < 0.02
+
+
+def test_a_resumed_session_draws_other_orders_and_pixels(tmp_path):
+    write_mnist(tmp_path / "mnist.npz")
+
+    def splits(first_pass):
+        return data.get_datasets(
+            "binarized_mnist",
+            data_dir=tmp_path,
+            validation_size=4,
+            binarization="dynamic",
+            first_pass=first_pass,
+        )
+
+    def first(split_name, *runs):
+        return [np.asarray(next(iter(getattr(r, split_name)))[0]) for r in runs]
+
+    new, again, resumed = splits(0), splits(0), splits(7)
+    np.testing.assert_array_equal(*first("train", new, again))
+    assert not np.array_equal(*first("train", new, resumed))
+    for split in ("validation", "test"):
+        np.testing.assert_array_equal(*first(split, new, resumed))
+    with pytest.raises(ValueError, match="first_pass=-1"):
+        splits(-1)
 
 
 def test_get_datasets_cifar10(tmp_path):

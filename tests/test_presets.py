@@ -50,6 +50,7 @@ for name in sys.argv[2:]:
       card["data"]["name"],
       batch_size=64,
       validation_size=card["data"]["validation_images"],
+      binarization=card["data"].get("binarization") or "stochastic",
       seed=card["data"]["seed"],
       with_labels=conditional,
       max_test=500,

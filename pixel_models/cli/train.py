@@ -265,6 +265,19 @@ def backup_epoch(log_dir):
         return int(json.load(f)["epoch"])
 
 
+def epochs_trained_before(args):
+    """The epochs this session's run trained in earlier sessions: those
+    a killed run backed up, or those a run trained on with --resume
+    logged; 0 for a new run."""
+    killed = backup_epoch(args.log_dir)
+    if killed is not None and not args.resume:
+        return killed
+    history = os.path.join(args.log_dir, "history.csv")
+    if args.resume and os.path.exists(history):
+        return int(last_logged(history, "epoch")) + 1
+    return 0
+
+
 def plan_epochs(log_dir, args, initial_epoch, learning_rate=None):
     """Where a run goes on from and to, written down before it trains.
 
@@ -550,12 +563,12 @@ def _load_splits(args):
         batch_size=args.batch_size,
         validation_size=args.validation_size,
         image_size=image_size,
-        # Run folders written before the flag existed lack it.
-        binarization=getattr(args, "binarization", "stochastic"),
+        binarization=args.binarization,
         seed=args.seed,
         max_train=args.max_train,
         max_test=args.max_test,
         with_labels=args.conditional,
+        first_pass=epochs_trained_before(args),
     )
     print(
         f"Data: {args.dataset} {splits.image_shape}, levels={splits.levels}, "

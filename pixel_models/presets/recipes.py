@@ -98,8 +98,9 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
     carried = _carried_run_flags(log_dir, flags)
     if carried:
         print(f"Going on with {' '.join(carried)}, as an earlier session added")
-        flags += carried
-    extra = [*flags, "--log-dir", log_dir]
+    # The carried flags first, so that any flag given now wins; recorded
+    # are only the flags given now.
+    extra = [*carried, *flags, "--log-dir", log_dir]
     if data_dir:
         extra += ["--data-dir", data_dir]
     if minutes:
@@ -624,6 +625,8 @@ PAPER_NATS = {
 
 
 def data_note(dataset, binarization="stochastic"):
+    if dataset == "binarized_mnist" and binarization == "threshold":
+        return "MNIST pixels set to 1 where pixel >= 128"
     if dataset == "binarized_mnist":
         note = (
             "MNIST pixels, each set to 1 with probability pixel/255, drawn "
