@@ -10,6 +10,13 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers and the other backends' runs share the cores: one
+    # thread each for TensorFlow's ops and the fused scans, not one per
+    # core each (threads that wait for a core spin and take it). Set
+    # before TensorFlow starts; the processes the tests start inherit it.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
