@@ -34,7 +34,11 @@ import keras
 import numpy as np
 
 from pixel_models.checks import check_int
-from pixel_models.inputs import labels_expected, pixel_values_expected
+from pixel_models.inputs import (
+    check_values,
+    labels_expected,
+    pixel_values_expected,
+)
 
 DATA_DIR_ENV = "PIXEL_MODELS_DATA_DIR"
 
@@ -585,22 +589,12 @@ def _check_pixel_values(images, levels, binarize):
     if (levels is None and not binarize) or not images.size:
         return
     top = 255 if binarize else levels - 1
-    low, high = images.min(), images.max()
-    # Integer arrays (the loaders' uint8) are whole by type: no copy.
-    whole = np.issubdtype(images.dtype, np.integer) or np.array_equal(
-        images, np.round(images)
+    expected = f"images must hold integer pixel values in [0, {top}] " + (
+        "(8-bit: binarize=True draws from them)"
+        if binarize
+        else f"for levels={levels}"
     )
-    if low < 0 or high > top or not whole:
-        raise ValueError(
-            f"images must hold integer pixel values in [0, {top}] "
-            + (
-                "(8-bit: binarize=True draws from them)"
-                if binarize
-                else f"for levels={levels}"
-            )
-            + f". Received: values in [{low}, {high}]"
-            + ("" if whole else ", not all integers")
-        )
+    check_values(images, "images", top, expected)
 
 
 class ArrayBatches(keras.utils.PyDataset):

@@ -180,7 +180,7 @@ def check_images(model, images, name="images"):
         raise ValueError(
             f"{name} must hold numbers. Received: dtype {array.dtype}"
         )
-    _check_values(array, name, levels - 1, pixel_values_expected(name, levels))
+    check_values(array, name, levels - 1, pixel_values_expected(name, levels))
     return array.astype("float32")
 
 
@@ -201,7 +201,7 @@ def labels_expected(num_classes):
     )
 
 
-def _check_values(array, name, high, expected):
+def check_values(array, name, high, expected):
     """Raises `ValueError(expected + what was received)` unless every
     value of `array` is an integer in `[0, high]`."""
     if not np.issubdtype(array.dtype, np.number):
@@ -250,4 +250,4 @@ def check_fit_arrays(model, x, y):
             if classes
             else pixel_values_expected(name, model.levels)
         )
-        _check_values(np.asarray(value), name, high, expected)
+        check_values(np.asarray(value), name, high, expected)
