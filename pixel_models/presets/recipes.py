@@ -331,8 +331,10 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
     best_row = min(history, key=lambda row: row["val_loss"])
     results = {}
     counts = None
+    # Read from the run's records once, for the scoring and the card.
+    binarization = run_binarization(args, log_dir)
     for key, limit in (("test", None), (f"test_first_{first}", first)):
-        splits = _test_splits(args, data_dir, limit, log_dir)
+        splits = _test_splits(args, data_dir, limit, binarization)
         counts = counts or _image_counts(splits)
         fresh = _fresh_copy(model)
         compile_model(fresh)
@@ -354,7 +356,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         "family": args.model,
         "builder_arguments": builder_arguments,
         "parameters": model.count_params(),
-        "data": _card_data(args, counts, log_dir),
+        "data": _card_data(args, counts, binarization),
         "training": _card_training(
             args, history, best_row, splits.image_shape, averaged, log_dir
         ),
@@ -416,7 +418,7 @@ def _file_stamp(path):
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def _test_splits(args, data_dir, limit, log_dir):
+def _test_splits(args, data_dir, limit, binarization):
     """The run's data splits, with at most `limit` test images."""
     from pixel_models import data
 
@@ -425,7 +427,7 @@ def _test_splits(args, data_dir, limit, log_dir):
         data_dir=data_dir,
         batch_size=64,
         validation_size=args.validation_size,
-        binarization=scored_binarization(args, log_dir),
+        binarization=scored_binarization(binarization),
         seed=args.seed,
         with_labels=args.conditional,
         max_test=limit,
@@ -439,11 +441,10 @@ def run_binarization(args, log_dir):
     return added or getattr(args, "binarization", "stochastic")
 
 
-def scored_binarization(args, log_dir):
-    """How the run's validation and test images were binarized: as the
-    training images, except that dynamic binarization scores on the
-    fixed draw."""
-    binarization = run_binarization(args, log_dir)
+def scored_binarization(binarization):
+    """How the validation and test images of a run trained on
+    `binarization` were binarized: as the training images, except that
+    dynamic binarization scores on the fixed draw."""
     return "stochastic" if binarization == "dynamic" else binarization
 
 
@@ -507,18 +508,18 @@ def _save_plain_model(model, path, family, builder_arguments):
     plain.save(path)
 
 
-def _card_data(args, counts, log_dir):
+def _card_data(args, counts, binarization):
     """The card's `data` section: the data set and its splits."""
     binarized = args.dataset == "binarized_mnist"
     return {
         "name": args.dataset,
         "binarization": (
-            scored_binarization(args, log_dir) if binarized else None
+            scored_binarization(binarization) if binarized else None
         ),
         "binarization_seed": args.seed if binarized else None,
         "seed": args.seed,
         **counts,
-        "notes": data_note(args.dataset, run_binarization(args, log_dir)),
+        "notes": data_note(args.dataset, binarization),
     }
 
 
