@@ -10,11 +10,17 @@ Example:
 """
 
 import argparse
+import json
 import os
 
 import numpy as np
 
-from benchmarks.common import TITLES, pyplot, replace_between_markers
+from benchmarks.common import (
+    ROOT,
+    TITLES,
+    pyplot,
+    replace_between_markers,
+)
 from pixel_models import presets
 from pixel_models.losses import bits_per_dim_to_nats_per_image
 from pixel_models.plotting import save_grid
@@ -141,6 +147,27 @@ def nll_cell(card):
     return f"{test['bits_per_dim']:.3f} bits/dim"
 
 
+def quality_cell(name, card):
+    """The headline sample-quality figure of `benchmarks.sample_quality`
+    (its results file), or "-" before that report has run: the Frechet
+    distance in the classifier's features on MNIST, KID x 1000 on
+    CIFAR-10 (fairer at the few thousand samples drawn there)."""
+    dataset = card["data"]["name"]
+    path = os.path.join(
+        ROOT, "benchmarks", "results", f"sample_quality_{dataset}.json"
+    )
+    if not os.path.exists(path):
+        return "-"
+    with open(path) as f:
+        report = json.load(f)
+    rows = [r for r in report["rows"] if r["name"] == name]
+    if not rows:
+        return "-"
+    if dataset == "binarized_mnist":
+        return f"FD {rows[0]['frechet_distance']:.2f}"
+    return f"KID {1000 * rows[0]['kid']:.1f}"
+
+
 def plot_curves(cards, path):
     """Validation NLL (nats) against images seen, one line a preset."""
     plt = pyplot()
@@ -220,9 +247,9 @@ def main(argv=None):
     cards = {name: presets.preset_card(name) for name in names}
 
     rows = [
-        "| preset | model | params | test NLL | paper | images seen "
-        "| epochs | hours | test images |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| preset | model | params | test NLL | paper | sample quality "
+        "| images seen | epochs | hours | test images |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, card in cards.items():
         what, size = describe(card)
@@ -231,6 +258,7 @@ def main(argv=None):
         rows.append(
             f"| `{name}` | {what}, {size} | {card['parameters']:,} "
             f"| **{nll_cell(card)}** | {f'{paper:.2f}' if paper else '-'} "
+            f"| {quality_cell(name, card)} "
             f"| {training['images_seen']:,} | {training['epochs']} "
             f"| {training['wall_clock_hours']:.2f} "
             f"| {card['results']['test']['first_images']:,} |"

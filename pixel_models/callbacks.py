@@ -257,3 +257,114 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().on_epoch_end(epoch, logs)
         if os.path.exists(self.filepath):
             os.replace(self.filepath, self.final_path)
+
+
+class SampleQuality(keras.callbacks.Callback):
+    """Logs the kernel (and Frechet) distance of samples every `every`
+    epochs.
+
+    Draws `num_samples` images with a fixed seed and compares them with
+    `reference_images` in the features of `features`
+    (`pixel_models.quality`): KID always (unbiased, so fair at a few
+    hundred samples), FID where `frechet=True` (biased upwards at small
+    counts: compare it only between runs of the same `num_samples`). The
+    figures go to TensorBoard (`log_dir/quality`) and into the epoch's
+    logs (`kid`, `frechet_distance`), so `CSVLogger` and `History` keep
+    them too.
+
+    Args:
+        reference_images: real images (integer levels) of the model's
+            shape, e.g. a few thousand test images.
+        log_dir: TensorBoard directory, or None to log to the epoch's logs
+            alone.
+        num_samples: samples drawn each time.
+        every: epochs between measurements.
+        features: `"classifier"`, `"inception"` or a `FeatureExtractor`.
+        frechet: also log the Frechet distance.
+        seed: seed of the sampling noise.
+        temperature: sampling temperature.
+
+    Example:
+    >>> quality = SampleQuality(x_test[:2000], "runs/x/tensorboard")
+    >>> model.fit(ds, callbacks=[quality])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        reference_images,
+        log_dir=None,
+        num_samples=500,
+        every=5,
+        features="classifier",
+        frechet=True,
+        seed=0,
+        temperature=1.0,
+    ):
+        super().__init__()
+        check_int("every", every)
+        check_int("num_samples", num_samples)
+        self.reference_images = np.asarray(reference_images)
+        self.log_dir = log_dir
+        self.num_samples = num_samples
+        self.every = every
+        self.features = features
+        self.frechet = frechet
+        self.seed = seed
+        self.temperature = temperature
+        self._reference = None
+        self._writer = None
+
+    def measure(self):
+        """The figures of the model as it is now, a dict."""
+        from pixel_models import quality
+        from pixel_models.inputs import image_shape, model_levels
+        from pixel_models.sampling import num_classes, sample
+
+        if self._reference is None:
+            self._reference = quality.Reference(
+                self.reference_images,
+                model_levels(self.model),
+                quality.extractor_for(self.features, image_shape(self.model)),
+            )
+        classes = num_classes(self.model)
+        labels = None if not classes else np.arange(self.num_samples) % classes
+        images = sample(
+            self.model,
+            self.num_samples,
+            seed=self.seed,
+            temperature=self.temperature,
+            progress=False,
+            labels=labels,
+        )
+        reference = self._reference
+        size = min(1000, len(images), len(reference.features))
+        fake = reference.extractor.features(images, reference.levels)
+        figures = {
+            "kid": quality.kernel_distance(
+                reference.features, fake, num_subsets=50, subset_size=size
+            )[0]
+        }
+        if self.frechet:
+            figures["frechet_distance"] = quality.frechet_distance(
+                reference.features, fake
+            )
+        return figures
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        figures = self.measure()
+        if logs is not None:
+            logs.update(figures)
+        if self.log_dir is None:
+            return
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.log_dir, "quality")
+            )
+        with self._writer.as_default():
+            for name, value in figures.items():
+                tf.summary.scalar(name, value, step=epoch + 1)
+        self._writer.flush()

@@ -282,6 +282,38 @@ class PixelModel(keras.Model):
         """
         return sampling.complete(self, images, known, **kwargs)
 
+    def sample_quality(
+        self,
+        reference_images,
+        num_samples=1000,
+        features="classifier",
+        temperature=1.0,
+        top_p=None,
+        seed=0,
+        **kwargs,
+    ):
+        """Draws samples and measures their quality against real images:
+        `pixel_models.quality.sample_quality` (the same keyword
+        arguments: `train_images=` adds the memorisation ratio).
+
+        Returns:
+            A dict of every figure: `frechet_distance`, `kid`,
+            `inception_score`, `precision`, `recall`, pixel statistics,
+            ...
+        """
+        from pixel_models import quality
+
+        return quality.sample_quality(
+            self,
+            reference_images,
+            num_samples=num_samples,
+            features=features,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            **kwargs,
+        )
+
     @classmethod
     def from_preset(cls, name, compile=True):
         """Loads the shipped preset `name` (`pixel_models.presets`).
