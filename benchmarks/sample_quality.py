@@ -273,6 +273,86 @@ def write_section(path, dataset, text):
     print(f"Wrote the {dataset} section of {path}")
 
 
+def measure_models(args, reference, x_train):
+    """The floor, the weak model and every preset, as report rows."""
+    floor = reference.compare(x_train[: args.num])
+    floor.update(
+        {"name": FLOOR, "nll": None, "temperature": None, "top_p": None}
+    )
+    print(f"floor: FD {floor['frechet_distance']:.3f}", flush=True)
+    rows, variant_rows, grids = [], [], [(FLOOR, x_train[:16])]
+    weak, weak_nll = train_weak_model(
+        args.dataset, args.weak_steps, args.data_dir
+    )
+    names = args.presets or preset_names(args.dataset)
+    models = [(f"{WEAK} ({args.weak_steps} steps)", weak, weak_nll)] + [
+        (
+            name,
+            presets.load_preset(name, compile=False),
+            card_nll(presets.preset_card(name)),
+        )
+        for name in names
+    ]
+    for name, model, nll in models:
+        settings = [(args.num, 1.0, None)] + [
+            (args.num_variants, t, p) for t, p in VARIANTS
+        ]
+        for num, temperature, top_p in settings:
+            row, images = measure(
+                reference,
+                name,
+                model,
+                nll,
+                num,
+                temperature,
+                top_p,
+                args.batch_size,
+            )
+            if temperature == 1.0 and top_p is None:
+                rows.append(row)
+                grids.append((name, images))
+            else:
+                variant_rows.append(row)
+    return floor, rows, variant_rows, grids
+
+
+def write_page(args, report, grids):
+    """The plots and the data set's section of the page."""
+    dataset, rows = args.dataset, report["rows"]
+    folder = os.path.join(args.out, "sample_quality")
+    os.makedirs(folder, exist_ok=True)
+    tradeoff = os.path.join(folder, f"{dataset}_nll_vs_quality.png")
+    temperatures = os.path.join(folder, f"{dataset}_temperatures.png")
+    samples = os.path.join(folder, f"{dataset}_samples.png")
+    nll_unit = "nats" if dataset == "binarized_mnist" else "bits/dim"
+    plot_tradeoff(rows, report["floor"], tradeoff, nll_unit)
+    plot_temperatures(rows + report["variants"], temperatures)
+    plot_grids(grids, LEVELS[dataset], samples)
+    ranked = sorted(rows, key=lambda r: r["frechet_distance"])
+    accuracy = ", ".join(
+        f"{k} {100 * v:.2f}%"
+        for k, v in report["classifier"]["test_accuracy"].items()
+    )
+    text = SECTION.format(
+        dataset=dataset,
+        machine=report["machine"],
+        minutes=report["minutes"],
+        classifier=CLASSIFIER[dataset],
+        accuracy=accuracy,
+        num=args.num,
+        num_variants=args.num_variants,
+        reference=report["reference_images"],
+        table=table([report["floor"]] + ranked, nll_unit),
+        variants=table(report["variants"], nll_unit),
+        tradeoff=os.path.relpath(tradeoff, args.out),
+        temperatures=os.path.relpath(temperatures, args.out),
+        samples=os.path.relpath(samples, args.out),
+        command=f"python -m benchmarks.sample_quality --dataset {dataset} "
+        f"--num {args.num} --num-variants {args.num_variants}",
+    )
+    write_section(os.path.join(args.out, "sample_quality.md"), dataset, text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="binarized_mnist", choices=LOADERS)
@@ -283,104 +363,40 @@ def main(argv=None):
     parser.add_argument("--presets", nargs="*", default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    parser.add_argument(
+        "--results",
+        default=os.path.join(ROOT, "benchmarks", "results"),
+        help="folder of the JSON results (sample_quality_DATASET.json)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    dataset, levels = args.dataset, LEVELS[args.dataset]
-    nll_unit = "nats" if dataset == "binarized_mnist" else "bits/dim"
-    x_train, x_test = load_split(dataset, args.data_dir)
-    extractor = quality.ClassifierFeatures.from_preset(CLASSIFIER[dataset])
+    x_train, x_test = load_split(args.dataset, args.data_dir)
+    extractor = quality.ClassifierFeatures.from_preset(CLASSIFIER[args.dataset])
     reference = quality.Reference(
-        x_test, levels, extractor, train_images=x_train, progress=True
+        x_test,
+        LEVELS[args.dataset],
+        extractor,
+        train_images=x_train,
+        progress=True,
     )
-    rows, variant_rows, grids = [], [], []
-    floor = reference.compare(x_train[: args.num])
-    floor.update(
-        {"name": FLOOR, "nll": None, "temperature": None, "top_p": None}
-    )
-    print(f"floor: FD {floor['frechet_distance']:.3f}", flush=True)
-    grids.append((FLOOR, x_train[:16]))
-    weak, weak_nll = train_weak_model(dataset, args.weak_steps, args.data_dir)
-    names = args.presets or preset_names(dataset)
-    models = [(f"{WEAK} ({args.weak_steps} steps)", weak, weak_nll)] + [
-        (
-            name,
-            presets.load_preset(name, compile=False),
-            card_nll(presets.preset_card(name)),
-        )
-        for name in names
-    ]
-    for name, model, nll in models:
-        row, images = measure(
-            reference, name, model, nll, args.num, 1.0, None, args.batch_size
-        )
-        rows.append(row)
-        grids.append((name, images))
-        for temperature, top_p in VARIANTS:
-            row, _ = measure(
-                reference,
-                name,
-                model,
-                nll,
-                args.num_variants,
-                temperature,
-                top_p,
-                args.batch_size,
-            )
-            variant_rows.append(row)
-    minutes = (time.perf_counter() - started) / 60
-    machine = f"{cpu_name()}, {os.cpu_count()} cores, no GPU"
-    results_path = os.path.join(
-        ROOT, "benchmarks", "results", f"sample_quality_{dataset}.json"
-    )
-    os.makedirs(os.path.dirname(results_path), exist_ok=True)
-    with open(results_path, "w") as f:
-        json.dump(
-            {
-                "dataset": dataset,
-                "machine": machine,
-                "minutes": minutes,
-                "classifier": extractor.card,
-                "floor": floor,
-                "rows": rows,
-                "variants": variant_rows,
-            },
-            f,
-            indent=2,
-            default=float,
-        )
-    print(f"Wrote {results_path}")
-    folder = os.path.join(args.out, "sample_quality")
-    os.makedirs(folder, exist_ok=True)
-    tradeoff = os.path.join(folder, f"{dataset}_nll_vs_quality.png")
-    temperatures = os.path.join(folder, f"{dataset}_temperatures.png")
-    samples = os.path.join(folder, f"{dataset}_samples.png")
-    plot_tradeoff(rows, floor, tradeoff, nll_unit)
-    plot_temperatures(rows + variant_rows, temperatures)
-    plot_grids(grids, levels, samples)
-    ranked = sorted(rows, key=lambda r: r["frechet_distance"])
-    accuracy = ", ".join(
-        f"{k} {100 * v:.2f}%"
-        for k, v in extractor.card["test_accuracy"].items()
-    )
-    text = SECTION.format(
-        dataset=dataset,
-        machine=machine,
-        minutes=minutes,
-        classifier=CLASSIFIER[dataset],
-        accuracy=accuracy,
-        num=args.num,
-        num_variants=args.num_variants,
-        reference=len(x_test),
-        table=table([floor] + ranked, nll_unit),
-        variants=table(variant_rows, nll_unit),
-        tradeoff=os.path.relpath(tradeoff, args.out),
-        temperatures=os.path.relpath(temperatures, args.out),
-        samples=os.path.relpath(samples, args.out),
-        command=f"python -m benchmarks.sample_quality --dataset {dataset} "
-        f"--num {args.num} --num-variants {args.num_variants}",
-    )
-    write_section(os.path.join(args.out, "sample_quality.md"), dataset, text)
-    return rows
+    floor, rows, variants, grids = measure_models(args, reference, x_train)
+    report = {
+        "dataset": args.dataset,
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, no GPU",
+        "minutes": (time.perf_counter() - started) / 60,
+        "reference_images": len(x_test),
+        "classifier": extractor.card,
+        "floor": floor,
+        "rows": rows,
+        "variants": variants,
+    }
+    os.makedirs(args.results, exist_ok=True)
+    path = os.path.join(args.results, f"sample_quality_{args.dataset}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2, default=float)
+    print(f"Wrote {path}")
+    write_page(args, report, grids)
+    return report
 
 
 SECTION = """## {dataset}

@@ -207,7 +207,7 @@ class ClassifierFeatures(FeatureExtractor):
     def _outputs(self, unit_images):
         from keras import ops
 
-        outputs = self._both(unit_images, training=False)
+        outputs = self._both.predict_on_batch(unit_images)
         return tuple(ops.convert_to_numpy(o) for o in outputs)
 
 
@@ -268,7 +268,7 @@ class InceptionFeatures(FeatureExtractor):
         x = ops.image.resize(
             x, (INCEPTION_SIZE, INCEPTION_SIZE), interpolation="bilinear"
         )
-        outputs = self._both(x * 2.0 - 1.0, training=False)
+        outputs = self._both.predict_on_batch(x * 2.0 - 1.0)
         return tuple(ops.convert_to_numpy(o) for o in outputs)
 
 

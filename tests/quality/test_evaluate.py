@@ -124,3 +124,33 @@ def test_sample_quality_callback_logs_kid(extractor, tmp_path):
                 float(tf.make_ndarray(value.tensor)),
             )
     assert logged["kid"] == (2, pytest.approx(history.history["kid"][0]))
+
+
+def test_sample_quality_example_prints_the_table(tmp_path, capsys):
+    import sys
+
+    from datafiles import write_mnist
+
+    sys.path.insert(
+        0, os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+    )
+    import sample_quality as example
+
+    write_mnist(tmp_path / "mnist.npz", num_train=30, num_test=20)
+    keras.utils.set_random_seed(0)
+    model = PixelCNN((28, 28, 1), levels=2, num_layers=1, filters=2)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    out = tmp_path / "quality.json"
+    result = example.main(
+        [path, "--num", "12", "--data-dir", str(tmp_path), "--json", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert "binarized_mnist's 20 test images" in printed
+    assert f"| Frechet distance | {result['frechet_distance']:.3f} |" in printed
+    assert "| memorisation ratio |" in printed
+    import json
+
+    assert json.loads(out.read_text())["kid"] == pytest.approx(result["kid"])
+    with pytest.raises(SystemExit):
+        example.main(["--preset", "no_such_preset"])
