@@ -26,7 +26,12 @@ import time
 
 import numpy as np
 
-from benchmarks.common import ROOT, cpu_name, pyplot
+from benchmarks.common import (
+    ROOT,
+    describe_device,
+    pyplot,
+    replace_between_markers,
+)
 from pixel_models import data, presets, quality
 from pixel_models.plotting import image_grid
 
@@ -112,26 +117,21 @@ def train_weak_model(dataset, steps, data_dir):
     return model, bits
 
 
-def draw(model, num, temperature, top_p, batch_size):
-    from pixel_models.sampling import num_classes, sample
+def measure(reference, name, model, nll, num, temperature, top_p, batch):
+    """One row: `num` samples drawn and measured, with their timings."""
+    from pixel_models.sampling import sample
 
-    classes = num_classes(model)
-    labels = None if not classes else np.arange(num) % classes
+    start = time.perf_counter()
+    labels = quality.balanced_labels(model, num)
     images = sample(
         model,
         num,
         temperature=temperature,
         top_p=top_p,
         seed=0,
-        batch_size=batch_size,
+        batch_size=batch,
         labels=labels,
     )
-    return images, labels
-
-
-def measure(reference, name, model, nll, num, temperature, top_p, batch):
-    start = time.perf_counter()
-    images, labels = draw(model, num, temperature, top_p, batch)
     drawn = time.perf_counter() - start
     row = reference.compare(images, labels=labels)
     row.update(
@@ -275,7 +275,9 @@ def write_section(path, dataset, text):
 
 def measure_models(args, reference, x_train):
     """The floor, the weak model and every preset, as report rows."""
-    floor = reference.compare(x_train[: args.num])
+    # A perfect model's score: training images in place of samples (their
+    # memorisation ratio would be 0 by construction, so it is left out).
+    floor = reference.compare(x_train[: args.num], memorisation=False)
     floor.update(
         {"name": FLOOR, "nll": None, "temperature": None, "top_p": None}
     )
@@ -314,6 +316,28 @@ def measure_models(args, reference, x_train):
             else:
                 variant_rows.append(row)
     return floor, rows, variant_rows, grids
+
+
+def classifier_table():
+    """The classifier presets' cards as a Markdown table."""
+    lines = [
+        "| classifier preset | network | params | features "
+        "| test accuracy | epochs | hours | machine |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in quality.list_classifier_presets():
+        card = quality.classifier_card(name)
+        training = card["training"]
+        accuracy = ", ".join(
+            f"{data} {100 * value:.2f}%"
+            for data, value in card["test_accuracy"].items()
+        )
+        lines.append(
+            f"| `{name}` | `{card['builder']}` | {card['parameters']:,} "
+            f"| {card['feature_size']} | {accuracy} | {training['epochs']} "
+            f"| {training['wall_clock_hours']:.2f} | {training['machine']} |"
+        )
+    return "\n".join(lines)
 
 
 def write_page(args, report, grids):
@@ -357,12 +381,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="binarized_mnist", choices=LOADERS)
     parser.add_argument("--num", type=int, default=10000)
-    parser.add_argument("--num-variants", type=int, default=2000)
+    parser.add_argument("--num-variants", type=int, default=1000)
     parser.add_argument("--weak-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--presets", nargs="*", default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    parser.add_argument(
+        "--readme",
+        default=os.path.join(ROOT, "README.md"),
+        help="also put the classifier presets' table between this file's "
+        "markers",
+    )
     parser.add_argument(
         "--results",
         default=os.path.join(ROOT, "benchmarks", "results"),
@@ -382,7 +412,7 @@ def main(argv=None):
     floor, rows, variants, grids = measure_models(args, reference, x_train)
     report = {
         "dataset": args.dataset,
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores, no GPU",
+        "machine": describe_device()[0],
         "minutes": (time.perf_counter() - started) / 60,
         "reference_images": len(x_test),
         "classifier": extractor.card,
@@ -396,6 +426,10 @@ def main(argv=None):
         json.dump(report, f, indent=2, default=float)
     print(f"Wrote {path}")
     write_page(args, report, grids)
+    if args.readme and os.path.exists(args.readme):
+        replace_between_markers(
+            args.readme, "classifier presets", classifier_table()
+        )
     return report
 
 

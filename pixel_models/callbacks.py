@@ -265,27 +265,29 @@ class SampleQuality(keras.callbacks.Callback):
 
     Draws `num_samples` images with a fixed seed and compares them with
     `reference_images` in the features of `features`
-    (`pixel_models.quality`): KID always (unbiased, so fair at a few
-    hundred samples), FID where `frechet=True` (biased upwards at small
-    counts: compare it only between runs of the same `num_samples`). The
-    figures go to TensorBoard (`log_dir/quality`) and into the epoch's
-    logs (`kid`, `frechet_distance`), so `CSVLogger` and `History` keep
-    them too.
+    (`pixel_models.quality.Reference.distances`): KID (unbiased, so fair
+    at a few hundred samples) and the Frechet distance (biased upwards at
+    small counts: compare it only between runs of the same
+    `num_samples`). The figures go to TensorBoard (`log_dir/quality`)
+    and into the logs of the epochs they are measured after, so
+    `History` keeps them. The extractor and the reference's features are
+    made when training begins, so a missing classifier preset or
+    reference images of the wrong levels fail at once, not hours later.
 
     Args:
         reference_images: real images (integer levels) of the model's
             shape, e.g. a few thousand test images.
         log_dir: TensorBoard directory, or None to log to the epoch's logs
             alone.
-        num_samples: samples drawn each time.
+        num_samples: samples drawn each time (at least 2).
         every: epochs between measurements.
         features: `"classifier"`, `"inception"` or a `FeatureExtractor`.
-        frechet: also log the Frechet distance.
         seed: seed of the sampling noise.
         temperature: sampling temperature.
 
     Example:
-    >>> quality = SampleQuality(x_test[:2000], "runs/x/tensorboard")
+    >>> x_test = np.zeros((100, 28, 28, 1), "uint8")
+    >>> quality = SampleQuality(x_test, "runs/x/tensorboard", every=5)
     >>> model.fit(ds, callbacks=[quality])  # doctest: +SKIP
     """
 
@@ -296,59 +298,50 @@ class SampleQuality(keras.callbacks.Callback):
         num_samples=500,
         every=5,
         features="classifier",
-        frechet=True,
         seed=0,
         temperature=1.0,
     ):
         super().__init__()
         check_int("every", every)
-        check_int("num_samples", num_samples)
+        check_int("num_samples", num_samples, minimum=2)
         self.reference_images = np.asarray(reference_images)
         self.log_dir = log_dir
         self.num_samples = num_samples
         self.every = every
         self.features = features
-        self.frechet = frechet
         self.seed = seed
         self.temperature = temperature
-        self._reference = None
+        self.reference = None
         self._writer = None
+
+    def on_train_begin(self, logs=None):
+        if self.reference is not None:
+            return
+        from pixel_models import quality
+        from pixel_models.inputs import image_shape, model_levels
+
+        self.reference = quality.Reference(
+            self.reference_images,
+            model_levels(self.model),
+            quality.extractor_for(self.features, image_shape(self.model)),
+        )
 
     def measure(self):
         """The figures of the model as it is now, a dict."""
-        from pixel_models import quality
-        from pixel_models.inputs import image_shape, model_levels
-        from pixel_models.sampling import num_classes, sample
+        from pixel_models.quality import balanced_labels
+        from pixel_models.sampling import sample
 
-        if self._reference is None:
-            self._reference = quality.Reference(
-                self.reference_images,
-                model_levels(self.model),
-                quality.extractor_for(self.features, image_shape(self.model)),
-            )
-        classes = num_classes(self.model)
-        labels = None if not classes else np.arange(self.num_samples) % classes
+        self.on_train_begin()
         images = sample(
             self.model,
             self.num_samples,
             seed=self.seed,
             temperature=self.temperature,
             progress=False,
-            labels=labels,
+            labels=balanced_labels(self.model, self.num_samples),
         )
-        reference = self._reference
-        size = min(1000, len(images), len(reference.features))
-        fake = reference.extractor.features(images, reference.levels)
-        figures = {
-            "kid": quality.kernel_distance(
-                reference.features, fake, num_subsets=50, subset_size=size
-            )[0]
-        }
-        if self.frechet:
-            figures["frechet_distance"] = quality.frechet_distance(
-                reference.features, fake
-            )
-        return figures
+        figures = self.reference.distances(images)
+        return {k: figures[k] for k in ("kid", "frechet_distance")}
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:

@@ -20,6 +20,7 @@ True
 
 from pixel_models.quality.evaluate import (
     Reference,
+    balanced_labels,
     extractor_for,
     sample_quality,
 )
@@ -27,8 +28,6 @@ from pixel_models.quality.features import (
     ClassifierFeatures,
     FeatureExtractor,
     InceptionFeatures,
-    classifier_card,
-    list_classifier_presets,
     to_unit_interval,
 )
 from pixel_models.quality.statistics import (
@@ -40,13 +39,20 @@ from pixel_models.quality.statistics import (
     pixel_statistics,
     precision_recall,
 )
+from pixel_models.quality.store import (
+    ClassifierPreset,
+    classifier_card,
+    list_classifier_presets,
+)
 
 __all__ = [
     "ClassifierFeatures",
+    "ClassifierPreset",
     "FeatureExtractor",
     "InceptionFeatures",
     "Reference",
     "artifact_rate",
+    "balanced_labels",
     "classifier_card",
     "extractor_for",
     "frechet_distance",

@@ -24,6 +24,15 @@ FEATURE_KINDS = ("classifier", "inception")
 MEMORISATION_IMAGES = 2000
 
 
+def balanced_labels(model, num_samples):
+    """Labels `0, 1, ..., classes - 1, 0, ...` for a class-conditional
+    model's samples (every class equally often), else None."""
+    from pixel_models import inputs
+
+    classes = inputs.num_classes(model)
+    return None if not classes else np.arange(num_samples) % classes
+
+
 def extractor_for(features, image_shape):
     """The feature extractor that `features` names for images of a shape.
 
@@ -87,7 +96,13 @@ class Reference:
         self.images = np.asarray(images)
         self.levels = levels
         self.extractor = extractor
-        self.train_images = train_images
+        # In float64 once: the nearest-neighbour search reads them so for
+        # every set of samples.
+        self.train_images = (
+            None
+            if train_images is None
+            else np.asarray(train_images, "float64")
+        )
         self.batch_size = batch_size
         self.progress = progress
         self.features, self.probabilities = self._extract(self.images)
@@ -100,18 +115,60 @@ class Reference:
             progress=self.progress,
         )
 
+    def distances(self, samples, kid_subsets=100, kid_subset_size=1000):
+        """The Frechet and kernel distances of `samples`, a dict: the two
+        figures a training run watches (`SampleQuality`)."""
+        fake = self._extract(self._checked(samples))[0]
+        return self._distances(fake, kid_subsets, kid_subset_size)
+
+    def _checked(self, samples):
+        samples = np.asarray(samples)
+        if samples.shape[1:] != self.images.shape[1:]:
+            raise ValueError(
+                "samples must have the reference images' shape "
+                f"{self.images.shape[1:]}. Received: samples.shape="
+                f"{samples.shape}"
+            )
+        return samples
+
+    def _distances(self, fake, kid_subsets, kid_subset_size):
+        size = min(kid_subset_size, len(fake), len(self.features))
+        kid, kid_std = statistics.kernel_distance(
+            self.features,
+            fake,
+            num_subsets=kid_subsets,
+            subset_size=size,
+            seed=0,
+        )
+        return {
+            "frechet_distance": statistics.frechet_distance(
+                self.features, fake
+            ),
+            "kid": kid,
+            "kid_std": kid_std,
+            "kid_subset_size": int(size),
+        }
+
     def compare(
-        self, samples, labels=None, kid_subsets=100, kid_subset_size=1000
+        self,
+        samples,
+        labels=None,
+        kid_subsets=100,
+        kid_subset_size=1000,
+        memorisation=True,
     ):
         """Every quality figure of `samples` against this reference.
 
         Args:
             samples: generated images, `(n, H, W, C)` integer levels.
             labels: for a class-conditional model, the class each sample
-                was asked for (gives `class_match`).
+                was asked for (gives `class_match` where the extractor's
+                classes are the data's).
             kid_subsets: subsets KID averages over.
             kid_subset_size: images per KID subset (at most the smaller
                 set's size).
+            memorisation: measure the memorisation ratio (where the
+                reference has training images).
 
         Returns:
             A dict of floats: `frechet_distance`, `kid`, `kid_std`,
@@ -121,24 +178,10 @@ class Reference:
             `max_class_share`, `class_match` (conditional), the pixel
             statistics of `statistics.pixel_statistics`, and, with
             training images, `memorisation_ratio`, `sample_nn_median`,
-            `test_nn_median`, `copies`.
+            `test_nn_median`, `copies`, `test_copies`.
         """
-        samples = np.asarray(samples)
-        if samples.shape[1:] != self.images.shape[1:]:
-            raise ValueError(
-                "samples must have the reference images' shape "
-                f"{self.images.shape[1:]}. Received: samples.shape="
-                f"{samples.shape}"
-            )
+        samples = self._checked(samples)
         fake, probs = self._extract(samples)
-        size = min(kid_subset_size, len(fake), len(self.features))
-        kid, kid_std = statistics.kernel_distance(
-            self.features,
-            fake,
-            num_subsets=kid_subsets,
-            subset_size=size,
-            seed=0,
-        )
         score, score_std = statistics.inception_score(
             probs, splits=min(10, len(probs))
         )
@@ -147,12 +190,7 @@ class Reference:
         result = {
             "num_samples": int(len(samples)),
             "num_reference": int(len(self.images)),
-            "frechet_distance": statistics.frechet_distance(
-                self.features, fake
-            ),
-            "kid": kid,
-            "kid_std": kid_std,
-            "kid_subset_size": int(size),
+            **self._distances(fake, kid_subsets, kid_subset_size),
             "inception_score": score,
             "inception_score_std": score_std,
             "precision": precision,
@@ -165,13 +203,15 @@ class Reference:
                 / len(probs)
             ),
         }
-        if labels is not None:
+        if labels is not None and self.extractor.data_classes:
+            # The classifier's classes are the data's, so the asked class
+            # can be checked (not so for ImageNet's).
             labels = np.asarray(labels).reshape(-1)
             result["class_match"] = float(np.mean(probs.argmax(-1) == labels))
         result.update(
             statistics.pixel_statistics(samples, self.images, self.levels)
         )
-        if self.train_images is not None:
+        if memorisation and self.train_images is not None:
             n = MEMORISATION_IMAGES
             memo = statistics.memorisation_ratio(
                 samples[:n], self.train_images, self.images[:n]
@@ -199,7 +239,9 @@ def sample_quality(
     Args:
         model: an autoregressive model of this package.
         reference_images: real images of the model's shape and levels
-            (the test set, usually).
+            (the test set, usually), or a `Reference` built from them
+            (their features computed once for many calls; `features` and
+            `train_images` are then the Reference's).
         num_samples: samples to draw.
         features: `"classifier"`, `"inception"` or a `FeatureExtractor`
             (see `extractor_for`).
@@ -208,7 +250,7 @@ def sample_quality(
         seed: seed of the sampling noise.
         train_images: the training images, for the memorisation ratio.
         labels: for a class-conditional model, the class of each sample;
-            None cycles through the classes.
+            None cycles through the classes (`balanced_labels`).
         batch_size: images sampled at once (None: all).
         progress: show progress bars while sampling and extracting.
 
@@ -217,18 +259,18 @@ def sample_quality(
     """
     from pixel_models import inputs, sampling
 
-    levels = inputs.model_levels(model)
-    classes = inputs.num_classes(model)
-    if classes and labels is None:
-        labels = np.arange(num_samples) % classes
-    extractor = extractor_for(features, inputs.image_shape(model))
-    reference = Reference(
-        reference_images,
-        levels,
-        extractor,
-        train_images=train_images,
-        progress=progress,
-    )
+    if labels is None:
+        labels = balanced_labels(model, num_samples)
+    if isinstance(reference_images, Reference):
+        reference = reference_images
+    else:
+        reference = Reference(
+            reference_images,
+            inputs.model_levels(model),
+            extractor_for(features, inputs.image_shape(model)),
+            train_images=train_images,
+            progress=progress,
+        )
     samples = sampling.sample(
         model,
         num_samples,
@@ -239,6 +281,6 @@ def sample_quality(
         progress=progress,
         labels=labels,
     )
-    result = reference.compare(samples, labels=labels if classes else None)
+    result = reference.compare(samples, labels=labels)
     result.update({"temperature": temperature, "top_p": top_p})
     return result

@@ -14,15 +14,9 @@ import os
 import numpy as np
 
 from pixel_models.quality.classifiers import FEATURES_LAYER
+from pixel_models.quality.store import ClassifierPreset
 
-PRESETS_DIR = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "presets"
-)
-MODEL_FILE = "model.keras"
-CARD_FILE = "card.json"
 INCEPTION_SIZE = 299
-# The classifier presets the project trains (pixel_models.quality.recipes).
-CLASSIFIER_PRESETS = ("cifar10_classifier", "mnist_classifier")
 # Where Keras keeps InceptionV3's ImageNet weights once downloaded.
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
 
@@ -70,18 +64,24 @@ def to_unit_interval(images, levels=None):
 class FeatureExtractor:
     """The contract of a feature extractor: features and probabilities.
 
-    Subclasses implement `_outputs(unit_images)`, which takes a batch as
-    float32 in [0, 1] and returns `(features, probabilities)` as arrays.
+    Subclasses implement `outputs(unit_images)`, which takes a batch as
+    float32 in [0, 1] and returns `(features, probabilities)` as NumPy
+    arrays; `features`, `probabilities` and `features_and_probabilities`
+    check, scale and batch the images for it.
 
     Attributes:
         image_shape: the `(H, W, C)` the extractor takes, or None for any.
         feature_size: the length of a feature vector.
         num_classes: the length of a probability vector.
+        data_classes: True where the classes are those of the data the
+            images come from (a classifier trained on it), so that a
+            class-conditional model's labels can be checked against them.
     """
 
     image_shape = None
     feature_size = None
     num_classes = None
+    data_classes = False
 
     def features(self, images, levels=None, batch_size=100, progress=False):
         """The feature vectors of `images`, float64 `(n, feature_size)`."""
@@ -130,14 +130,14 @@ class FeatureExtractor:
         bar = keras.utils.Progbar(len(unit)) if progress else None
         feats, probs = [], []
         for start in range(0, len(unit), batch_size):
-            f, p = self._outputs(unit[start : start + batch_size])
+            f, p = self.outputs(unit[start : start + batch_size])
             feats.append(np.asarray(f, "float64"))
             probs.append(np.asarray(p, "float64"))
             if bar is not None:
                 bar.update(min(start + batch_size, len(unit)))
         return np.concatenate(feats), np.concatenate(probs)
 
-    def _outputs(self, unit_images):
+    def outputs(self, unit_images):
         raise NotImplementedError
 
 
@@ -156,6 +156,8 @@ class ClassifierFeatures(FeatureExtractor):
     >>> extractor.features(np.zeros((2, 28, 28), "uint8"), levels=2).shape
     (2, 8)
     """
+
+    data_classes = True
 
     def __init__(self, model):
         import keras
@@ -181,30 +183,17 @@ class ClassifierFeatures(FeatureExtractor):
 
         The model file's sha256 is checked against its card, and it is
         loaded with `safe_mode=True`; the card is kept as `.card`.
+
+        Raises:
+            ValueError: an unknown name, or a corrupted model file.
+            FileNotFoundError: the preset is not installed.
         """
-        import keras
-
-        from pixel_models.presets import sha256
-
-        card = classifier_card(name)
-        path = os.path.join(PRESETS_DIR, name, MODEL_FILE)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Classifier preset {name!r} has a card but no model file "
-                f"at {path!r}: reinstall pixel-models."
-            )
-        digest = sha256(path)
-        if digest != card["sha256"]:
-            raise ValueError(
-                f"The model file of classifier preset {name!r} at {path!r} "
-                f"is corrupted or was replaced: its sha256 is {digest}, the "
-                f"card expects {card['sha256']}. Reinstall pixel-models."
-            )
-        extractor = cls(keras.models.load_model(path, safe_mode=True))
-        extractor.card = card
+        preset = ClassifierPreset(name)
+        extractor = cls(preset.load_model())
+        extractor.card = preset.card()
         return extractor
 
-    def _outputs(self, unit_images):
+    def outputs(self, unit_images):
         from keras import ops
 
         outputs = self._both.predict_on_batch(unit_images)
@@ -215,9 +204,11 @@ class InceptionFeatures(FeatureExtractor):
     """InceptionV3's 2048 pool features and its ImageNet probabilities.
 
     Images are resized to 299 x 299 bilinearly, grey ones repeated to
-    three channels, and scaled to [-1, 1] as InceptionV3 expects, so FID
-    and IS compare with published figures (which also use these weights;
-    figures from other resizers differ by a few FID points).
+    three channels, and scaled to [-1, 1] as InceptionV3 expects. These
+    are Keras's ImageNet weights, not the 2015 Inception graph that the
+    reference FID code (TTUR, pytorch-fid, clean-fid) loads, so figures
+    land near published ones but are not the same computation: compare
+    models with each other here, and with papers only loosely.
 
     Args:
         weights: `"imagenet"` (Keras downloads them once into its cache,
@@ -259,7 +250,7 @@ class InceptionFeatures(FeatureExtractor):
             net.input, [net.get_layer("avg_pool").output, net.output]
         )
 
-    def _outputs(self, unit_images):
+    def outputs(self, unit_images):
         from keras import ops
 
         x = unit_images
@@ -270,34 +261,3 @@ class InceptionFeatures(FeatureExtractor):
         )
         outputs = self._both.predict_on_batch(x * 2.0 - 1.0)
         return tuple(ops.convert_to_numpy(o) for o in outputs)
-
-
-def list_classifier_presets():
-    """The names of the classifier presets shipped, sorted."""
-    if not os.path.isdir(PRESETS_DIR):
-        return []
-    return sorted(
-        name
-        for name in os.listdir(PRESETS_DIR)
-        if os.path.isfile(os.path.join(PRESETS_DIR, name, CARD_FILE))
-    )
-
-
-def classifier_card(name):
-    """The card of classifier preset `name`, a dict."""
-    import json
-
-    known = list_classifier_presets()
-    if name not in known and name not in CLASSIFIER_PRESETS:
-        raise ValueError(
-            f"Unknown classifier preset. name must be one of {known}. "
-            f"Received: name={name!r}"
-        )
-    path = os.path.join(PRESETS_DIR, name, CARD_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Classifier preset {name!r} has no card at {path!r}: train it "
-            f"with `python -m pixel_models.quality.recipes {name}`."
-        )
-    with open(path) as f:
-        return json.load(f)

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from pixel_models.quality import classifiers, features
+from pixel_models.quality.store import ClassifierPreset
 from pixel_models.training import machine
 
 RECIPES = {
@@ -62,41 +63,6 @@ def _load(dataset, data_dir):
     if dataset == "mnist":
         return data.load_mnist(data_dir)
     return data.load_cifar10(data_dir)
-
-
-def _augment(dataset):
-    import tensorflow as tf
-
-    if dataset == "mnist":
-
-        def mnist(image, label):
-            x = tf.cast(image, "float32") / 255.0
-            binary = tf.cast(tf.random.uniform(tf.shape(x)) < x, "float32")
-            x = tf.where(tf.random.uniform(()) < 0.5, binary, x)
-            x = tf.pad(x, [[2, 2], [2, 2], [0, 0]])
-            return tf.image.random_crop(x, (28, 28, 1)), label
-
-        return mnist
-
-    def cifar(image, label):
-        x = tf.cast(image, "float32") / 255.0
-        x = tf.pad(x, [[4, 4], [4, 4], [0, 0]], mode="REFLECT")
-        x = tf.image.random_crop(x, (32, 32, 3))
-        return tf.image.random_flip_left_right(x), label
-
-    return cifar
-
-
-def _train_dataset(x, y, dataset, batch_size):
-    import tensorflow as tf
-
-    return (
-        tf.data.Dataset.from_tensor_slices((x, y))
-        .shuffle(len(x), reshuffle_each_iteration=True)
-        .map(_augment(dataset), num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
 
 
 class OneCycle:
@@ -187,7 +153,7 @@ def train(
         epochs: overrides the recipe's epochs.
         log_dir: where the run keeps its backup and history
             (`runs/classifiers/NAME` if None).
-        out_dir: the preset folder (`pixel_models/quality/presets/NAME`
+        out_dir: the folder of the presets (`pixel_models/quality/presets`
             if None).
         threads: the TensorFlow threads it was given, for the card.
 
@@ -196,8 +162,7 @@ def train(
     """
     import keras
 
-    from pixel_models import presets
-    from pixel_models.callbacks import save_atomically
+    from pixel_models import data
 
     if name not in RECIPES:
         raise ValueError(
@@ -206,14 +171,13 @@ def train(
     recipe = RECIPES[name]
     epochs = epochs or recipe["epochs"]
     log_dir = log_dir or os.path.join("runs", "classifiers", name)
-    out_dir = out_dir or os.path.join(features.PRESETS_DIR, name)
     os.makedirs(log_dir, exist_ok=True)
+    keras.utils.set_random_seed(0)
     (x_train, y_train), _ = _load(recipe["dataset"], data_dir)
-    train_data = _train_dataset(
+    train_data = data.classifier_dataset(
         x_train, y_train, recipe["dataset"], recipe["batch_size"]
     )
     steps = len(x_train) // recipe["batch_size"]
-    keras.utils.set_random_seed(0)
     model = recipe["build"](**recipe["builder_arguments"])
     model.compile(
         optimizer=_optimizer(recipe, steps * epochs),
@@ -222,10 +186,9 @@ def train(
         ),
         metrics=["accuracy"],
     )
-    one_hot = train_data.map(lambda x, y: (x, _one_hot(y)))
     started = time.time()
     model.fit(
-        one_hot,
+        train_data,
         epochs=epochs,
         callbacks=[
             keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup")),
@@ -237,16 +200,15 @@ def train(
     )
     hours = (time.time() - started) / 3600
     accuracies = test_accuracies(model, recipe["dataset"], data_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    model_path = os.path.join(out_dir, features.MODEL_FILE)
-    save_atomically(model, model_path)
     card = {
         "name": name,
         "dataset": recipe["dataset"],
         "builder": recipe["build"].__name__,
         "builder_arguments": recipe["builder_arguments"],
         "parameters": int(model.count_params()),
-        "feature_size": int(model.get_layer("features").output.shape[-1]),
+        "feature_size": int(
+            model.get_layer(classifiers.FEATURES_LAYER).output.shape[-1]
+        ),
         "test_accuracy": accuracies,
         "training": {
             "epochs": epochs,
@@ -264,20 +226,8 @@ def train(
         },
         "command": f"python -m pixel_models.quality.recipes {name} "
         f"--epochs {epochs}",
-        "sha256": presets.sha256(model_path),
     }
-    partial = os.path.join(out_dir, features.CARD_FILE + ".partial")
-    with open(partial, "w") as f:
-        json.dump(card, f, indent=2)
-        f.write("\n")
-    os.replace(partial, os.path.join(out_dir, features.CARD_FILE))
-    return card
-
-
-def _one_hot(labels):
-    import tensorflow as tf
-
-    return tf.one_hot(labels, 10)
+    return ClassifierPreset(name, out_dir).write(model, card)
 
 
 def main(argv=None):

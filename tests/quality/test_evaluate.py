@@ -40,7 +40,12 @@ def test_reference_against_itself_is_the_floor(extractor):
     assert same["frechet_distance"] == pytest.approx(0, abs=1e-6)
     assert same["precision"] == same["recall"] == 1.0
     assert same["histogram_tv"] == 0 and same["mean_image_l2"] == 0
+    # Samples that are the test images sit as far from the training set
+    # as the test images do.
     assert same["memorisation_ratio"] == pytest.approx(1.0)
+    assert "memorisation_ratio" not in reference.compare(
+        real, memorisation=False
+    )
     # All-ink images are far from random ones, in every figure.
     ink = np.ones((60, *SHAPE), "uint8")
     far = reference.compare(ink)
@@ -51,6 +56,7 @@ def test_reference_against_itself_is_the_floor(extractor):
         reference.compare(np.zeros((3, 8, 9, 1), "uint8"))
 
 
+@pytest.mark.every_backend
 def test_sample_quality_of_a_model(extractor):
     model = tiny_model()
     real = images(40, 0)
@@ -67,7 +73,7 @@ def test_sample_quality_of_a_model(extractor):
     assert result["num_samples"] == 24 and result["kid_subset_size"] == 24
     assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
     assert "class_match" not in result
-    # The method is the function, with the same defaults and seed.
+    # The method is the function (same seed, same figures).
     again = model.sample_quality(
         real,
         num_samples=24,
@@ -78,14 +84,52 @@ def test_sample_quality_of_a_model(extractor):
     assert again == result
 
 
-def test_sample_quality_of_a_conditional_model(extractor):
+class FirstPixelClasses(quality.FeatureExtractor):
+    """Features: the image; class: its first sub-pixel (0 or 1)."""
+
+    data_classes = True
+
+    def outputs(self, unit_images):
+        flat = unit_images.reshape(len(unit_images), -1)
+        first = flat[:, 0].astype("int64")
+        return flat, np.eye(3)[first]
+
+
+@pytest.mark.every_backend
+def test_sample_quality_of_a_conditional_model(monkeypatch):
+    from pixel_models import sampling
+
     model = tiny_model(num_classes=3)
+    asked = []
+    draw = sampling.sample
+
+    def spy(model, num_samples, labels=None, **kwargs):
+        asked.append(labels)
+        return draw(model, num_samples, labels=labels, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample", spy)
     result = model.sample_quality(
-        images(30, 0), num_samples=12, features=extractor, progress=False
+        images(30, 0),
+        num_samples=12,
+        features=FirstPixelClasses(),
+        progress=False,
     )
-    # The untrained tiny classifier puts some samples in the asked class.
-    assert 0 <= result["class_match"] <= 1
+    # Every class asked for equally often, and class_match counts the
+    # samples whose (stub) class is the asked one.
+    np.testing.assert_array_equal(asked[0], np.arange(12) % 3)
+    samples = draw(model, 12, labels=asked[0], seed=0, progress=False)
+    expected = np.mean(samples[:, 0, 0, 0] == asked[0])
+    assert result["class_match"] == expected
     assert "memorisation_ratio" not in result
+    # ImageNet's classes are not the data's: no class_match with them.
+    monkeypatch.setattr(FirstPixelClasses, "data_classes", False)
+    result = model.sample_quality(
+        images(30, 0),
+        num_samples=12,
+        features=FirstPixelClasses(),
+        progress=False,
+    )
+    assert "class_match" not in result
 
 
 def test_extractor_for_names_the_choices():
@@ -105,11 +149,14 @@ def test_sample_quality_callback_logs_kid(extractor, tmp_path):
         every=2,
         features=extractor,
     )
+    assert callback.reference is None
     x = images(32, 2)
     history = model.fit(
         x, x, epochs=2, batch_size=16, verbose=0, callbacks=[callback]
     )
-    # Measured after epoch 2 only, into the logs and TensorBoard.
+    # Built when training began; measured after epoch 2 only, into the
+    # logs and TensorBoard.
+    assert callback.reference.extractor is extractor
     assert len(history.history["kid"]) == 1
     assert np.isfinite(history.history["frechet_distance"][0])
     events = glob.glob(os.path.join(tmp_path, "quality", "events.*"))

@@ -1,6 +1,6 @@
 """The feature extractors and classifier presets of pixel_models.quality."""
 
-import json
+import glob
 import os
 import shutil
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pixel_models import quality
-from pixel_models.quality import classifiers, features, recipes
+from pixel_models.quality import classifiers, features, recipes, store
 
 
 def tiny_classifier(shape=(8, 8, 1), feature_size=6, classes=3, seed=0):
@@ -182,21 +182,40 @@ def test_classifier_presets_load_and_meet_their_targets(name):
 
 
 def test_classifier_preset_errors(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="mnist_classifier"):
+    with pytest.raises(ValueError, match="'cifar10_classifier', 'mnist_"):
         quality.ClassifierFeatures.from_preset("mnist_clasifier")
     copy = tmp_path / "mnist_classifier"
-    shutil.copytree(
-        os.path.join(features.PRESETS_DIR, "mnist_classifier"), copy
-    )
-    monkeypatch.setattr(features, "PRESETS_DIR", str(tmp_path))
-    with open(copy / features.MODEL_FILE, "ab") as f:
+    shutil.copytree(store.ClassifierPreset("mnist_classifier").folder, copy)
+    monkeypatch.setattr(store, "PRESETS_DIR", str(tmp_path))
+    assert quality.list_classifier_presets() == ["mnist_classifier"]
+    with open(copy / store.MODEL_FILE, "ab") as f:
         f.write(b"\0")
     with pytest.raises(ValueError, match="corrupted or was replaced"):
         quality.ClassifierFeatures.from_preset("mnist_classifier")
-    os.remove(copy / features.MODEL_FILE)
+    os.remove(copy / store.MODEL_FILE)
     with pytest.raises(FileNotFoundError, match="no model file"):
         quality.ClassifierFeatures.from_preset("mnist_classifier")
-    os.remove(copy / features.CARD_FILE)
+    os.remove(copy / store.CARD_FILE)
     with pytest.raises(FileNotFoundError, match="recipes mnist_classifier"):
         quality.ClassifierFeatures.from_preset("mnist_classifier")
-    assert json.loads(json.dumps(quality.list_classifier_presets())) == []
+    assert quality.list_classifier_presets() == []
+
+
+def test_classifier_preset_writes_an_uncompiled_model_and_its_sha(tmp_path):
+    model = classifiers.build_mnist_classifier(width=2, feature_size=4)
+    # Compiled with the recipe's own schedule, which is not serializable.
+    model.compile(
+        optimizer=recipes._optimizer(recipes.RECIPES["mnist_classifier"], 10),
+        loss="categorical_crossentropy",
+    )
+    preset = store.ClassifierPreset("mnist_classifier", root=str(tmp_path))
+    card = preset.write(model, {"name": "mnist_classifier", "x": 1})
+    assert preset.card() == card and card["x"] == 1
+    loaded = preset.load_model()
+    x = np.random.default_rng(0).random((2, 28, 28, 1), "float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(x)),
+        keras.ops.convert_to_numpy(model(x)),
+        rtol=1e-6,
+    )
+    assert not glob.glob(str(tmp_path / "mnist_classifier" / "*partial*"))
