@@ -147,15 +147,14 @@ def nll_cell(card):
     return f"{test['bits_per_dim']:.3f} bits/dim"
 
 
-def quality_cell(name, card):
+def quality_cell(name, card, results_dir=None):
     """The headline sample-quality figure of `benchmarks.sample_quality`
     (its results file), or "-" before that report has run: the Frechet
     distance in the classifier's features on MNIST, KID x 1000 on
     CIFAR-10 (fairer at the few thousand samples drawn there)."""
     dataset = card["data"]["name"]
-    path = os.path.join(
-        ROOT, "benchmarks", "results", f"sample_quality_{dataset}.json"
-    )
+    results_dir = results_dir or os.path.join(ROOT, "benchmarks", "results")
+    path = os.path.join(results_dir, f"sample_quality_{dataset}.json")
     if not os.path.exists(path):
         return "-"
     with open(path) as f:

@@ -103,7 +103,9 @@ def train_weak_model(dataset, steps, data_dir):
     from pixel_models.losses import bits_per_dim_to_nats_per_image
     from pixel_models.models import PixelCNN
 
-    splits = data.get_datasets(dataset, batch_size=64, data_dir=data_dir)
+    splits = data.get_datasets(
+        dataset, batch_size=64, data_dir=data_dir, validation_size=0
+    )
     model = PixelCNN(
         splits.image_shape, levels=LEVELS[dataset], num_layers=7, filters=16
     )
@@ -286,7 +288,7 @@ def measure_models(args, reference, x_train):
     weak, weak_nll = train_weak_model(
         args.dataset, args.weak_steps, args.data_dir
     )
-    names = args.presets or preset_names(args.dataset)
+    names = preset_names(args.dataset) if args.presets is None else args.presets
     models = [(f"{WEAK} ({args.weak_steps} steps)", weak, weak_nll)] + [
         (
             name,
@@ -384,7 +386,13 @@ def main(argv=None):
     parser.add_argument("--num-variants", type=int, default=1000)
     parser.add_argument("--weak-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--presets", nargs="*", default=None)
+    parser.add_argument(
+        "--presets",
+        nargs="*",
+        default=None,
+        help="the presets to measure (all of the data set's if not given; "
+        "none if given empty)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
     parser.add_argument(

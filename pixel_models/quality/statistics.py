@@ -520,10 +520,13 @@ def pixel_statistics(samples, reference, levels):
           mean sample image and the mean reference image (over all
           sub-pixels).
         - `"histogram_tv"`: total variation distance `0.5 * sum |p - q|`
-          between the histograms of levels over all sub-pixels of the
-          samples and of the reference.
+          between the histograms of levels of the samples and of the
+          reference, one histogram a channel, averaged over the channels
+          (so a colour cast shows).
         - `"ink_mean_samples"`, `"ink_mean_reference"`: the mean, over
-          images, of each image's share of non-zero sub-pixels ("ink").
+          images, of each image's "ink": for grey images the share of
+          non-zero pixels; for colour images, where nearly every
+          sub-pixel is non-zero, the mean intensity in [0, 1].
         - `"ink_tv"`: total variation distance between the distributions
           of the per-image ink share, each histogrammed on 20 equal bins
           over [0, 1].
@@ -558,11 +561,17 @@ def pixel_statistics(samples, reference, levels):
     samples, reference = _with_channels(samples), _with_channels(reference)
     mean_diff = samples.mean(axis=0) - reference.mean(axis=0)
 
-    def level_histogram(images):
-        return np.bincount(images.ravel(), minlength=levels) / images.size
+    def level_histograms(images):
+        flat = images.reshape(-1, images.shape[-1])
+        return np.stack(
+            [np.bincount(c, minlength=levels) / len(c) for c in flat.T]
+        )
 
     def ink_shares(images):
-        return np.mean(images.reshape(images.shape[0], -1) != 0, axis=1)
+        flat = images.reshape(images.shape[0], -1)
+        if images.shape[-1] == 1:
+            return np.mean(flat != 0, axis=1)
+        return np.mean(flat, axis=1) / (levels - 1)
 
     def ink_histogram(shares):
         counts, _ = np.histogram(shares, bins=_INK_BINS, range=(0.0, 1.0))
@@ -573,8 +582,9 @@ def pixel_statistics(samples, reference, levels):
     return {
         "mean_image_l2": float(np.sqrt(np.sum(mean_diff**2))),
         "histogram_tv": _total_variation(
-            level_histogram(samples), level_histogram(reference)
-        ),
+            level_histograms(samples), level_histograms(reference)
+        )
+        / samples.shape[-1],
         "ink_mean_samples": float(np.mean(ink_samples)),
         "ink_mean_reference": float(np.mean(ink_reference)),
         "ink_tv": _total_variation(

@@ -201,3 +201,57 @@ def test_sample_quality_example_prints_the_table(tmp_path, capsys):
     assert json.loads(out.read_text())["kid"] == pytest.approx(result["kid"])
     with pytest.raises(SystemExit):
         example.main(["--preset", "no_such_preset"])
+
+
+def test_the_report_writes_its_page_results_and_readme_table(tmp_path):
+    import json
+
+    from datafiles import write_mnist
+
+    from benchmarks import sample_quality as report
+
+    write_mnist(tmp_path / "mnist.npz", num_train=64, num_test=24)
+    readme = tmp_path / "README.md"
+    start = "<!-- classifier presets: start -->"
+    end = "<!-- classifier presets: end -->"
+    readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
+    result = report.main(
+        ["--num", "6", "--num-variants", "6", "--weak-steps", "1"]
+        + ["--presets", "--data-dir", str(tmp_path)]
+        + ["--out", str(tmp_path / "docs"), "--readme", str(readme)]
+        + ["--results", str(tmp_path / "results")]
+    )
+    (row,) = result["rows"]
+    assert row["name"] == "weak model (1 steps)" and row["num_samples"] == 6
+    assert [r["num_samples"] for r in result["variants"]] == [6, 6, 6]
+    assert "memorisation_ratio" not in result["floor"]
+    assert "memorisation_ratio" in row
+    page = (tmp_path / "docs" / "sample_quality.md").read_text()
+    assert page.startswith("# Sample quality")
+    assert f"| {row['name']} | " in page
+    assert f"| {row['frechet_distance']:.3f} |" in page
+    folder = tmp_path / "docs" / "sample_quality"
+    for picture in ("nll_vs_quality", "temperatures", "samples"):
+        path = folder / f"binarized_mnist_{picture}.png"
+        assert path.stat().st_size > 1000
+    assert "| `mnist_classifier` |" in readme.read_text()
+    assert "old" not in readme.read_text()
+    saved = tmp_path / "results" / "sample_quality_binarized_mnist.json"
+    assert json.loads(saved.read_text())["rows"][0]["kid"] == row["kid"]
+
+
+def test_the_presets_table_reads_the_reports_headline(tmp_path):
+    import json
+
+    from benchmarks import preset_table
+
+    card = {"data": {"name": "binarized_mnist"}}
+    assert preset_table.quality_cell("a", card, str(tmp_path)) == "-"
+    rows = [{"name": "a", "frechet_distance": 1.234, "kid": 0.0021}]
+    for dataset in ("binarized_mnist", "cifar10"):
+        path = tmp_path / f"sample_quality_{dataset}.json"
+        path.write_text(json.dumps({"rows": rows}))
+    assert preset_table.quality_cell("a", card, str(tmp_path)) == "FD 1.23"
+    assert preset_table.quality_cell("b", card, str(tmp_path)) == "-"
+    card = {"data": {"name": "cifar10"}}
+    assert preset_table.quality_cell("a", card, str(tmp_path)) == "KID 2.1"

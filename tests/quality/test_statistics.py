@@ -487,3 +487,20 @@ def test_level_image_bad_inputs():
         pixel_statistics(good, np.zeros((2, 4, 3), dtype=int), levels=4)
     with pytest.raises(ValueError, match="images must be an array of shape"):
         artifact_rate(np.zeros((3, 3)), levels=2)
+
+
+def test_pixel_statistics_of_colour_images_per_channel():
+    # Red everywhere against blue everywhere: the pooled histogram of
+    # levels is the same, the per-channel ones are not.
+    red = np.zeros((2, 2, 2, 3), "int64")
+    red[..., 0] = 3
+    blue = np.zeros((2, 2, 2, 3), "int64")
+    blue[..., 2] = 3
+    stats = pixel_statistics(red, blue, levels=4)
+    # Channels R and B each move all their mass; G is the same: 2/3.
+    assert stats["histogram_tv"] == pytest.approx(2 / 3)
+    # Colour "ink" is the mean intensity: a third of the sub-pixels at 3/3.
+    assert stats["ink_mean_samples"] == pytest.approx(1 / 3)
+    assert stats["ink_mean_reference"] == pytest.approx(1 / 3)
+    grey = pixel_statistics(red[..., :1], blue[..., :1], levels=4)
+    assert grey["ink_mean_samples"] == 1 and grey["ink_mean_reference"] == 0
