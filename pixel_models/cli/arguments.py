@@ -314,6 +314,20 @@ def _add_run_arguments(group):
         help="epochs between sample grids in TensorBoard (0: none)",
     )
     group.add_argument(
+        "--quality-every",
+        type=int,
+        default=0,
+        help="epochs between sample-quality figures (KID and the Frechet "
+        "distance in the classifier preset's features, against test "
+        "images) in TensorBoard (0: none; MNIST and CIFAR-10 shapes)",
+    )
+    group.add_argument(
+        "--quality-samples",
+        type=int,
+        default=500,
+        help="samples drawn for each --quality-every measurement",
+    )
+    group.add_argument(
         "--time-budget",
         type=float,
         default=None,

@@ -54,6 +54,8 @@ def run_training(args, callbacks=()):
     if args.deterministic:
         make_deterministic()
     splits = _load_splits(args)
+    if getattr(args, "quality_every", 0):
+        callbacks = [*callbacks, _quality_callback(args, splits)]
     if args.multiscale is not None:
         return run_multiscale(args, splits, strategy, callbacks)
     with strategy.scope():
@@ -513,6 +515,39 @@ def run_script(description, argv, **kwargs):
         return run_training(args)
     except (ValueError, FileNotFoundError) as error:
         parser.error(in_flag_terms(str(error)))
+
+
+# Test images the --quality-every figures compare samples with.
+QUALITY_REFERENCE_IMAGES = 2000
+
+
+def _quality_callback(args, splits):
+    """`SampleQuality` against the first test (or validation) images."""
+    import numpy as np
+
+    from pixel_models.callbacks import SampleQuality
+
+    images, count = [], 0
+    for split in (splits.test, splits.validation):
+        for batch in split:
+            # The targets are the images themselves.
+            images.append(np.asarray(batch[1]))
+            count += len(images[-1])
+            if count >= QUALITY_REFERENCE_IMAGES:
+                break
+        if images:
+            break
+    if not images:
+        raise ValueError(
+            "--quality-every needs test or validation images to compare "
+            "samples with; this data set has neither."
+        )
+    return SampleQuality(
+        np.concatenate(images)[:QUALITY_REFERENCE_IMAGES],
+        log_dir=os.path.join(args.log_dir, "tensorboard"),
+        num_samples=args.quality_samples,
+        every=args.quality_every,
+    )
 
 
 def _check_flags(args):

@@ -255,3 +255,32 @@ def test_the_presets_table_reads_the_reports_headline(tmp_path):
     assert preset_table.quality_cell("b", card, str(tmp_path)) == "-"
     card = {"data": {"name": "cifar10"}}
     assert preset_table.quality_cell("a", card, str(tmp_path)) == "KID 2.1"
+
+
+def test_training_scripts_log_sample_quality(tmp_path):
+    import sys
+
+    import tensorflow as tf
+    from datafiles import write_mnist
+
+    sys.path.insert(
+        0, os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+    )
+    import train_mnist
+
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=48, num_test=16)
+    log_dir = tmp_path / "run"
+    train_mnist.main(
+        ["--data-dir", str(tmp_path / "data"), "--validation-size", "16"]
+        + ["--epochs", "1", "--num-layers", "1", "--width", "2"]
+        + ["--batch-size", "16", "--sample-every", "0"]
+        + ["--quality-every", "1", "--quality-samples", "8"]
+        + ["--log-dir", str(log_dir)]
+    )
+    (events,) = glob.glob(str(log_dir / "tensorboard" / "quality" / "ev*"))
+    tags = {
+        value.tag
+        for event in tf.compat.v1.train.summary_iterator(events)
+        for value in event.summary.value
+    }
+    assert tags == {"kid", "frechet_distance"}
