@@ -119,10 +119,27 @@ def train_weak_model(dataset, steps, data_dir):
     return model, bits
 
 
-def measure(reference, name, model, nll, num, temperature, top_p, batch):
-    """One row: `num` samples drawn and measured, with their timings."""
+def draw(name, model, num, temperature, top_p, batch, cache=None):
+    """`num` samples of `model` (seed 0), their labels, the seconds the
+    drawing took and whether they came from the cache.
+
+    With a `cache` folder, a preset's samples are kept there (keyed by its
+    sha256 and the settings) and read back by a later run, so a run can
+    draw them before the classifier exists (`--draw-only`), or measure
+    them again with other features."""
     from pixel_models.sampling import sample
 
+    path, digest = None, None
+    if cache and name in presets.list_presets():
+        digest = presets.preset_card(name)["sha256"]
+        path = os.path.join(
+            cache, f"{name}_n{num}_t{temperature}_p{top_p}_seed0.npz"
+        )
+        if os.path.exists(path):
+            with np.load(path) as f:
+                if str(f["sha256"]) == digest:
+                    labels = f["labels"] if f["labels"].size else None
+                    return f["images"], labels, float(f["seconds"]), True
     start = time.perf_counter()
     labels = quality.balanced_labels(model, num)
     images = sample(
@@ -134,7 +151,25 @@ def measure(reference, name, model, nll, num, temperature, top_p, batch):
         batch_size=batch,
         labels=labels,
     )
-    drawn = time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if path is not None:
+        os.makedirs(cache, exist_ok=True)
+        np.savez(
+            path,
+            images=images,
+            labels=np.zeros(0) if labels is None else labels,
+            seconds=seconds,
+            sha256=digest,
+        )
+    return images, labels, seconds, False
+
+
+def measure(reference, name, model, nll, num, temperature, top_p, args):
+    """One row: `num` samples drawn and measured, with their timings."""
+    start = time.perf_counter()
+    images, labels, drawn, cached = draw(
+        name, model, num, temperature, top_p, args.batch_size, args.cache
+    )
     row = reference.compare(images, labels=labels)
     row.update(
         {
@@ -143,7 +178,8 @@ def measure(reference, name, model, nll, num, temperature, top_p, batch):
             "temperature": temperature,
             "top_p": top_p,
             "sampling_seconds": drawn,
-            "seconds": time.perf_counter() - start,
+            "sampling_cached": cached,
+            "seconds": drawn + time.perf_counter() - start,
         }
     )
     print(summary(row), flush=True)
@@ -275,6 +311,35 @@ def write_section(path, dataset, text):
     print(f"Wrote the {dataset} section of {path}")
 
 
+def settings(args):
+    """`(samples, temperature, top_p)` of each row of a model."""
+    return [(args.num, 1.0, None)] + [
+        (args.num_variants, t, p) for t, p in VARIANTS
+    ]
+
+
+def draw_only(args):
+    """Draws every preset's samples into the cache, measuring nothing."""
+    names = preset_names(args.dataset) if args.presets is None else args.presets
+    for name in names:
+        model = presets.load_preset(name, compile=False)
+        for num, temperature, top_p in settings(args):
+            *_, seconds = draw(
+                name,
+                model,
+                num,
+                temperature,
+                top_p,
+                args.batch_size,
+                args.cache,
+            )
+            print(
+                f"{name} T={temperature} top_p={top_p}: {num} samples "
+                f"({seconds:.0f} s)",
+                flush=True,
+            )
+
+
 def measure_models(args, reference, x_train):
     """The floor, the weak model and every preset, as report rows."""
     # A perfect model's score: training images in place of samples (their
@@ -298,19 +363,9 @@ def measure_models(args, reference, x_train):
         for name in names
     ]
     for name, model, nll in models:
-        settings = [(args.num, 1.0, None)] + [
-            (args.num_variants, t, p) for t, p in VARIANTS
-        ]
-        for num, temperature, top_p in settings:
+        for num, temperature, top_p in settings(args):
             row, images = measure(
-                reference,
-                name,
-                model,
-                nll,
-                num,
-                temperature,
-                top_p,
-                args.batch_size,
+                reference, name, model, nll, num, temperature, top_p, args
             )
             if temperature == 1.0 and top_p is None:
                 rows.append(row)
@@ -406,7 +461,21 @@ def main(argv=None):
         default=os.path.join(ROOT, "benchmarks", "results"),
         help="folder of the JSON results (sample_quality_DATASET.json)",
     )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="folder that keeps the presets' samples for later runs",
+    )
+    parser.add_argument(
+        "--draw-only",
+        action="store_true",
+        help="only draw the presets' samples into --cache",
+    )
     args = parser.parse_args(argv)
+    if args.draw_only:
+        if not args.cache:
+            parser.error("--draw-only needs --cache DIR to keep the samples")
+        return draw_only(args)
     started = time.perf_counter()
     x_train, x_test = load_split(args.dataset, args.data_dir)
     extractor = quality.ClassifierFeatures.from_preset(CLASSIFIER[args.dataset])
@@ -421,7 +490,18 @@ def main(argv=None):
     report = {
         "dataset": args.dataset,
         "machine": describe_device()[0],
-        "minutes": (time.perf_counter() - started) / 60,
+        # With samples drawn by an earlier --draw-only run, their drawing
+        # time counts too.
+        "minutes": (
+            time.perf_counter()
+            - started
+            + sum(
+                r["sampling_seconds"]
+                for r in rows + variants
+                if r["sampling_cached"]
+            )
+        )
+        / 60,
         "reference_images": len(x_test),
         "classifier": extractor.card,
         "floor": floor,
