@@ -284,3 +284,21 @@ def test_training_scripts_log_sample_quality(tmp_path):
         for value in event.summary.value
     }
     assert tags == {"kid", "frechet_distance"}
+
+
+def test_the_report_keeps_a_presets_samples_in_its_cache(tmp_path):
+    from benchmarks import sample_quality as report
+    from pixel_models import presets
+
+    name = "pixelcnn_cifar10"
+    model = presets.load_preset(name, compile=False)
+    first = report.draw(name, model, 2, 0.9, None, 2, str(tmp_path))
+    again = report.draw(name, model, 2, 0.9, None, 2, str(tmp_path))
+    assert first[3] is False and again[3] is True
+    np.testing.assert_array_equal(first[0], again[0])
+    assert again[2] == pytest.approx(first[2])
+    # Other settings, or a model that is not a preset, are not read back.
+    other = report.draw(name, model, 2, 0.8, None, 2, str(tmp_path))
+    assert other[3] is False
+    weak = report.draw("weak", model, 2, 0.9, None, 2, str(tmp_path))
+    assert weak[3] is False and len(list(tmp_path.iterdir())) == 2
