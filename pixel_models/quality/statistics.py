@@ -412,7 +412,10 @@ def _as_level_images(images, levels, name):
             f"with n >= 1. Received: {name}.shape={images.shape}"
         )
     if images.size and not np.all(np.isfinite(images)):
-        raise ValueError(f"{name} must hold only finite values.")
+        raise ValueError(
+            f"{name} must hold only finite values. Received: "
+            f"{int(np.sum(~np.isfinite(images)))} NaN or infinite values"
+        )
     if images.size and np.any(images != np.round(images)):
         raise ValueError(
             f"{name} must hold integer levels in [0, {levels - 1}]. "
@@ -603,7 +606,10 @@ def _as_flat_images(images, name):
             f"n >= 1. Received: {name}.shape={images.shape}"
         )
     if not np.all(np.isfinite(images)):
-        raise ValueError(f"{name} must hold only finite values.")
+        raise ValueError(
+            f"{name} must hold only finite values. Received: "
+            f"{int(np.sum(~np.isfinite(images)))} NaN or infinite values"
+        )
     return images.reshape(images.shape[0], -1)
 
 
