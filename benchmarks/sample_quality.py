@@ -324,7 +324,7 @@ def draw_only(args):
     for name in names:
         model = presets.load_preset(name, compile=False)
         for num, temperature, top_p in settings(args):
-            *_, seconds = draw(
+            _, _, seconds, _ = draw(
                 name,
                 model,
                 num,
