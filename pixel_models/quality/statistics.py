@@ -59,11 +59,7 @@ def _as_features(features, name, min_samples=1):
             f"{name} must hold at least 1 feature. "
             f"Received: {name}.shape={features.shape}"
         )
-    if not np.all(np.isfinite(features)):
-        raise ValueError(
-            f"{name} must hold only finite values. Received: "
-            f"{int(np.sum(~np.isfinite(features)))} non-finite value(s)"
-        )
+    _check_finite(features, name)
     return features
 
 
@@ -598,6 +594,14 @@ def pixel_statistics(samples, reference, levels):
     }
 
 
+def _check_finite(array, name):
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"{name} must hold only finite values. Received: "
+            f"{int(np.sum(~np.isfinite(array)))} NaN or infinite value(s)"
+        )
+
+
 def _as_flat_images(images, name):
     images = np.asarray(images, dtype=np.float64)
     if images.ndim < 2 or images.shape[0] < 1 or images[0].size < 1:
@@ -605,11 +609,7 @@ def _as_flat_images(images, name):
             f"{name} must be a non-empty array of shape (n, ...) with "
             f"n >= 1. Received: {name}.shape={images.shape}"
         )
-    if not np.all(np.isfinite(images)):
-        raise ValueError(
-            f"{name} must hold only finite values. Received: "
-            f"{int(np.sum(~np.isfinite(images)))} NaN or infinite values"
-        )
+    _check_finite(images, name)
     return images.reshape(images.shape[0], -1)
 
 
