@@ -459,7 +459,8 @@ def write_page(args, report, grids):
     write_section(os.path.join(args.out, "sample_quality.md"), dataset, text)
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The report's flags."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="binarized_mnist", choices=LOADERS)
     parser.add_argument("--num", type=int, default=10000)
@@ -496,7 +497,11 @@ def main(argv=None):
         action="store_true",
         help="only draw the presets' samples into --cache",
     )
-    args = parser.parse_args(argv)
+    return parser, parser.parse_args(argv)
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
     if args.draw_only:
         if not args.cache:
             parser.error("--draw-only needs --cache DIR to keep the samples")
