@@ -41,6 +41,23 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def check_sha256(path, expected, what):
+    """Raises ValueError unless the file at `path` has sha256 `expected`.
+
+    Args:
+        path: the model file.
+        expected: the sha256 its card gives, in hex.
+        what: whose file it is, in words (`"preset 'x'"`).
+    """
+    digest = sha256(path)
+    if digest != expected:
+        raise ValueError(
+            f"The model file of {what} at {path!r} is corrupted or was "
+            f"replaced: its sha256 is {digest}, the card expects "
+            f"{expected}. Reinstall pixel-models."
+        )
+
+
 def _folder(name):
     known = list_presets()
     if not isinstance(name, str) or name not in set(known) | set(RECIPES):
@@ -104,13 +121,7 @@ def load_preset(name, compile=True):
             f"Preset {name!r} has a card but no model file at {path!r}: "
             "reinstall pixel-models."
         )
-    digest = sha256(path)
-    if digest != card["sha256"]:
-        raise ValueError(
-            f"The model file of preset {name!r} at {path!r} is corrupted or "
-            f"was replaced: its sha256 is {digest}, the card expects "
-            f"{card['sha256']}. Reinstall pixel-models."
-        )
+    check_sha256(path, card["sha256"], f"preset {name!r}")
     model = keras.models.load_model(path, compile=False, safe_mode=True)
     if getattr(model, "family", None) != card["family"]:
         raise ValueError(

@@ -61,7 +61,7 @@ class ClassifierPreset:
         """The classifier, its file checked against the card's sha256."""
         import keras
 
-        from pixel_models.presets import sha256
+        from pixel_models.presets import check_sha256
 
         card = self.card()
         if not os.path.isfile(self.model_path):
@@ -69,14 +69,9 @@ class ClassifierPreset:
                 f"Classifier preset {self.name!r} has a card but no model "
                 f"file at {self.model_path!r}: reinstall pixel-models."
             )
-        digest = sha256(self.model_path)
-        if digest != card["sha256"]:
-            raise ValueError(
-                f"The model file of classifier preset {self.name!r} at "
-                f"{self.model_path!r} is corrupted or was replaced: its "
-                f"sha256 is {digest}, the card expects {card['sha256']}. "
-                "Reinstall pixel-models."
-            )
+        check_sha256(
+            self.model_path, card["sha256"], f"classifier preset {self.name!r}"
+        )
         return keras.models.load_model(
             self.model_path, compile=False, safe_mode=True
         )
