@@ -127,10 +127,8 @@ def train_multiscale_and_measure(args, dataset, family):
     counted once.
     """
     import keras
-    import numpy as np
 
     from pixel_models import multiscale
-    from pixel_models.losses import LN2
     from pixel_models.models import build_model
 
     layers, width = args.mnist_size if "mnist" in dataset else args.cifar_size
@@ -164,7 +162,12 @@ def train_multiscale_and_measure(args, dataset, family):
     )
     fast = (time.perf_counter() - start) / args.num_samples
     grids = save_grids(args, dataset, family, splits.levels, small, images)
-    nats = figures["small"]["test_nats"] + figures["large"]["test_nats"]
+    total = multiscale.two_stage_nll(
+        figures["small"]["test_nats"],
+        figures["large"]["test_nats"],
+        shape,
+        splits.num_test,
+    )
     return {
         "dataset": dataset,
         "family": family,
@@ -178,8 +181,8 @@ def train_multiscale_and_measure(args, dataset, family):
         "stages": figures,
         "train_images": sum(f["train_images"] for f in figures.values()),
         "num_test": splits.num_test,
-        "test_nats_per_image": nats,
-        "test_bits_per_dim": nats / (float(np.prod(shape)) * LN2),
+        "test_nats_per_image": total["nats_per_image"],
+        "test_bits_per_dim": total["bits_per_dim"],
         "fast_sample_s_per_image": fast,
         "grids": grids,
     }

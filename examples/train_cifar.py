@@ -13,15 +13,14 @@ must be divisible by 3 (e.g. 126 or 129).
 import sys
 
 from pixel_models.cli.train import run_script
+from pixel_models.config import SCRIPTS
 
 
 def main(argv=None):
     return run_script(
         __doc__.splitlines()[0],
         sys.argv[1:] if argv is None else argv,
-        datasets=["cifar10"],
-        default_dataset="cifar10",
-        sizes={"num_layers": 15, "width": 129, "batch_size": 32, "epochs": 20},
+        **SCRIPTS["train_cifar"],
     )
 
 

@@ -11,15 +11,14 @@ logs, checkpoints and the final `model.keras` under `--log-dir`.
 import sys
 
 from pixel_models.cli.train import run_script
+from pixel_models.config import SCRIPTS
 
 
 def main(argv=None):
     return run_script(
         __doc__.splitlines()[0],
         sys.argv[1:] if argv is None else argv,
-        datasets=["binarized_mnist", "mnist"],
-        default_dataset="binarized_mnist",
-        sizes={"num_layers": 7, "width": 16, "batch_size": 64, "epochs": 20},
+        **SCRIPTS["train_mnist"],
     )
 
 

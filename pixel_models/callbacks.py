@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from pixel_models.checks import check_int
+from pixel_models.runs import partial_path, replacing
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -64,28 +65,26 @@ class RunCounters(keras.callbacks.Callback):
 
     Both count from the start of the run, across resumed sessions: the
     epoch index that Keras passes is absolute (BackupAndRestore and
-    `initial_epoch` keep it), and the hours of earlier sessions are read
-    from the last row of the run's `history.csv` (`CSVLogger`). Put this
-    callback before `CSVLogger` and TensorBoard so that they record both.
+    `initial_epoch` keep it), and the hours of earlier sessions are given
+    (`RunFolder.last_logged("train_hours")`). Put this callback before
+    `CSVLogger` and TensorBoard so that they record both.
 
     Args:
         images_per_epoch: images trained in one epoch (steps x batch).
-        history_path: the run's `CSVLogger` file, or None.
+        earlier_hours: hours of training before this session.
 
     Example:
-    >>> counters = RunCounters(100 * 64, "runs/x/history.csv")
+    >>> counters = RunCounters(100 * 64, earlier_hours=1.5)
     """
 
-    def __init__(self, images_per_epoch, history_path=None):
+    def __init__(self, images_per_epoch, earlier_hours=0.0):
         super().__init__()
         check_int("images_per_epoch", images_per_epoch)
         self.images_per_epoch = images_per_epoch
-        self.history_path = history_path
-        self.earlier_hours = 0.0
+        self.earlier_hours = float(earlier_hours)
         self.start = None
 
     def on_train_begin(self, logs=None):
-        self.earlier_hours = last_logged(self.history_path, "train_hours")
         self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -94,34 +93,6 @@ class RunCounters(keras.callbacks.Callback):
         logs["images_seen"] = (epoch + 1) * self.images_per_epoch
         elapsed = (time.perf_counter() - self.start) / 3600.0
         logs["train_hours"] = self.earlier_hours + elapsed
-
-
-def logged_rows(history_path):
-    """The rows of a `CSVLogger` file as dicts (none if there is no file)."""
-    import csv
-
-    if not history_path or not os.path.exists(history_path):
-        return []
-    with open(history_path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def last_logged(history_path, column):
-    """The last value of `column` in a `CSVLogger` file (0.0 if none)."""
-    rows = logged_rows(history_path)
-    if not rows or not rows[-1].get(column):
-        return 0.0
-    return float(rows[-1][column])
-
-
-def best_logged(history_path, column):
-    """The lowest value of `column` in a `CSVLogger` file (None if none)."""
-    values = [
-        float(row[column])
-        for row in logged_rows(history_path)
-        if row.get(column)
-    ]
-    return min(values) if values else None
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -224,16 +195,10 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 def save_atomically(model, path):
-    """Saves `model` to `path` so that a crash never leaves half a file.
-
-    The model is written next to `path` first and then renamed over it
-    (`os.replace` is atomic on POSIX and Windows): a run killed while
-    saving keeps the previous file intact.
-    """
-    root, ext = os.path.splitext(os.fspath(path))
-    partial = f"{root}.partial{ext}"
-    model.save(partial)
-    os.replace(partial, path)
+    """Saves `model` to `path` so that a crash never leaves half a file
+    (`runs.replacing`: written beside it, then renamed over it)."""
+    with replacing(path) as partial:
+        model.save(partial)
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -245,13 +210,12 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     of `ModelCheckpoint` (epoch-end saving, a path without placeholders).
 
     Example:
-    >>> cb = AtomicModelCheckpoint("runs/x/best.keras", save_best_only=True)
+    >>> cb = AtomicModelCheckpoint("runs/x/model.keras", save_best_only=True)
     """
 
     def __init__(self, filepath, **kwargs):
         self.final_path = os.fspath(filepath)
-        root, ext = os.path.splitext(self.final_path)
-        super().__init__(f"{root}.partial{ext}", **kwargs)
+        super().__init__(partial_path(self.final_path), **kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)

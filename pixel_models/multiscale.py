@@ -23,11 +23,15 @@ import keras
 import numpy as np
 
 from pixel_models.checks import check_int
+from pixel_models.compile_defaults import (
+    DEFAULT_CLIPNORM,
+    DEFAULT_LEARNING_RATE,
+    default_likelihood,
+    make_optimizer,
+)
 from pixel_models.evaluation import check_images, log_prob, log_prob_map
 from pixel_models.losses import (
     LN2,
-    BitsPerDim,
-    DiscreteNLL,
     RestBitsPerDim,
     RestNLL,
     rest_mask,
@@ -151,20 +155,21 @@ class MultiScale:
             m.count_params() for m in (self.small_model, self.large_model)
         )
 
-    def compile(self, learning_rate=1e-3, clipnorm=1.0):
-        """Compiles both models with Adam, the discrete NLL and bits/dim,
-        as `training.compile_model` does; the large one's loss counts
-        only the pixels not in the small image."""
+    def compile(
+        self, learning_rate=DEFAULT_LEARNING_RATE, clipnorm=DEFAULT_CLIPNORM
+    ):
+        """Compiles both models with the project's defaults
+        (`compile_defaults`); the large one's loss counts only the pixels
+        not in the small image."""
+        loss, metrics = default_likelihood()
         for model, likelihood in (
             (self.small_model, {}),
             (self.large_model, conditional_loss(self.large_model)),
         ):
             model.compile(
-                optimizer=keras.optimizers.Adam(
-                    learning_rate, clipnorm=clipnorm
-                ),
-                loss=likelihood.get("loss", DiscreteNLL()),
-                metrics=likelihood.get("metrics", [BitsPerDim()]),
+                optimizer=make_optimizer(learning_rate, clipnorm),
+                loss=likelihood.get("loss", loss),
+                metrics=likelihood.get("metrics", metrics),
             )
         return self
 
@@ -246,14 +251,12 @@ class MultiScale:
             `rest_nats` (the two terms' means) and `num_images`.
         """
         terms = self.log_prob(images, labels, batch_size)
-        nats = -float(terms["total"].mean())
-        return {
-            "nats_per_image": nats,
-            "bits_per_dim": nats / (math.prod(self.image_shape) * LN2),
-            "small_nats": -float(terms["small"].mean()),
-            "rest_nats": -float(terms["rest"].mean()),
-            "num_images": len(terms["total"]),
-        }
+        return two_stage_nll(
+            -float(terms["small"].mean()),
+            -float(terms["rest"].mean()),
+            self.image_shape,
+            len(terms["total"]),
+        )
 
     def save(self, directory):
         """Writes `small.keras` and `large.keras` into `directory`."""
@@ -281,6 +284,26 @@ class MultiScale:
                 keras.models.load_model(path, compile=compile, safe_mode=True)
             )
         return cls(*models)
+
+
+def two_stage_nll(small_nats, rest_nats, image_shape, num_images):
+    """A Multi-Scale model's NLL from its two terms (nats an image):
+    -log p(x_small) and -log p(x_rest | x_small), every pixel counted
+    once.
+
+    Returns:
+        Dict: `nats_per_image`, `bits_per_dim` (over all `H * W * C`
+        sub-pixels, as a single-scale model's), `small_nats`, `rest_nats`
+        and `num_images`.
+    """
+    nats = small_nats + rest_nats
+    return {
+        "nats_per_image": nats,
+        "bits_per_dim": nats / (math.prod(image_shape) * LN2),
+        "small_nats": small_nats,
+        "rest_nats": rest_nats,
+        "num_images": num_images,
+    }
 
 
 def sample_given_small(

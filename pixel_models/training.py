@@ -19,23 +19,18 @@ from pixel_models.callbacks import (
     AtomicModelCheckpoint,
     RunCounters,
     SampleGrid,
-    best_logged,
 )
 from pixel_models.checks import check_int
+from pixel_models.compile_defaults import default_likelihood, make_optimizer
 from pixel_models.data import tensorflow_installed
 from pixel_models.inputs import mixture_levels
-from pixel_models.logistic_mixture import (
-    LogisticMixtureBitsPerDim,
-    LogisticMixtureNLL,
-)
 from pixel_models.losses import (
     LN2,
-    BitsPerDim,
-    DiscreteNLL,
     RestNLL,
     bits_per_dim_to_nats_per_image,
     rest_mask,
 )
+from pixel_models.runs import BACKUP, BEST, HISTORY, TENSORBOARD, RunFolder
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -208,33 +203,13 @@ def compile_model(
     Returns:
         The same model, compiled.
     """
-    if ema_momentum is not None and not 0 < ema_momentum < 1:
-        raise ValueError(
-            "ema_momentum must be in (0, 1), or None for no averaging. "
-            f"Received: ema_momentum={ema_momentum!r}"
-        )
-    averaging = {}
-    if ema_momentum is not None:
-        averaging = {"use_ema": True, "ema_momentum": ema_momentum}
-    if weight_decay:
-        optimizer = keras.optimizers.AdamW(
-            learning_rate,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            **averaging,
-        )
-    else:
-        optimizer = keras.optimizers.Adam(
-            learning_rate, clipnorm=clipnorm, **averaging
-        )
-    levels = mixture_levels(model)
-    if levels:  # a logistic mixture output: its own loss, the same units
-        loss = loss or LogisticMixtureNLL(levels)
-        metrics = metrics or [LogisticMixtureBitsPerDim(levels)]
+    default_loss, default_metrics = default_likelihood(mixture_levels(model))
     model.compile(
-        optimizer=optimizer,
-        loss=loss or DiscreteNLL(),
-        metrics=metrics or [BitsPerDim()],
+        optimizer=make_optimizer(
+            learning_rate, clipnorm, weight_decay, ema_momentum
+        ),
+        loss=loss or default_loss,
+        metrics=metrics or default_metrics,
     )
     return model
 
@@ -251,21 +226,21 @@ def make_callbacks(
     averaged=False,
     schedule=None,
 ):
-    """The standard callbacks of a training run, all writing to `log_dir`.
+    """The standard callbacks of a training run, all writing to its run
+    folder `log_dir` (the files are `pixel_models.runs`'s constants):
 
-    - TensorBoard to `log_dir/tensorboard` (loss, bits/dim, learning rate),
-      and sample grids, where TensorFlow is installed;
-    - CSVLogger of every epoch to `log_dir/history.csv`, appended to when
-      a run resumes (with `images_seen` and `train_hours` from the start
-      of the run when `images_per_epoch` is given);
-    - ModelCheckpoint of the best model (by `val_loss`) to
-      `log_dir/checkpoints/best.keras`, written atomically, and only
-      over a better one: a resumed run measures its epochs against the
-      best one in `history.csv`;
+    - TensorBoard to `TENSORBOARD` (loss, bits/dim, learning rate), and
+      sample grids, where TensorFlow is installed;
+    - CSVLogger of every epoch to `HISTORY`, appended to when a run
+      resumes (with `images_seen` and `train_hours` from the start of the
+      run when `images_per_epoch` is given);
+    - ModelCheckpoint of the best model (by `val_loss`) to `BEST`,
+      written atomically, and only over a better one: a resumed run
+      measures its epochs against the best one in its history;
     - ReduceLROnPlateau (or a planned `schedule`) and EarlyStopping on
       `val_loss`;
     - TerminateOnNaN;
-    - BackupAndRestore to `log_dir/backup`, so a killed run resumes.
+    - BackupAndRestore to `BACKUP`, so a killed run resumes.
 
     Args:
         log_dir: run directory.
@@ -291,20 +266,22 @@ def make_callbacks(
     Returns:
         A list of `keras.callbacks.Callback`.
     """
-    os.makedirs(os.path.join(log_dir, "checkpoints"), exist_ok=True)
-    history_path = os.path.join(log_dir, "history.csv")
+    folder = RunFolder(log_dir)
+    os.makedirs(os.path.dirname(folder.path(BEST)), exist_ok=True)
+    history_path = folder.path(HISTORY)
     callbacks = []
     if images_per_epoch:
         # First, so that every later callback sees the counters.
-        callbacks.append(RunCounters(images_per_epoch, history_path))
+        hours = folder.last_logged("train_hours")
+        callbacks.append(RunCounters(images_per_epoch, hours))
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
         AtomicModelCheckpoint(
-            os.path.join(log_dir, "checkpoints", "best.keras"),
+            folder.path(BEST),
             monitor="val_loss",
             save_best_only=True,
             # A resumed run keeps the best of its earlier epochs.
-            initial_value_threshold=best_logged(history_path, "val_loss"),
+            initial_value_threshold=folder.best_logged("val_loss"),
         ),
         (
             keras.callbacks.LearningRateScheduler(schedule)
@@ -323,7 +300,7 @@ def make_callbacks(
     ]
     # TensorBoard's files (logs, sample grids) are written by TensorFlow:
     # a machine without it (JAX or PyTorch alone) keeps the other records.
-    tensorboard = os.path.join(log_dir, "tensorboard")
+    tensorboard = folder.path(TENSORBOARD)
     board = tensorflow_installed()
     if board:
         callbacks.append(keras.callbacks.TensorBoard(tensorboard))
@@ -336,9 +313,7 @@ def make_callbacks(
             )
         )
     if backup:
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup"))
-        )
+        callbacks.append(keras.callbacks.BackupAndRestore(folder.path(BACKUP)))
     return callbacks
 
 
@@ -464,9 +439,6 @@ def use_averaged_weights(model):
     return model
 
 
-SESSIONS = "sessions.json"
-
-
 def machine():
     """A line that says what machine this is: CPU, cores, GPUs."""
     import platform
@@ -481,77 +453,6 @@ def machine():
 
     gpus = len(tf.config.list_physical_devices("GPU"))
     return f"{line}, " + (f"{gpus} GPU{'s' * (gpus > 1)}" if gpus else "no GPU")
-
-
-def read_records(path):
-    """The list of records in the JSON file `path` (empty if none)."""
-    import json
-
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)
-
-
-def append_record(path, record):
-    """Appends `record` to the list of records in the JSON file `path`."""
-    import json
-
-    records = [*read_records(path), record]
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(records, f, indent=2)
-
-
-def record_session(log_dir, from_epoch):
-    """Appends to `log_dir/sessions.json` that training goes on from
-    epoch `from_epoch` (0-based) on this machine, so that a run trained
-    across machines can say which trained which epochs and hours."""
-    import datetime
-
-    append_record(
-        os.path.join(log_dir, SESSIONS),
-        {
-            "from_epoch": int(from_epoch),
-            "machine": machine(),
-            "started": datetime.datetime.now(datetime.timezone.utc)
-            .replace(microsecond=0)
-            .isoformat(),
-        },
-    )
-
-
-def trained_on(log_dir, rows):
-    """Which machine trained the epochs of history `rows` (`record_session`):
-    one machine's line if one trained them all, else each machine with
-    its epochs and hours; epochs before the first record are "not
-    recorded".
-
-    Args:
-        log_dir: the run folder.
-        rows: history rows (dicts with `epoch` and `train_hours`), in
-            order.
-    """
-    records = read_records(os.path.join(log_dir, SESSIONS))
-    spans = []  # [machine, first epoch, last epoch, hours]
-    hours = 0.0
-    for row in rows:
-        epoch = int(row["epoch"])
-        name = "not recorded"
-        for record in records:
-            if record["from_epoch"] <= epoch:
-                name = record["machine"]
-        if not spans or spans[-1][0] != name:
-            spans.append([name, epoch, epoch, 0.0])
-        spans[-1][2] = epoch
-        spans[-1][3] += row["train_hours"] - hours
-        hours = row["train_hours"]
-    if len(spans) == 1:
-        return spans[0][0]
-    return "; ".join(
-        f"epochs {first + 1}-{last + 1} ({spent:.2f} h): {name}"
-        for name, first, last, spent in spans
-    )
 
 
 def load_checkpoint(path):

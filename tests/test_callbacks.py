@@ -74,26 +74,3 @@ def test_a_spent_budget_stops_training_at_the_first_batch(monkeypatch):
 def test_bad_budget_is_refused():
     with pytest.raises(ValueError, match="minutes=0"):
         TimeBudget(0)
-
-
-def test_a_run_says_which_machine_trained_which_epochs(tmp_path, monkeypatch):
-    from pixel_models import training
-
-    rows = [{"epoch": e, "train_hours": 0.1 * (e + 1)} for e in range(6)]
-    log_dir = str(tmp_path)
-    # A run whose sessions were not recorded says so.
-    assert training.trained_on(log_dir, rows) == "not recorded"
-    monkeypatch.setattr(training, "machine", lambda: "A")
-    training.record_session(log_dir, 2)
-    training.record_session(log_dir, 3)  # a second session on A
-    assert training.trained_on(log_dir, rows[2:]) == "A"
-    monkeypatch.setattr(training, "machine", lambda: "B")
-    training.record_session(log_dir, 4)
-    assert training.trained_on(log_dir, rows) == (
-        "epochs 1-2 (0.20 h): not recorded; epochs 3-4 (0.20 h): A; "
-        "epochs 5-6 (0.20 h): B"
-    )
-    # Up to the kept epoch only.
-    assert training.trained_on(log_dir, rows[:4]) == (
-        "epochs 1-2 (0.20 h): not recorded; epochs 3-4 (0.20 h): A"
-    )

@@ -1,6 +1,5 @@
 """The sampling and evaluation command-line tools, on tiny local data."""
 
-import argparse
 import os
 import sys
 
@@ -309,7 +308,7 @@ def test_a_small_folder_gets_a_tenth_for_validation(tmp_path, capsys):
 
 def test_the_output_flags_choose_the_likelihood(tmp_path, capsys):
     from pixel_models.cli.arguments import parse_args
-    from pixel_models.cli.train import _likelihood_arguments
+    from pixel_models.trainer import _likelihood_arguments
 
     def chosen(*flags):
         sizes = {"num_layers": 1, "width": 4, "batch_size": 8, "epochs": 1}
@@ -361,21 +360,3 @@ def test_evaluate_cli_scores_a_mixture_model_on_its_levels(tmp_path):
     np.testing.assert_allclose(
         scored["bits_per_dim"], expected / np.log(2), rtol=1e-4
     )
-
-
-def test_a_resumed_session_knows_the_epochs_trained_before(tmp_path):
-    from pixel_models.cli.train import epochs_trained_before
-
-    def before(resume):
-        return epochs_trained_before(
-            argparse.Namespace(log_dir=str(tmp_path), resume=resume)
-        )
-
-    assert before(None) == 0  # a new run
-    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n")
-    assert before("model.keras") == 2  # trained on with --resume
-    (tmp_path / "backup").mkdir()
-    (tmp_path / "backup" / "training_metadata.json").write_text(
-        '{"epoch": 5, "batch": 0}'
-    )
-    assert before(None) == 5  # killed after its fifth epoch

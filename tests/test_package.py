@@ -119,6 +119,82 @@ def test_the_package_has_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def readme_layers(text):
+    """The package layout block of README: a list of lines, each a list
+    of module patterns (`name` or `package.*`, relative to the package)."""
+    block = text.split("### Package layout", 1)[1].split("```")[1]
+    return [
+        line.split("|")[0].split()
+        for line in block.strip().splitlines()
+        if line.strip()
+    ]
+
+
+def layer_of(module, layers):
+    """The index of the README line naming `module` (exact names before
+    `package.*` patterns), or None."""
+    name = module.removeprefix("pixel_models.")
+    for exact in (True, False):
+        for index, patterns in enumerate(layers):
+            for pattern in patterns:
+                if exact and pattern == name:
+                    return index
+                package = pattern.removesuffix(".*")
+                if (
+                    not exact
+                    and pattern.endswith(".*")
+                    and (name == package or name.startswith(package + "."))
+                ):
+                    return index
+    return None
+
+
+def upward_imports(graph, layers):
+    """`(module, imported)` for each import from a line of the layout to a
+    line above it; modules the layout does not name raise ValueError."""
+    missing = [
+        m for m in graph if m != "pixel_models" and layer_of(m, layers) is None
+    ]
+    if missing:
+        raise ValueError(f"modules missing from README's layout: {missing}")
+    return sorted(
+        (module, target)
+        for module, targets in graph.items()
+        if module != "pixel_models"
+        for target in targets
+        if target != "pixel_models"
+        and layer_of(target, layers) < layer_of(module, layers)
+    )
+
+
+def test_the_layering_check_finds_an_upward_import():
+    layers = [["cli.*"], ["a", "b.*"], ["b.low"]]
+    graph = {
+        "pixel_models.cli.train": {"pixel_models.a"},
+        "pixel_models.a": {"pixel_models.b.x", "pixel_models.b.low"},
+        "pixel_models.b.x": {"pixel_models.a"},  # same line: allowed
+        "pixel_models.b.low": {"pixel_models.b.x"},  # upwards
+    }
+    assert upward_imports(graph, layers) == [
+        ("pixel_models.b.low", "pixel_models.b.x")
+    ]
+    graph["pixel_models.new"] = set()
+    try:
+        upward_imports(graph, layers)
+    except ValueError as error:
+        assert "pixel_models.new" in str(error)
+    else:
+        raise AssertionError("a module missing from the layout passed")
+
+
+def test_readme_draws_the_real_layering():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        layers = readme_layers(f.read())
+    assert ["runs"] == [p for p in layers[-1] if p == "runs"]
+    graph = import_graph(package_modules())
+    assert upward_imports(graph, layers) == []
+
+
 def private_uses(found):
     """`(module, name)` for each private name a module takes from another
     of the package's modules, by import or as `module._name`."""

@@ -14,6 +14,7 @@ from datafiles import write_mnist
 from benchmarks import preset_table as presets_page
 from pixel_models import models, presets, training
 from pixel_models.presets import recipes
+from pixel_models.runs import RunFolder
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import evaluate  # noqa: E402
@@ -84,7 +85,7 @@ def test_the_issue_presets_and_a_cifar_one_ship():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_card_describes_its_preset(name):
     card = presets.preset_card(name)
-    family, flags = recipes.RECIPES[name]
+    flags = " ".join(recipes.recipe_flags(name))
     assert card["name"] == name and card["family"] in models.MODEL_FAMILIES
     assert f"--model {card['family']}" in flags
     assert (card["builder_arguments"]["num_classes"] is not None) == (
@@ -234,13 +235,13 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     refused = ["--schedule", "cosine", "--lr-patience", "3"]
     with pytest.raises(ValueError, match="--lr-patience"):
         recipes.train(name, log_dir, str(data_dir), extra=[*small, *refused])
-    assert [r["flags"] for r in recipes.added_flags(log_dir)] == [
+    assert [r["flags"] for r in RunFolder(log_dir).added_flags()] == [
         " ".join(small),
         " ".join([*small, *restart]),
     ]
     assert int(second.optimizer.iterations) == 4
     assert float(second.optimizer.learning_rate) == pytest.approx(5e-4)
-    history = recipes.read_history(log_dir)
+    history = RunFolder(log_dir).history()
     assert [row["epoch"] for row in history] == [0, 1]
     assert [row["images_seen"] for row in history] == [16, 32]
     assert 0 < history[0]["train_hours"] < history[1]["train_hours"]
@@ -267,7 +268,7 @@ def test_a_recipe_run_resumes_and_exports_a_preset(tmp_path, monkeypatch):
     best = min(history, key=lambda row: row["val_loss"])
     assert card["training"]["images_seen"] == best["images_seen"]
     # Both sessions of the run trained here (the refused one did not).
-    sessions = json.load(open(os.path.join(log_dir, training.SESSIONS)))
+    sessions = RunFolder(log_dir).sessions()
     assert [s["from_epoch"] for s in sessions] == [0, 1]
     assert card["training"]["machine"] == training.machine()
     assert card["training"]["images_seen_in_run"] == 32
@@ -388,7 +389,7 @@ def tiny_run_arguments(tmp_path):
 
 
 def test_resume_refuses_a_model_of_other_data(tmp_path):
-    from pixel_models.cli.train import run_training
+    from pixel_models.trainer import run_training
 
     args = tiny_run_arguments(tmp_path)
     run_training(args())
@@ -409,8 +410,7 @@ def test_a_killed_run_goes_on_to_its_own_last_epoch(tmp_path, monkeypatch):
     went on), keeping the first run_args.json; a backup with no plan at or
     past `--epochs` would train nothing and save itself as the finished
     model: refused, with what to give, before anything is written."""
-    from pixel_models.callbacks import logged_rows
-    from pixel_models.cli import train
+    from pixel_models import trainer as train
 
     args = tiny_run_arguments(tmp_path)
     run = tmp_path / "run"
@@ -437,7 +437,7 @@ def test_a_killed_run_goes_on_to_its_own_last_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "make_callbacks", make_callbacks)
     # Rerun as a killed run is, without --resume: on to epoch 4, not 1.
     train.run_training(args("--epochs", "2"))
-    epochs = [int(row["epoch"]) for row in logged_rows(run / "history.csv")]
+    epochs = [int(row["epoch"]) for row in RunFolder(run).history()]
     assert epochs == [0, 1, 2, 3]
     assert not (run / "backup").exists()
     assert (run / "run_args.json").read_text() == first_args
@@ -461,8 +461,7 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     naming another schedule (or the plateau schedule's --lr-patience) is
     refused before anything is written; a run that ended early and is
     trained on goes on along it to its end."""
-    from pixel_models.callbacks import logged_rows
-    from pixel_models.cli import train
+    from pixel_models import trainer as train
     from pixel_models.training import cosine_schedule
 
     args = tiny_run_arguments(tmp_path)
@@ -501,9 +500,7 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
     monkeypatch.setattr(train, "make_callbacks", make_callbacks)
     saved = str(run / "model.keras")
     train.run_training(args("--resume", saved, *cosine, "--epochs", "9"))
-    rates = [
-        float(row["learning_rate"]) for row in logged_rows(run / "history.csv")
-    ]
+    rates = [row["learning_rate"] for row in RunFolder(run).history()]
     planned = cosine_schedule(0.01, 0, 6)
     assert rates == pytest.approx([planned(epoch) for epoch in range(6)])
     assert rates[0] == pytest.approx(0.01)
@@ -519,8 +516,9 @@ def test_a_cosine_schedule_is_planned_once_and_kept_by_a_killed_run(
         "--restart-learning-rate",
         "1",
     )
-    assert train.plan_epochs(str(run), restart, 6, 0.003) == 10
-    new_plan = train.planned_schedule(str(run))
+    session = RunFolder(run).session(restart)
+    assert (session.initial_epoch, session.final_epoch) == (6, 10)
+    new_plan = train._schedule(session.plan(0.003))
     assert [new_plan(6), new_plan(8)] == pytest.approx([0.003, 0.0015])
     with pytest.raises(ValueError, match="final_epoch must be after"):
         cosine_schedule(0.01, 4, 4)
@@ -536,7 +534,7 @@ def test_a_warm_restart_sets_the_rate_and_keeps_the_best_checkpoint(
     ones."""
     import csv
 
-    from pixel_models.cli.train import run_training
+    from pixel_models.trainer import run_training
 
     args = tiny_run_arguments(tmp_path)
     run_training(args())
@@ -575,7 +573,7 @@ def test_a_mixture_model_resumes_on_its_levels_not_its_outputs():
     level): resuming it checks the levels it models."""
     import argparse
 
-    from pixel_models.cli.train import check_resumed_model
+    from pixel_models.trainer import check_resumed_model
 
     model = models.build_model(
         "pixelcnn_pp", (8, 8, 1), 256, num_layers=1, width=4, num_mixtures=2
@@ -622,7 +620,7 @@ def test_an_averaged_run_is_scored_and_exported_on_its_average(tmp_path):
         for a, b in zip(raw.get_weights(), average.get_weights(), strict=True)
     )
     # Validation scored the average: the best row's loss is the average's.
-    history = recipes.read_history(log_dir)
+    history = RunFolder(log_dir).history()
     splits = data.get_datasets(
         "binarized_mnist", data_dir=str(data_dir), batch_size=8,
         validation_size=16,
@@ -642,30 +640,3 @@ def test_an_averaged_run_is_scored_and_exported_on_its_average(tmp_path):
     assert "averaged" in card["training"]["optimizer"]
     with pytest.raises(ValueError, match="keeps no moving average"):
         use_averaged_weights(raw.__class__.from_config(raw.get_config()))
-
-
-def test_a_resumed_run_adds_no_second_record_of_the_same_flags(tmp_path):
-    log_dir = str(tmp_path)
-    recipes.record_flags(log_dir, ["--dropout", "0.1"])
-    recipes.record_flags(log_dir, ["--dropout", "0.1"])
-    recipes.record_flags(log_dir, ["--dropout", "0.2"])
-    assert [r["flags"] for r in recipes.added_flags(log_dir)] == [
-        "--dropout 0.1",
-        "--dropout 0.2",
-    ]
-
-
-def test_a_session_goes_on_with_the_data_flags_of_earlier_ones(tmp_path):
-    log_dir = str(tmp_path)
-    restart = ["--restart-learning-rate", "3e-4", "--binarization", "dynamic"]
-    recipes.record_flags(log_dir, restart)
-    recipes.record_flags(log_dir, ["--mixed-precision", "float32"])
-    # A later session that names no binarization keeps the run's; the
-    # precision is the session's own.
-    carried = recipes._carried_run_flags(log_dir, ["--epochs", "3"])
-    assert carried == ["--binarization", "dynamic"]
-    named = ["--binarization=stochastic"]
-    assert recipes._carried_run_flags(log_dir, named) == []
-    recipes.record_flags(log_dir, named)
-    assert recipes.last_added_value(log_dir, "--binarization") == "stochastic"
-    assert recipes._carried_run_flags(str(tmp_path / "new"), []) == []

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from pixel_models import data  # noqa: E402
 from pixel_models.callbacks import TimeBudget  # noqa: E402
+from pixel_models.runs import TENSORBOARD, RunFolder
 from pixel_models.training import repeat_for_fit  # noqa: E402
 from tuning.hypermodels import HYPERMODELS  # noqa: E402
 
@@ -233,7 +234,7 @@ def _hypermodel_specs(parser, args, paper_size):
 def _trial_callbacks(directory, time_budget):
     """Every trial's callbacks: TensorBoard, NaN stop, optional budget."""
     callbacks = [
-        keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard")),
+        keras.callbacks.TensorBoard(RunFolder(directory).path(TENSORBOARD)),
         keras.callbacks.TerminateOnNaN(),
     ]
     if time_budget:

@@ -15,16 +15,7 @@ import sys
 import keras
 
 from pixel_models import evaluation, inputs, sampling
-from pixel_models.logistic_mixture import (
-    LogisticMixtureBitsPerDim,
-    LogisticMixtureNLL,
-)
-from pixel_models.losses import BitsPerDim, DiscreteNLL
-
-# The optimizer `compile()` makes by default: Adam at 1e-3, each
-# gradient clipped to norm 1 (the training scripts' defaults).
-DEFAULT_LEARNING_RATE = 1e-3
-DEFAULT_CLIPNORM = 1.0
+from pixel_models.compile_defaults import default_likelihood, make_optimizer
 
 
 def _shape_list(shape):
@@ -115,18 +106,15 @@ class PixelModel(keras.Model):
             **kwargs: the other arguments of `keras.Model.compile`.
         """
         if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(
-                DEFAULT_LEARNING_RATE, clipnorm=DEFAULT_CLIPNORM
-            )
+            optimizer = make_optimizer()
         mixture = self.likelihood == "logistic_mixture"
+        loss_default, metrics_default = default_likelihood(
+            self.levels if mixture else None
+        )
         if loss == "auto":
-            loss = LogisticMixtureNLL(self.levels) if mixture else DiscreteNLL()
+            loss = loss_default
         if metrics == "auto":
-            metrics = [
-                LogisticMixtureBitsPerDim(self.levels)
-                if mixture
-                else BitsPerDim()
-            ]
+            metrics = metrics_default
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )

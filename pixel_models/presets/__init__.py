@@ -21,6 +21,9 @@ import os
 from pixel_models.presets.table import RECIPES
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
+# The files of a preset's folder.
+PRESET_MODEL = "model.keras"
+PRESET_CARD = "card.json"
 
 
 def list_presets():
@@ -28,7 +31,7 @@ def list_presets():
     return sorted(
         name
         for name in os.listdir(PRESETS_DIR)
-        if os.path.isfile(os.path.join(PRESETS_DIR, name, "card.json"))
+        if os.path.isfile(os.path.join(PRESETS_DIR, name, PRESET_CARD))
     )
 
 
@@ -75,7 +78,7 @@ def preset_card(name):
         ValueError: `name` is not a preset (the message lists them).
         FileNotFoundError: the preset's `card.json` is missing.
     """
-    path = os.path.join(_folder(name), "card.json")
+    path = os.path.join(_folder(name), PRESET_CARD)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Preset {name!r} has no card at {path!r}: it is not part of "
@@ -115,7 +118,7 @@ def load_preset(name, compile=True):
     import keras
 
     card = preset_card(name)
-    path = os.path.join(_folder(name), "model.keras")
+    path = os.path.join(_folder(name), PRESET_MODEL)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Preset {name!r} has a card but no model file at {path!r}: "

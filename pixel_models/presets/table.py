@@ -1,22 +1,15 @@
-"""The presets' recipes: each one's training script and its flags.
+"""The presets' recipes: each one's training script and its settings.
 
 Apart from `recipes.py` (which runs and exports them) so that the preset
 store can tell a recipe's name from an unknown one without importing the
 training code.
 """
 
-MNIST = ("binarized_mnist", "mnist")
-CIFAR = ("cifar10",)
-# The defaults of examples/train_mnist.py and train_cifar.py.
-SCRIPT_SIZES = {
-    "train_mnist": {"num_layers": 7, "width": 16, "batch_size": 64},
-    "train_cifar": {"num_layers": 3, "width": 48, "batch_size": 16},
-}
-SCRIPT_DEFAULT_EPOCHS = {"train_mnist": 20, "train_cifar": 20}
-
-# Every preset: the training script and its flags. Sizes are what reaches
-# the best NLL in a few hours of two CPU cores, not the paper's (see each
-# card for what was trained and for how long).
+# Every preset: the training script and the `RunConfig` fields its
+# recipe sets over the script's defaults (`recipes.recipe_flags` gives
+# them as flags). Sizes are what reaches the best NLL in a few hours of
+# two CPU cores, not the paper's (see each card for what was trained and
+# for how long).
 RECIPES = {
     # 15 x 32 under mixed_bfloat16 since the ninth entry of
     # docs/recipes.md: as many images a second as 15 x 16 in float32 on a
@@ -29,10 +22,19 @@ RECIPES = {
     # loss fell on; with it, 0.1548 (0.48 nats better on the test set).
     "pixelcnn_binarized_mnist": (
         "train_mnist",
-        "--model pixelcnn --num-layers 15 --width 32 --batch-size 64 "
-        "--epochs 60 --steps-per-epoch 430 --patience 20 --schedule cosine "
-        "--learning-rate 2e-3 --mixed-precision mixed_bfloat16 "
-        "--dropout 0.1",
+        {
+            "model": "pixelcnn",
+            "num_layers": 15,
+            "width": 32,
+            "batch_size": 64,
+            "epochs": 60,
+            "steps_per_epoch": 430,
+            "patience": 20,
+            "schedule": "cosine",
+            "learning_rate": 0.002,
+            "mixed_precision": "mixed_bfloat16",
+            "dropout": 0.1,
+        },
     ),
     # 15 x 16 with a cosine schedule planned for 80 epochs since the
     # eighth entry of docs/recipes.md: the 7 x 16 run's training loss came
@@ -41,39 +43,86 @@ RECIPES = {
     # run's until this one is better.
     "gated_pixelcnn_binarized_mnist": (
         "train_mnist",
-        "--model gated_pixelcnn --num-layers 15 --width 16 --batch-size 64 "
-        "--epochs 80 --steps-per-epoch 430 --patience 20 --schedule cosine "
-        "--learning-rate 2e-3",
+        {
+            "model": "gated_pixelcnn",
+            "num_layers": 15,
+            "width": 16,
+            "batch_size": 64,
+            "epochs": 80,
+            "steps_per_epoch": 430,
+            "patience": 20,
+            "schedule": "cosine",
+            "learning_rate": 0.002,
+        },
     ),
     # The unconditional recipe, conditioned on the class.
     "gated_pixelcnn_binarized_mnist_conditional": (
         "train_mnist",
-        "--model gated_pixelcnn --num-layers 15 --width 16 --batch-size 64 "
-        "--epochs 80 --steps-per-epoch 430 --patience 20 --schedule cosine "
-        "--learning-rate 2e-3 --conditional",
+        {
+            "model": "gated_pixelcnn",
+            "num_layers": 15,
+            "width": 16,
+            "batch_size": 64,
+            "epochs": 80,
+            "steps_per_epoch": 430,
+            "patience": 20,
+            "schedule": "cosine",
+            "learning_rate": 0.002,
+            "conditional": True,
+        },
     ),
     "row_lstm_binarized_mnist": (
         "train_mnist",
-        "--model row_lstm --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 400 --patience 6 --unroll",
+        {
+            "model": "row_lstm",
+            "num_layers": 7,
+            "width": 16,
+            "batch_size": 64,
+            "epochs": 100,
+            "steps_per_epoch": 400,
+            "patience": 6,
+            "unroll": True,
+        },
     ),
     "diagonal_bilstm_binarized_mnist": (
         "train_mnist",
-        "--model diagonal_bilstm --num-layers 7 --width 16 --batch-size 64 "
-        "--epochs 100 --steps-per-epoch 200 --patience 6",
+        {
+            "model": "diagonal_bilstm",
+            "num_layers": 7,
+            "width": 16,
+            "batch_size": 64,
+            "epochs": 100,
+            "steps_per_epoch": 200,
+            "patience": 6,
+        },
     ),
     "pixelcnn_cifar10": (
         "train_cifar",
-        "--model pixelcnn --num-layers 3 --width 48 --batch-size 16 "
-        "--epochs 100 --steps-per-epoch 1000 --patience 6",
+        {
+            "model": "pixelcnn",
+            "num_layers": 3,
+            "width": 48,
+            "batch_size": 16,
+            "epochs": 100,
+            "steps_per_epoch": 1000,
+            "patience": 6,
+        },
     ),
     # PixelCNN++ small enough for one CPU core: one gated residual block
     # per resolution and stream, 32 filters (34 img/s training on one
     # core of an AMD EPYC, batch 16), no dropout for a run of hours.
     "pixelcnn_pp_cifar10": (
         "train_cifar",
-        "--model pixelcnn_pp --num-layers 1 --width 32 --num-mixtures 10 "
-        "--batch-size 16 --epochs 100 --steps-per-epoch 1000 --patience 6 "
-        "--ema 0.999",
+        {
+            "model": "pixelcnn_pp",
+            "num_layers": 1,
+            "width": 32,
+            "num_mixtures": 10,
+            "batch_size": 16,
+            "epochs": 100,
+            "steps_per_epoch": 1000,
+            "patience": 6,
+            "ema": 0.999,
+        },
     ),
 }

@@ -26,6 +26,7 @@ import numpy as np
 
 from pixel_models.quality import classifiers, features
 from pixel_models.quality.store import ClassifierPreset
+from pixel_models.runs import BACKUP, HISTORY, RunFolder
 from pixel_models.training import machine
 
 RECIPES = {
@@ -191,9 +192,9 @@ def train(
         train_data,
         epochs=epochs,
         callbacks=[
-            keras.callbacks.BackupAndRestore(os.path.join(log_dir, "backup")),
+            keras.callbacks.BackupAndRestore(RunFolder(log_dir).path(BACKUP)),
             keras.callbacks.CSVLogger(
-                os.path.join(log_dir, "history.csv"), append=True
+                RunFolder(log_dir).path(HISTORY), append=True
             ),
         ],
         verbose=2,

@@ -10,6 +10,8 @@ atomically and is their only reader.
 import json
 import os
 
+from pixel_models.runs import replacing, write_json
+
 PRESETS_DIR = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "presets"
 )
@@ -89,15 +91,10 @@ class ClassifierPreset:
         plain = keras.Model.from_config(model.get_config())
         plain.set_weights(model.get_weights())
         # Written beside, then renamed over: a crash keeps the old file.
-        partial = os.path.join(self.folder, "model.partial.keras")
-        plain.save(partial)
-        os.replace(partial, self.model_path)
+        with replacing(self.model_path) as partial:
+            plain.save(partial)
         card = {**card, "sha256": sha256(self.model_path)}
-        partial = f"{self.card_path}.partial"
-        with open(partial, "w") as f:
-            json.dump(card, f, indent=2)
-            f.write("\n")
-        os.replace(partial, self.card_path)
+        write_json(self.card_path, card)
         return card
 
 
