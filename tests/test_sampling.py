@@ -378,3 +378,40 @@ def test_fast_equals_naive_under_mixed_precision(policy, family):
     np.testing.assert_allclose(
         again[:, 0, 0, 0], own[:, 0, 0, 0], atol=0.15, rtol=0.05
     )
+
+
+@pytest.mark.parametrize("family", ["pixelcnn", "pixelcnn_pp"])
+def test_each_familys_sampler_implements_the_one_contract(family):
+    # The compiled row and the entropy coder's stepper drive every
+    # sampler through these steps alone: each sampler implements them.
+    from pixel_models.sampling import fast_sampler
+    from pixel_models.sampling.contract import OnePixelSampler
+
+    kwargs = {"num_layers": 1, "width": 6}
+    if family == "pixelcnn_pp":
+        kwargs["num_mixtures"] = 2
+    keras.utils.set_random_seed(0)
+    model = build_model(family, (4, 4, 3), 4, **kwargs)
+    sampler = fast_sampler(model)
+    assert isinstance(sampler, OnePixelSampler)
+    steps = ("initial", "start_row", "pixel_pass", "log_probs")
+    steps += ("end_pixel", "kept", "end_row")
+    for name in steps:
+        assert getattr(type(sampler), name) is not getattr(
+            OnePixelSampler, name
+        ), name
+    # One pixel through the steps, eagerly, as the docstrings give them.
+    constants = sampler.constants([])
+    state = sampler.initial(2, constants)
+    context, carry, columns = sampler.start_row(constants, state, 0)
+    column = keras.tree.map_structure(lambda t: t[0], columns)
+    here = keras.ops.zeros((2, 3))
+    pixel = sampler.pixel_pass(constants, context, carry, column, here, 0)
+    log_probs = sampler.log_probs(pixel, here, 0)
+    assert tuple(log_probs.shape) == (2, 4)
+    carry = sampler.end_pixel(constants, context, carry, column, here, pixel)
+    kept = sampler.kept(carry)
+    # As if every pixel of the row (4) had kept the same: the state after.
+    kept = keras.tree.map_structure(lambda t: keras.ops.stack([t] * 4), kept)
+    after = sampler.end_row(constants, context, carry, kept)
+    keras.tree.assert_same_structure(after, state)

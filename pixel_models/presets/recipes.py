@@ -3,10 +3,11 @@
 A recipe is data: a training script and the `RunConfig` settings it
 gives (`presets.table.RECIPES`; `recipe_flags` spells them as the flags
 of `examples/train_mnist.py` and `examples/train_cifar.py`). Long runs go
-on across sessions: `train` runs the recipe in a run folder, and the same command
-goes on from where the folder's run stopped (see `train`). `export` scores
-the run's best checkpoint (by validation NLL) on the test set and writes
-the preset: `model.keras` (without optimizer state) and its `card.json`.
+on across sessions: `train` runs the recipe in a run folder, and the same
+command goes on from where the folder's run stopped (see `train`).
+`export` scores the run's best checkpoint (by validation NLL) on the test
+set and writes the preset: `model.keras` (without optimizer state) and
+its `card.json`.
 
 Example:
     python -m pixel_models.presets.recipes train pixelcnn_binarized_mnist \\

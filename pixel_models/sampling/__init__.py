@@ -27,9 +27,13 @@ the same weights (`float32_model`).
 
 The package, by concern: `draw` (inverse-CDF draws, shared by both
 samplers), `precision` (the float32 copy), `naive` (the reference),
-`plan` (the model's graph, split by what varies with the pixels),
-`fast` (the compiled row), `shifted` (the fast sampler of networks that
-change resolution: PixelCNN++) and `compile` (one way per backend).
+`contract` (the model's graph, and `OnePixelSampler`: the one-pixel
+steps every fast sampler implements, and the compiled row that drives
+them), `plan` and `fast` (the fast sampler of every family but one: its
+graph split by what varies with the pixels, and its steps),
+`shifted_plan` and `shifted` (the same for networks that change
+resolution: PixelCNN++), `stepper` (the steps driven one sub-pixel at a
+time, for the entropy coder) and `compile` (one way per backend).
 Input checks shared with `pixel_models.evaluation` live in
 `pixel_models.inputs`; the public
 functions (`sample`, `sample_with_logits`, `complete`) are here.
@@ -49,10 +53,10 @@ from pixel_models.inputs import (
     model_levels,
     num_classes,
 )
+from pixel_models.sampling.contract import model_graph
 from pixel_models.sampling.draw import draw
 from pixel_models.sampling.fast import fast_sampler, sample_fast
 from pixel_models.sampling.naive import sample_naive
-from pixel_models.sampling.plan import model_graph
 from pixel_models.sampling.precision import float32_model
 
 METHODS = ("fast", "naive")

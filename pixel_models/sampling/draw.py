@@ -7,8 +7,6 @@ inside the compiled row of the fast one: equal noise, equal draws.
 import numpy as np
 from keras import ops
 
-from pixel_models.logistic_mixture import channel_log_probs
-
 
 def draw(logits, noise, temperature=1.0, top_p=None):
     """Draws values from logits by inverse CDF of the given uniform noise.
@@ -80,29 +78,3 @@ def _cumsum(p):
     )
     cdf = ops.reshape(inner + offsets[:, :, None], (-1, block * block))
     return cdf[:, :levels]
-
-
-def draw_pixel(params, noise, given, mask, levels, options):
-    """Draws a pixel's channels in order from a logistic mixture's
-    parameters at the pixel, `(n, P)`: each channel from its exact
-    distribution given the channels drawn before it.
-
-    Args:
-        noise, given: `(n, C)`; `mask`: `(n,)`, where `given` is kept.
-        options: `(temperature, top_p, ...)`.
-
-    Returns:
-        `(pixel (n, C), log-probabilities (n, C, levels))`.
-    """
-    temperature, top_p = options[:2]
-    n, channels = noise.shape
-    here = ops.zeros((n, channels), "float32")
-    channel = ops.arange(channels)
-    log_probs = []
-    for c in range(channels):
-        out = channel_log_probs(params, here, c, levels)
-        log_probs.append(out)
-        v = draw(out, noise[:, c], temperature, top_p)
-        v = ops.where(mask, given[:, c], ops.cast(v, "float32"))
-        here = ops.where(channel == c, v[:, None], here)
-    return here, ops.stack(log_probs, axis=1)

@@ -3,7 +3,9 @@
 The work a layer can do for a whole row runs once per row; then a loop
 over the row's pixels runs every layer at one pixel (`keras.ops.scan`
 inside `tf.function` with XLA on TensorFlow, `jax.jit` on JAX; PyTorch
-runs it eagerly).
+runs it eagerly; the row: `OnePixelSampler.row`). `fast_sampler` picks
+a model's sampler, `FastSampler` here or, for networks that change
+resolution, `shifted.ShiftedSampler`; `sample_fast` runs either.
 """
 
 import weakref
@@ -13,13 +15,12 @@ import numpy as np
 from keras import ops
 
 from pixel_models.inputs import mixture_levels
-from pixel_models.layers.steps import PixelInput, scan, stock_pixel_step
+from pixel_models.layers.steps import PixelInput, stock_pixel_step
 from pixel_models.logistic_mixture import channel_log_probs
-from pixel_models.sampling.compile import compile_for_backend
-from pixel_models.sampling.draw import draw
 from pixel_models.sampling.plan import SamplerPlan
 from pixel_models.sampling.precision import float32_model
-from pixel_models.sampling.shifted import ShiftedSampler, uses_shifted_layers
+from pixel_models.sampling.shifted import ShiftedSampler
+from pixel_models.sampling.shifted_plan import uses_shifted_layers
 
 
 def _push(buffer, value):
@@ -29,17 +30,58 @@ def _push(buffer, value):
 
 
 class FastSampler(SamplerPlan):
-    """The fast sampler of one model: its plan and compiled row function.
+    """The fast sampler of one model: its plan and its one-pixel steps
+    (`OnePixelSampler`), every layer at the pixel once per colour (once
+    in all for a mixture head, whose channels come from its parameters).
 
     Built once per model (and kept while the model lives), compiled once
     per batch size and drawing setting.
     """
 
-    # The compiled row -------------------------------------------------
+    # The one-pixel steps ---------------------------------------------
 
-    def _pixel(self, here, left, carries, columns, constants, states, c):
-        """Every layer at the current pixel: values by key, new carries,
-        and the logits of colour c, `(n, levels)`."""
+    def start_row(self, constants, state, row):
+        """The layers' whole-row work for row `row`.
+
+        Returns `(context, carry, columns)`: the context holds the rows
+        above and the layers' states; the carry, each map's values left
+        of the pixel and the layers' carries; the columns, the layers'
+        columns (`(W, n, ...)`).
+        """
+        above = dict(state["above"])
+        states, columns, late_keys = {}, {}, set()
+        for layer, in_keys, out_keys in self.steps:
+            name = layer.name
+            inputs = self.row_inputs(in_keys, above, constants)
+            if hasattr(layer, "pixel_row"):
+                states[name], columns[name], late = layer.pixel_row(
+                    inputs, state["states"][name], state["carries"][name], row
+                )
+                for index, value in late.items():
+                    late_keys.add(out_keys[index])
+                    if out_keys[index] in above:
+                        above[out_keys[index]] = _push(
+                            above[out_keys[index]], value
+                        )
+            else:
+                states[name], columns[name] = state["states"][name], {}
+        lefts = {
+            k: ops.zeros((v.shape[0], self.reach, v.shape[-1]), v.dtype)
+            for k, v in above.items()
+            if k not in late_keys
+        }
+        starts = state["starts"]
+        context = {"above": above, "states": states, "starts": starts}
+        first = lambda t: ops.moveaxis(t, 1, 0)  # noqa: E731
+        columns = keras.tree.map_structure(first, columns)
+        return context, (lefts, starts), columns
+
+    def pixel_pass(self, constants, context, carry, column, here, c):
+        """Every layer at the pixel: `(values, new_carries, out)`, every
+        layer's output there, its carry to the next pixel, and colour
+        `c`'s logits (a mixture head's parameters, every channel's)."""
+        left, carries = carry
+        states = context["states"]
         values = {self.pixels: here}
         new_carries = {}
         steps = self.steps
@@ -51,7 +93,7 @@ class FastSampler(SamplerPlan):
                 out, new_carries[layer.name] = layer.pixel_step(
                     inputs,
                     states[layer.name],
-                    columns[layer.name],
+                    column[layer.name],
                     carries[layer.name],
                 )
             else:
@@ -72,11 +114,18 @@ class FastSampler(SamplerPlan):
         logits = layer.pixel_step_slice(
             PixelInput(values[in_key], left.get(in_key)),
             states[layer.name],
-            columns[layer.name],
+            column[layer.name],
             c * levels,
             levels,
         )
         return values, new_carries, logits
+
+    def log_probs(self, pixel, here, c):
+        """Colour `c`'s logits; a mixture's log-probabilities."""
+        out = pixel[2]
+        if self.mixture:
+            out = channel_log_probs(out, here, c, self.model_levels)
+        return out
 
     def _refresh(self, values, here, left, constants):
         """Stock layers again, after the pixel's last colour is drawn.
@@ -98,123 +147,32 @@ class FastSampler(SamplerPlan):
             values[out_keys[0]] = stock_pixel_step(layer, inputs)
         return values
 
-    def row_start(self, constants, state, row, n):
-        """The layers' whole-row work for row `row`: `(above, states,
-        columns, lefts)`, what the row's pixels need."""
-        above = dict(state["above"])
-        states, columns, late_keys = {}, {}, set()
-        for layer, in_keys, out_keys in self.steps:
-            name = layer.name
-            inputs = self.row_inputs(in_keys, above, constants)
-            if hasattr(layer, "pixel_row"):
-                states[name], columns[name], late = layer.pixel_row(
-                    inputs, state["states"][name], state["carries"][name], row
-                )
-                for index, value in late.items():
-                    late_keys.add(out_keys[index])
-                    if out_keys[index] in above:
-                        above[out_keys[index]] = _push(
-                            above[out_keys[index]], value
-                        )
-            else:
-                states[name], columns[name] = state["states"][name], {}
-        lefts = {
-            k: ops.zeros((n, self.reach, v.shape[-1]), v.dtype)
-            for k, v in above.items()
-            if k not in late_keys
-        }
-        return above, states, columns, lefts
-
-    def channel_logits(self, pixel_state, constants, states, here, c):
-        """Colour `c`'s logits (a mixture's: its log-probabilities) at
-        the pixel, given the pixel's earlier colours `here` `(n, C)`.
-
-        `pixel_state` is `(left, carries, column)`. Returns `(values,
-        new_carries, logits (n, levels))`.
-        """
-        left, carries, column = pixel_state
-        values, new_carries, out = self._pixel(
-            here, left, carries, column, constants, states, c
-        )
-        if self.mixture:
-            out = channel_log_probs(out, here, c, self.model_levels)
-        return values, new_carries, out
-
-    def pixel_end(self, pixel_state, constants, values, here):
-        """After the pixel's last colour: `(left, kept)`, the next pixel's
-        left values and the pixel's values of the kept maps."""
-        left = pixel_state[0]
+    def end_pixel(self, constants, context, carry, column, here, pixel):
+        """After the pixel's last colour: the next pixel's left values
+        and the layers' carries."""
+        values, new_carries, _ = pixel
+        left = carry[0]
         values = self._refresh(values, here, left, constants)
-        new_left = {k: _push(b, values[k]) for k, b in left.items()}
-        return new_left, {k: values[k] for k in left}
+        return {k: _push(b, values[k]) for k, b in left.items()}, new_carries
 
-    def row_end(self, above, states, kept, carries):
-        """The state after the row: `kept` and `carries` stacked over the
-        row's pixels on axis 1."""
-        above = dict(above)
+    def kept(self, carry):
+        """The pixel's values of the kept maps (the last of its left
+        values), and the layers' carries."""
+        left, carries = carry
+        return {k: b[:, -1] for k, b in left.items()}, carries
+
+    def end_row(self, constants, context, carry, kept):
+        """The state after the row: the pixels' kept values pushed onto
+        the rows above, their carries stacked on axis 1."""
+        last = lambda t: ops.moveaxis(t, 0, 1)  # noqa: E731
+        kept, carries = keras.tree.map_structure(last, kept)
+        above = dict(context["above"])
         for k, value in kept.items():
             above[k] = _push(above[k], value)
-        return {"above": above, "states": states, "carries": carries}
-
-    def row(self, constants, starts, state, row, noise, given, mask, options):
-        """Samples one row. `noise`, `given`: `(n, W, C)`; `mask`: `(n, W)`.
-
-        Returns `(state, pixels (n, W, C), logits (n, W, C, levels))`.
-        """
-        temperature, top_p, keep_logits = options
-        n, channels = noise.shape[0], self.channels
-        above, states, columns, lefts = self.row_start(constants, state, row, n)
-        first = lambda t: ops.moveaxis(t, 1, 0)  # noqa: E731
-        xs = (
-            keras.tree.map_structure(first, columns),
-            first(noise),
-            first(given),
-            first(mask),
-        )
-        channel = ops.arange(channels)
-
-        def pixel(carry, x):
-            left, carries = carry
-            column, noise_j, given_j, mask_j = x
-            here = ops.zeros((n, channels), "float32")
-            logits = []
-            for c in range(channels):
-                # A mixture head's parameters see nothing of the pixel:
-                # one pass gives them, and its channels are drawn from them.
-                if c == 0 or not self.mixture:
-                    values, new_carries, out = self._pixel(
-                        here, left, carries, column, constants, states, c
-                    )
-                    params = out
-                if self.mixture:
-                    out = channel_log_probs(params, here, c, self.model_levels)
-                logits.append(out)
-                v = draw(out, noise_j[:, c], temperature, top_p)
-                v = ops.where(mask_j, given_j[:, c], ops.cast(v, "float32"))
-                here = ops.where(channel == c, v[:, None], here)
-            new_left, kept = self.pixel_end(
-                (left, carries, column), constants, values, here
-            )
-            ys = (here, kept, new_carries)
-            if keep_logits:
-                ys = ys + (ops.stack(logits, axis=1),)
-            return (new_left, new_carries), ys
-
-        _, ys = scan(pixel, (lefts, starts), xs)
-        last = lambda t: ops.moveaxis(t, 0, 1)  # noqa: E731
-        pixels, kept, carries = keras.tree.map_structure(last, ys[:3])
-        state = self.row_end(above, states, kept, carries)
-        logits = last(ys[3]) if keep_logits else None
-        return state, pixels, logits
-
-    def compiled_row(self, n, options):
-        """`row` compiled for the backend, once per batch size and options."""
-        key = (n, *options)
-        if key not in self.compiled:
-            self.compiled[key] = compile_for_backend(
-                lambda *args: self.row(*args, options), self.model()
-            )
-        return self.compiled[key]
+        return {
+            "above": above, "states": context["states"],
+            "carries": carries, "starts": context["starts"],
+        }  # fmt: skip
 
 
 class no_grad:
@@ -280,12 +238,11 @@ def sample_fast(
             if v is not None
         ]
         constants = sampler.constants(values)
-        state, starts = sampler.initial(n, constants)
+        state = sampler.initial(n, constants)
         run = sampler.compiled_row(n, (temperature, top_p, keep_logits))
         for i in range(height):
             state, x, out = run(
                 constants,
-                starts,
                 state,
                 ops.convert_to_tensor(i, "int32"),
                 ops.convert_to_tensor(noise[:, i], "float32"),
