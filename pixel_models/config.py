@@ -163,7 +163,7 @@ def parse_flags(words, script="train_mnist", defaults=None, parser=None):
         parser = add_training_arguments(
             argparse.ArgumentParser(prog=script), **SCRIPTS[script]
         )
-    if defaults is not None:
+    if defaults is not None:  # over the parser's own (it is changed)
         parser.set_defaults(**defaults.to_dict())
     return RunConfig(**vars(parser.parse_args(list(words))))
 
@@ -175,7 +175,7 @@ def to_flags(values):
         flag = "--" + name.replace("_", "-")
         if value is True:
             words.append(flag)
-        elif value not in (False, None):
+        elif value is not False and value is not None:
             words += [flag, str(value)]
     return words
 

@@ -190,7 +190,7 @@ class RunFolder:
             return []
         with open(path, newline="") as f:
             return [
-                {key: float(value) for key, value in row.items() if value}
+                {key: _number(value) for key, value in row.items() if value}
                 for row in csv.DictReader(f)
             ]
 
@@ -388,6 +388,7 @@ class RunFolder:
             or config.restart_learning_rate is not None
             or config.schedule == "plateau"
             or not os.path.exists(saved)
+            or not os.path.isfile(config.resume)  # loading it says why
             or not os.path.samefile(config.resume, saved)
         ):
             return {}
@@ -401,16 +402,19 @@ class RunFolder:
     # -- writing ----------------------------------------------------------
 
     def begin(self, session, arguments, learning_rate, machine):
-        """Writes down the session before it trains: clears the history
-        of an earlier run (a new run in an old folder), records the
-        session and its plan, and a new run's arguments (a dict).
+        """Writes down the session before it trains: clears the records
+        of an earlier run (a new run in an old folder: its history,
+        sessions, added flags, results), records the session and its
+        plan, and a new run's arguments (a dict).
 
         Returns:
             The plan written (`Session.plan`).
         """
         os.makedirs(self.path(os.path.dirname(BEST)), exist_ok=True)
-        if session.kind == "new" and os.path.exists(self.path(HISTORY)):
-            os.remove(self.path(HISTORY))
+        if session.kind == "new":
+            for name in (HISTORY, SESSIONS, ADDED_FLAGS, RESULTS):
+                if os.path.exists(self.path(name)):
+                    os.remove(self.path(name))
         self.record_session(session.from_epoch, machine)
         if session.kind == "new":
             write_json(self.path(RUN_ARGS), arguments)
@@ -443,7 +447,9 @@ class RunFolder:
             ADDED_FLAGS,
             {
                 "from_epoch": int(rows[-1]["epoch"]) + 1 if rows else 0,
-                "images_seen": int(rows[-1]["images_seen"]) if rows else 0,
+                "images_seen": int(rows[-1].get("images_seen", 0))
+                if rows
+                else 0,
                 "flags": " ".join(flags),
             },
         )
@@ -454,6 +460,15 @@ class RunFolder:
 
     def _append(self, name, record):
         write_json(self.path(name), [*read_json(self.path(name), []), record])
+
+
+def _number(text):
+    """A history cell as a float (CSVLogger writes numbers; anything else
+    a callback logged stays text)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def check_lr_patience(patience, schedule):

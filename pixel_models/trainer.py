@@ -58,7 +58,7 @@ def run_training(config, callbacks=()):
         seconds of training).
     """
     if not isinstance(config, RunConfig):
-        config = RunConfig.from_dict(dict(config))
+        config = RunConfig(**config)
     _check_flags(config)
     # Where each folder's session goes on from, before anything is
     # loaded: a run that cannot resume is refused with nothing written.
@@ -69,8 +69,9 @@ def run_training(config, callbacks=()):
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         make_deterministic()
-    first_pass = max(session.from_epoch for session in sessions.values())
-    splits = _load_splits(config, first_pass)
+    # The first folder's: a Multi-Scale run's large stage loads its own.
+    first = next(iter(sessions.values()))
+    splits = _load_splits(config, first.from_epoch)
     if config.quality_every:
         callbacks = [*callbacks, _quality_callback(config, splits)]
     if config.multiscale is not None:
@@ -134,7 +135,11 @@ def fit_run(
         train, num_train, config.batch_size, config.steps_per_epoch
     )
     rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    plan = folder.begin(session, config.to_dict(), rate, machine())
+    # Every value checked before the session is written down.
+    schedule = _schedule(session.plan(rate))
+    time_budget = time_budget or config.time_budget
+    budget = [TimeBudget(time_budget)] if time_budget else []
+    folder.begin(session, config.to_dict(), rate, machine())
     _announce(folder, session)
     callbacks = make_callbacks(
         folder.log_dir,
@@ -144,11 +149,9 @@ def fit_run(
         images_per_epoch=steps_per_epoch * config.batch_size,
         sample_condition=sample_condition,
         averaged=config.ema is not None,
-        schedule=_schedule(plan),
-    ) + list(extra_callbacks)
-    time_budget = time_budget or config.time_budget
-    if time_budget:
-        callbacks.append(TimeBudget(time_budget))
+        schedule=schedule,
+        session=session,
+    ) + [*extra_callbacks, *budget]
     start = time.perf_counter()
     fit = dict(
         epochs=session.final_epoch,
@@ -185,7 +188,8 @@ def _announce(folder, session):
             f"Resuming {folder.log_dir} after epoch {session.from_epoch} "
             f"(killed part-way), to epoch {session.final_epoch}"
         )
-    if session.kind == "continued" and session.cosine:
+    kept = session.schedule.get("peak_learning_rate") is not None
+    if session.kind == "continued" and session.cosine and kept:
         print(
             "Going on along the cosine schedule planned from epoch "
             f"{session.schedule['first_epoch']} to {session.final_epoch}"
@@ -268,6 +272,9 @@ def run_multiscale(config, splits, strategy, sessions, callbacks=()):
     test, num_test, split_name = scored_split(splits)
     for stage in STAGES:
         large = stage == "large"
+        if sessions[stage].from_epoch != sessions["small"].from_epoch:
+            # Its training passes go on from its own backup's.
+            splits = _load_splits(config, sessions[stage].from_epoch)
         with strategy.scope():
             model = _stage_model(config, splits, stage, small_shape)
         print(

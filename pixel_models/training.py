@@ -225,6 +225,7 @@ def make_callbacks(
     sample_condition=None,
     averaged=False,
     schedule=None,
+    session=None,
 ):
     """The standard callbacks of a training run, all writing to its run
     folder `log_dir` (the files are `pixel_models.runs`'s constants):
@@ -262,6 +263,9 @@ def make_callbacks(
         schedule: a function `(epoch, learning_rate) -> learning_rate`
             (`cosine_schedule`, say) that sets each epoch's rate
             (`LearningRateScheduler`) in place of ReduceLROnPlateau.
+        session: the run's `runs.Session`, whose earlier hours and best
+            validation loss the counters and the checkpoint start from;
+            None reads them from the folder's history.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -272,7 +276,11 @@ def make_callbacks(
     callbacks = []
     if images_per_epoch:
         # First, so that every later callback sees the counters.
-        hours = folder.last_logged("train_hours")
+        hours = (
+            folder.last_logged("train_hours")
+            if session is None
+            else session.earlier_hours
+        )
         callbacks.append(RunCounters(images_per_epoch, hours))
     callbacks += [
         keras.callbacks.TerminateOnNaN(),
@@ -281,7 +289,11 @@ def make_callbacks(
             monitor="val_loss",
             save_best_only=True,
             # A resumed run keeps the best of its earlier epochs.
-            initial_value_threshold=folder.best_logged("val_loss"),
+            initial_value_threshold=(
+                folder.best_logged("val_loss")
+                if session is None
+                else session.best_val_loss
+            ),
         ),
         (
             keras.callbacks.LearningRateScheduler(schedule)

@@ -90,11 +90,13 @@ def test_a_new_run_starts_at_zero_and_clears_an_old_history(tmp_path):
     )
     assert session.final_epoch == 4 and session.schedule == {}
     history(tmp_path, 3)  # an earlier run's, in the same folder
+    folder.record_flags(["--binarization", "dynamic"])
+    folder.record_session(0, "M")
     session = folder.session(config(epochs=4))
     assert session.earlier_hours == 0.0 and session.best_val_loss is None
     plan = folder.begin(session, {"epochs": 4}, 1e-3, "M")
     assert plan == {"final_epoch": 4}
-    assert folder.history() == []
+    assert folder.history() == [] and folder.added_flags() == []
     assert folder.first_arguments() == {"epochs": 4}
     assert [s["from_epoch"] for s in folder.sessions()] == [0]
     assert folder.plan() == {"final_epoch": 4}
@@ -192,7 +194,7 @@ def test_an_unfinished_cosine_plan_is_kept_unless_restarted(tmp_path):
 
 def test_a_killed_multiscale_stage_gives_the_first_pass_of_its_own(tmp_path):
     """Each stage resumes from its own backup (LOG_DIR/small/backup, not
-    LOG_DIR/backup): the data's first pass is the killed stage's."""
+    LOG_DIR/backup), and its training data go on from its own pass."""
     kill(tmp_path / "small", 3)
     kill(tmp_path, 7)  # a stray backup beside the stages: not theirs
     folder = RunFolder(tmp_path)
@@ -201,7 +203,7 @@ def test_a_killed_multiscale_stage_gives_the_first_pass_of_its_own(tmp_path):
     assert sessions["small"].kind == "killed"
     assert sessions["small"].from_epoch == 3
     assert sessions["large"].kind == "new"
-    assert max(s.from_epoch for s in sessions.values()) == 3
+    assert sessions["large"].from_epoch == 0
     assert folder.stage_sessions(config())[None].from_epoch == 7
     with pytest.raises(ValueError, match="name must be one of"):
         folder.stage("medium")
@@ -374,6 +376,13 @@ def test_json_is_written_atomically(tmp_path, monkeypatch):
     assert runs.read_json(path) == {"x": 1}  # the old file kept whole
     assert os.listdir(tmp_path / "a") == ["record.json"]
     assert runs.read_json(str(tmp_path / "none.json"), []) == []
+
+
+def test_a_cell_that_is_no_number_stays_text(tmp_path):
+    write(str(tmp_path / runs.HISTORY), "epoch,loss,note\n0,0.5,fast\n")
+    assert RunFolder(tmp_path).history() == [
+        {"epoch": 0.0, "loss": 0.5, "note": "fast"}
+    ]
 
 
 def test_flag_values_reads_both_spellings():

@@ -5,7 +5,7 @@
 """
 
 from pixel_models.cli.arguments import in_flag_terms, make_parser
-from pixel_models.config import RunConfig
+from pixel_models.config import parse_flags
 from pixel_models.trainer import run_training
 
 
@@ -25,7 +25,7 @@ def run_script(description, argv, **kwargs):
         The results dict of `run_training`.
     """
     parser = make_parser(description, **kwargs)
-    config = RunConfig(**vars(parser.parse_args(argv)))
+    config = parse_flags(argv, parser=parser)
     try:
         return run_training(config)
     except (ValueError, FileNotFoundError) as error:

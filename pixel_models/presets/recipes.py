@@ -101,7 +101,10 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
     check_name(name)
     folder = RunFolder(log_dir)
     flags = list(extra)
-    carried = folder.carried_flags(flags)
+    killed = folder.killed_after() is not None
+    # Only a run that goes on carries what its earlier sessions added.
+    going_on = killed or folder.finished()
+    carried = folder.carried_flags(flags) if going_on else []
     if carried:
         print(f"Going on with {' '.join(carried)}, as an earlier session added")
     # The carried flags first, so that any flag given now wins; recorded
@@ -111,7 +114,6 @@ def train(name, log_dir, data_dir=None, minutes=None, extra=()):
         extra += ["--data-dir", data_dir]
     if minutes:
         extra += ["--time-budget", str(minutes)]
-    killed = folder.killed_after() is not None
     if folder.finished():
         print(f"Training {folder.path(MODEL)} on")
         extra += ["--resume", folder.path(MODEL)]
@@ -156,10 +158,10 @@ def run_config(name, folder):
     return RunConfig.from_dict(arguments)
 
 
-def run_binarization(folder):
+def run_binarization(folder, config):
     """How the run's training images were binarized last: the last
-    `--binarization` a session added, else the run's own."""
-    return RunConfig.from_dict(folder.arguments()).binarization
+    `--binarization` a session added, else the run's own (`config`)."""
+    return folder.added_value("--binarization") or config.binarization
 
 
 def as_family_class(model, family, builder_arguments):
@@ -250,7 +252,7 @@ def export(name, log_dir, out_dir=None, data_dir=None, first=500):
         # average is what validation chose the epoch by.
         use_averaged_weights(model)
     # Read from the run's records once, for the scoring and the card.
-    binarization = run_binarization(folder)
+    binarization = run_binarization(folder, config)
     data_dir = data_dir or config.data_dir
     results, splits = _score_test(model, config, data_dir, first, binarization)
     preset = os.path.join(out_dir or os.path.dirname(__file__), name)
