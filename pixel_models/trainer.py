@@ -450,19 +450,27 @@ def _resumed_model(config, splits):
 
 def _new_model(config, splits):
     """The model the flags describe, compiled."""
-    model = models.build_model(
+    model = _built_model(
+        config, splits, splits.image_shape, **_likelihood_arguments(config)
+    )
+    _compile(model, config)
+    return model
+
+
+def _built_model(config, splits, shape, **arguments):
+    """The flags' family and size for images of `shape` (uncompiled),
+    with more of the builder's `arguments`."""
+    return models.build_model(
         config.model,
-        splits.image_shape,
+        shape,
         levels=splits.levels,
         num_layers=config.num_layers,
         width=config.width,
         dropout=config.dropout,
         num_classes=splits.num_classes if config.conditional else None,
         **({"unroll": True} if config.unroll else {}),
-        **_likelihood_arguments(config),
+        **arguments,
     )
-    _compile(model, config)
-    return model
 
 
 def _likelihood_arguments(config):
@@ -512,19 +520,11 @@ def _stage_model(config, splits, stage, small_shape):
             f"{config.output}"
         )
     large = stage == "large"
-    shape = tuple(splits.image_shape)
-    classes = splits.num_classes if config.conditional else None
-    model = models.build_model(
-        config.model,
-        shape if large else small_shape,
-        levels=splits.levels,
-        num_layers=config.num_layers,
-        width=config.width,
-        dropout=config.dropout,
-        num_classes=classes,
-        **({"condition_shape": small_shape} if large else {}),
-        **({"unroll": True} if config.unroll else {}),
-    )
+    if large:
+        shape = tuple(splits.image_shape)
+        model = _built_model(config, splits, shape, condition_shape=small_shape)
+    else:
+        model = _built_model(config, splits, small_shape)
     _compile(
         model, config, **(multiscale.conditional_loss(model) if large else {})
     )
