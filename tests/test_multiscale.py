@@ -401,3 +401,56 @@ def test_training_script_trains_both_stages(tmp_path):
     assert (tmp_path / "grid_small.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         train_mnist.main([*flags[:-2], "--resume", "x.keras"])
+
+
+def test_a_killed_large_stage_trains_on_the_passes_after_its_own(
+    tmp_path, monkeypatch
+):
+    """A Multi-Scale run killed in its large stage: the small stage starts
+    anew from pass 0, and the large stage's training images go on from
+    its own backup's pass (LOG_DIR/large/backup), not LOG_DIR/backup's,
+    so that dynamic binarization draws new images for it."""
+    from pixel_models import trainer
+    from pixel_models.config import RunConfig
+    from pixel_models.runs import BACKUP, BACKUP_RECORD, PLANNED_EPOCHS
+
+    write_mnist(tmp_path / "data" / "mnist.npz", num_train=40, num_test=8)
+    large = tmp_path / "run" / "large"
+    (large / BACKUP).mkdir(parents=True)
+    (large / BACKUP / BACKUP_RECORD).write_text('{"epoch": 3, "batch": 0}')
+    (large / PLANNED_EPOCHS).write_text('{"final_epoch": 5}')
+    passes = []
+    load = trainer._load_splits
+
+    def loaded(config, first_pass):
+        passes.append(first_pass)
+        return load(config, first_pass)
+
+    class Trained(Exception):
+        pass
+
+    def fit_run(model, train, *args, **kwargs):
+        if len(passes) == 2:  # the large stage, on its own splits
+            raise Trained
+        return 0.0
+
+    monkeypatch.setattr(trainer, "_load_splits", loaded)
+    monkeypatch.setattr(trainer, "fit_run", fit_run)
+    monkeypatch.setattr(
+        trainer, "evaluate_nll", lambda *a, **k: {"nats_per_image": 1.0}
+    )
+    config = RunConfig(
+        data_dir=str(tmp_path / "data"),
+        validation_size=8,
+        epochs=5,
+        num_layers=1,
+        width=4,
+        batch_size=8,
+        sample_every=0,
+        multiscale=14,
+        binarization="dynamic",
+        log_dir=str(tmp_path / "run"),
+    )
+    with pytest.raises(Trained):
+        trainer.run_training(config)
+    assert passes == [0, 3]
