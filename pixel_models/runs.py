@@ -201,8 +201,7 @@ class RunFolder:
 
     def best_logged(self, column="val_loss"):
         """The lowest value of `column` in the history (None if none)."""
-        values = [row[column] for row in self.history() if column in row]
-        return min(values) if values else None
+        return _lowest(self.history(), column)
 
     def best_checkpoint(self):
         """`(path, rows)`: the best checkpoint and the history rows.
@@ -337,7 +336,7 @@ class RunFolder:
             final_epoch=final,
             schedule=schedule,
             earlier_hours=hours,
-            best_val_loss=self.best_logged() if keep else None,
+            best_val_loss=_lowest(rows, "val_loss") if keep else None,
         )
 
     def stage_sessions(self, config):
@@ -460,6 +459,12 @@ class RunFolder:
 
     def _append(self, name, record):
         write_json(self.path(name), [*read_json(self.path(name), []), record])
+
+
+def _lowest(rows, column):
+    """The lowest value of `column` in history `rows` (None if none)."""
+    values = [row[column] for row in rows if column in row]
+    return min(values) if values else None
 
 
 def _number(text):
