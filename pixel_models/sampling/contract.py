@@ -239,6 +239,18 @@ class OnePixelSampler:
             known.update(zip(out_keys, keras.tree.flatten(out), strict=True))
         return known
 
+    def given_constants(self, labels=None, condition=None):
+        """`constants` of the model's other inputs, labels as int32 and
+        the small image as float32 whatever their NumPy dtypes: the
+        compiled steps take the constants as arguments, and a new dtype
+        would trace them again."""
+        values = [
+            ops.convert_to_tensor(v, dtype)
+            for v, dtype in ((labels, "int32"), (condition, "float32"))
+            if v is not None
+        ]
+        return self.constants(values)
+
     def row(self, constants, state, row, noise, given, mask, options):
         """Samples row `row`. `noise`, `given`: `(n, W, C)`; `mask`: `(n, W)`,
         where `given` is kept; `options`: `(temperature, top_p,

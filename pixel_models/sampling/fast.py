@@ -232,12 +232,7 @@ def sample_fast(
     bar = keras.utils.Progbar(height * width, verbose=int(progress))
     rows, logits = [], []
     with no_grad():
-        values = [
-            ops.convert_to_tensor(v)
-            for v in (labels, condition)
-            if v is not None
-        ]
-        constants = sampler.constants(values)
+        constants = sampler.given_constants(labels, condition)
         state = sampler.initial(n, constants)
         run = sampler.compiled_row(n, (temperature, top_p, keep_logits))
         for i in range(height):

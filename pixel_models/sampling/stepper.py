@@ -128,12 +128,7 @@ class PixelStepper:
         """
         images = np.zeros((self.n, *self.shape), "float32")
         with no_grad():
-            values = [
-                ops.convert_to_tensor(v)
-                for v in (labels, condition)
-                if v is not None
-            ]
-            constants = self.sampler.constants(values)
+            constants = self.sampler.given_constants(labels, condition)
             state = self.sampler.initial(self.n, constants)
             for i in range(self.shape[0]):
                 state = self._row(choose, images, constants, state, i)
