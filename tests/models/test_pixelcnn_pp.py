@@ -19,16 +19,16 @@ from pixel_models.testing import (
 )
 
 
-def _tiny(shape, levels=256, num_resnet=1, **kwargs):
+def _tiny(shape, levels=256, num_resnet=1, filters=4, num_mixtures=2, **kw):
     keras.utils.set_random_seed(0)
     return PixelCNNPlusPlus(
         shape,
         levels=levels,
         num_resnet=num_resnet,
-        filters=4,
-        num_mixtures=2,
+        filters=filters,
+        num_mixtures=num_mixtures,
         dropout=0.0,
-        **kwargs,
+        **kw,
     )
 
 
@@ -87,17 +87,9 @@ def test_the_network_is_causal_with_no_blind_spot(channels, size, blocks):
 @pytest.mark.every_backend
 def test_every_image_s_probabilities_sum_to_one():
     # Two filters and one logistic a pixel: the 65,536 images cost a
-    # third of what `_tiny`'s four filters and two logistics do (JAX runs
-    # it unoptimised), and a leak breaks the sum all the same.
-    keras.utils.set_random_seed(0)
-    model = PixelCNNPlusPlus(
-        (4, 4, 1),
-        levels=2,
-        num_resnet=1,
-        filters=2,
-        num_mixtures=1,
-        dropout=0.0,
-    )
+    # third of what four filters and two logistics do (JAX runs it
+    # unoptimised), and a leak breaks the sum all the same.
+    model = _tiny((4, 4, 1), levels=2, filters=2, num_mixtures=1)
     images = np.array(list(itertools.product(range(2), repeat=16)), "f4")
     p = np.exp(log_prob(model, images.reshape(-1, 4, 4, 1), batch_size=8192))
     assert p.sum() == pytest.approx(1.0, abs=1e-3)
